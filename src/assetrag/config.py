@@ -1,0 +1,87 @@
+"""One `Settings` object: every knob of assetrag, read from arguments and the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from assetrag.errors import ConfigError
+
+DEFAULT_URI = "./assetrag.db"
+DEFAULT_LIBRARY = "assets"
+DEFAULT_MODEL = "auto"
+DEFAULT_CLIP_CHECKPOINT = "openai/clip-vit-base-patch32"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not an integer; set it to a whole number or unset it") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the library lives, which model embeds it and how hard to work.
+
+    `uri`: a file path → Milvus Lite (embedded), `http(s)://host:port` → a Milvus server.
+    `model`: `auto` (CLIP when its weights load, else the offline model), `offline`, `clip`,
+    `clip:<checkpoint dir or hub id>`, or a checkpoint directory / hub id directly.
+    """
+
+    uri: str = DEFAULT_URI
+    library: str = DEFAULT_LIBRARY
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    batch_size: int = 32
+    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    torch_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    token: str | None = None
+    db_name: str | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from `ASSETRAG_*` environment variables, then explicit non-None overrides."""
+        base = cls(
+            uri=os.environ.get("ASSETRAG_URI", DEFAULT_URI),
+            library=os.environ.get("ASSETRAG_LIBRARY", DEFAULT_LIBRARY),
+            model=os.environ.get("ASSETRAG_MODEL", DEFAULT_MODEL),
+            device=os.environ.get("ASSETRAG_DEVICE", "auto"),
+            batch_size=_env_int("ASSETRAG_BATCH_SIZE", 32),
+            workers=_env_int("ASSETRAG_WORKERS", min(4, os.cpu_count() or 1)),
+            torch_threads=_env_int("ASSETRAG_TORCH_THREADS", os.cpu_count() or 1),
+            token=os.environ.get("ASSETRAG_MILVUS_TOKEN") or None,
+            db_name=os.environ.get("ASSETRAG_MILVUS_DB") or None,
+        )
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        settings = replace(base, **clean)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be ≥ 1, got {self.batch_size}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be ≥ 1, got {self.workers}")
+        if not self.library.replace("_", "a").replace("-", "a").isalnum() or not self.library[0].isalpha():
+            raise ConfigError(
+                f"library name {self.library!r} must start with a letter and hold only letters, digits, "
+                "'_' and '-'"
+            )
+
+    @property
+    def is_server(self) -> bool:
+        """True when `uri` points at a Milvus server rather than a Milvus Lite directory."""
+        return self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where assetrag caches derived data (class-name embeddings, thumbnails)."""
+        root = os.environ.get("ASSETRAG_CACHE") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "assetrag"
+        )
+        return Path(root)

@@ -1,0 +1,40 @@
+"""Errors a user can cause, each with a message that says what to do."""
+
+from __future__ import annotations
+
+
+class AssetragError(Exception):
+    """Base class: every user-facing failure of assetrag derives from it."""
+
+
+class ConfigError(AssetragError):
+    """A setting (CLI flag, environment variable) has a value assetrag cannot use."""
+
+
+class ModelUnavailableError(AssetragError):
+    """The requested embedding model cannot be loaded (weights missing, package missing)."""
+
+
+class ModelMismatchError(AssetragError):
+    """A library was built with another embedding model or dimension than the one now in use."""
+
+
+class StoreError(AssetragError):
+    """The Milvus store cannot be opened or answered with an error."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the Milvus Lite data directory."""
+
+
+class BadImageError(AssetragError):
+    """A file cannot be decoded as an image (the message names the file and the reason)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class QueryError(AssetragError):
+    """A search query is malformed (no text and no image, bad filter, bad image)."""
