@@ -1,0 +1,33 @@
+"""assetrag: find images in an asset library by meaning, and ground image generation on them."""
+
+from assetrag.config import Settings
+from assetrag.errors import (
+    AssetragError,
+    BadImageError,
+    ConfigError,
+    ModelMismatchError,
+    ModelUnavailableError,
+    QueryError,
+    StoreError,
+    StoreLockedError,
+)
+from assetrag.ingest import IngestReport
+from assetrag.library import Library
+from assetrag.search import Query, SearchHit
+
+__all__ = [
+    "AssetragError",
+    "BadImageError",
+    "ConfigError",
+    "IngestReport",
+    "Library",
+    "ModelMismatchError",
+    "ModelUnavailableError",
+    "Query",
+    "QueryError",
+    "SearchHit",
+    "Settings",
+    "StoreError",
+    "StoreLockedError",
+]
+__version__ = "0.1.0"

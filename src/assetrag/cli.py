@@ -1,0 +1,246 @@
+"""`assetrag` command line: parse, call the `Library`, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from assetrag.config import Settings
+from assetrag.errors import AssetragError
+from assetrag.library import Library
+
+app = typer.Typer(
+    name="assetrag",
+    help="Find images in your asset library by meaning, and ground image generation on them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    settings: Settings
+
+
+state = _State()
+
+
+@app.callback()
+def _global(
+    uri: Annotated[
+        str | None, typer.Option(help="Milvus Lite path (*.db) or Milvus server URL [env ASSETRAG_URI]")
+    ] = None,
+    library: Annotated[str | None, typer.Option(help="library (collection) name [env ASSETRAG_LIBRARY]")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="auto | offline | clip | clip:<dir or hub id> [env ASSETRAG_MODEL]"),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="images per embedding batch")] = None,
+    workers: Annotated[int | None, typer.Option(help="decode threads")] = None,
+    token: Annotated[str | None, typer.Option(help="Milvus server token (user:password or API key)")] = None,
+    db_name: Annotated[str | None, typer.Option(help="Milvus server database name")] = None,
+) -> None:
+    state.settings = Settings.from_env(
+        uri=uri,
+        library=library,
+        model=model,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        token=token,
+        db_name=db_name,
+    )
+
+
+def _lib() -> Library:
+    return Library(settings=state.settings, announce=lambda msg: err.print(f"[yellow]{msg}[/]"))
+
+
+class RichProgress:
+    """A progress bar with images/s for ingest."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task: Any = None
+
+    def start(self, total: int, description: str) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total, rate="")
+
+    def advance(self, n: int = 1) -> None:
+        self._progress.advance(self._task, n)
+        task = self._progress.tasks[0]
+        speed = task.speed
+        self._progress.update(self._task, rate=f"{speed:.1f} img/s" if speed else "")
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="folders or files to ingest")],
+    collection: Annotated[str | None, typer.Option(help="collection name (default: first folder)")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="tag to add (repeatable)")] = None,
+    prune: Annotated[bool, typer.Option(help="remove entries whose files are gone from disk")] = False,
+    errors: Annotated[Path | None, typer.Option(help="write the per-file errors as JSON here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Add or refresh the images under PATHS (incremental: unchanged files are skipped)."""
+    with _lib() as lib:
+        sink = RichProgress(err) if progress and not as_json else None
+        report = lib.ingest(paths, collection=collection, tags=tag or [], prune=prune, progress=sink)
+    if errors:
+        errors.parent.mkdir(parents=True, exist_ok=True)
+        errors.write_text(json.dumps([e.__dict__ for e in report.errors], indent=2, ensure_ascii=False))
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    out.print(
+        f"scanned {report.scanned} · added {report.added} · updated {report.updated} · "
+        f"unchanged {report.unchanged} · duplicates {report.duplicates} · pruned {report.pruned} · "
+        f"errors {len(report.errors)} · {report.elapsed_s:.1f}s ({report.images_per_s:.1f} img/s)"
+    )
+    if report.missing:
+        out.print(f"[yellow]{report.missing} stored files are gone from disk; run with --prune to remove them[/]")
+    if report.errors:
+        table = Table("file", "problem", title=f"{len(report.errors)} file(s) not ingested", title_justify="left")
+        for e in report.errors[:50]:
+            table.add_row(e.path, e.reason)
+        out.print(table)
+        if len(report.errors) > 50:
+            out.print(f"… and {len(report.errors) - 50} more (use --errors FILE for the full list)")
+
+
+@app.command()
+def search(
+    text: Annotated[str | None, typer.Argument(help="what to look for, in words")] = None,
+    image: Annotated[Path | None, typer.Option("--image", "-i", help="query image (alone or with text)")] = None,
+    k: Annotated[int, typer.Option("-k", "--top", help="number of results")] = 5,
+    collection: Annotated[list[str] | None, typer.Option(help="only these collections")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only assets with this tag")] = None,
+    source: Annotated[str | None, typer.Option(help="ingested | synthetic")] = None,
+    where: Annotated[str | None, typer.Option(help='raw Milvus filter, e.g. \'width > 1000\'')] = None,
+    min_score: Annotated[float | None, typer.Option(help="drop results below this cosine similarity")] = None,
+    text_weight: Annotated[float, typer.Option(help="text share when both text and image are given")] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="print results as JSON")] = False,
+    sheet: Annotated[Path | None, typer.Option(help="write a contact sheet PNG here")] = None,
+) -> None:
+    """Find assets by text, by image, or both."""
+    with _lib() as lib:
+        hits = lib.search(
+            text,
+            image=image,
+            k=k,
+            collection=collection or None,
+            tags=tag or [],
+            source=source,
+            where=where,
+            min_score=min_score,
+            text_weight=text_weight,
+        )
+    title = " + ".join(x for x in (f'"{text}"' if text else "", f"image {image.name}" if image else "") if x)
+    if sheet:
+        from assetrag.render import SheetTile, render_contact_sheet
+
+        render_contact_sheet(
+            title, [SheetTile(Path(h.path), h.filename, h.score) for h in hits], sheet
+        )
+    if as_json:
+        out.print_json(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+    else:
+        table = Table("#", "score", "path", "collection", "tags", title=title, title_justify="left")
+        for h in hits:
+            table.add_row(str(h.rank), f"{h.score:.3f}", h.path, h.collection, ", ".join(h.tags))
+        out.print(table if hits else "no results")
+    if sheet:
+        err.print(f"contact sheet: {sheet.resolve()}")
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """How many assets, which model, which store."""
+    with _lib() as lib:
+        info = lib.stats()
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    for key, value in info.items():
+        out.print(f"[bold]{key}[/]: {value}")
+
+
+@app.command()
+def remove(
+    targets: Annotated[list[str], typer.Argument(help="asset ids, file paths or folders")],
+) -> None:
+    """Remove assets from the library (files on disk are not touched)."""
+    with _lib() as lib:
+        n = lib.remove(targets)
+    out.print(f"removed {n} asset(s)")
+
+
+@app.command()
+def duplicates(
+    threshold: Annotated[float, typer.Option(help="cosine similarity for near-duplicates")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Byte-identical files (one entry, several paths) and near-duplicate images."""
+    with _lib() as lib:
+        found = lib.duplicates(threshold)
+    if as_json:
+        out.print_json(json.dumps(found))
+        return
+    out.print(f"[bold]{len(found['exact'])} exact duplicate group(s)[/]")
+    for g in found["exact"]:
+        out.print("  " + "  =  ".join(g["paths"]))
+    out.print(f"[bold]{len(found['near'])} near-duplicate pair(s) ≥ {threshold}[/]")
+    for p in found["near"]:
+        out.print(f"  {p['score']:.3f}  {p['path_a']}  ~  {p['path_b']}")
+
+
+@app.command()
+def doctor(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Check the model, the store and the versions: what works and what to fix."""
+    from assetrag.doctor import run_checks
+
+    checks = run_checks(state.settings)
+    if as_json:
+        out.print_json(json.dumps([c.__dict__ for c in checks]))
+    else:
+        for c in checks:
+            mark = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}[c.status]
+            out.print(f"{mark} [bold]{c.name}[/]: {c.detail}")
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point: user errors print one clear line and exit 2."""
+    try:
+        app()
+    except AssetragError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

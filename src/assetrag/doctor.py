@@ -1,0 +1,79 @@
+"""`assetrag doctor`: check the model, the store and the versions; say what to fix."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import platform
+from dataclasses import dataclass
+
+from assetrag.config import DEFAULT_CLIP_CHECKPOINT, Settings
+from assetrag.errors import AssetragError
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+
+def _version(pkg: str) -> str:
+    try:
+        return md.version(pkg)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check, in order; none raises."""
+    checks = [
+        Check(
+            "versions",
+            "ok",
+            f"python {platform.python_version()}, assetrag {_version('assetrag')}, torch {_version('torch')}, "
+            f"transformers {_version('transformers')}, pymilvus {_version('pymilvus')}, "
+            f"milvus-lite {_version('milvus-lite')}",
+        )
+    ]
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        checks.append(
+            Check(
+                "device",
+                "ok",
+                f"CUDA: {torch.cuda.get_device_name(0)}" if cuda else f"CPU ({os.cpu_count()} cores), no CUDA",
+            )
+        )
+    except Exception as exc:  # a broken torch install is exactly what doctor is for
+        checks.append(Check("device", "fail", f"torch does not import: {exc}; reinstall torch==2.13.0"))
+
+    from assetrag.library import Library
+
+    lib = Library(settings=settings)
+    try:
+        info = lib.stats()
+        built = f", built with {info['model']} (dim {info['dim']})" if info["exists"] else " (empty: not created yet)"
+        checks.append(Check("store", "ok", f"{info['backend']} at {settings.uri}, library "
+                                            f"{settings.library!r}: {info['count']} assets{built}"))
+    except AssetragError as exc:
+        checks.append(Check("store", "fail", str(exc)))
+        info = None
+
+    from assetrag.embedding import load_embedder
+
+    try:
+        load_embedder(f"clip:{DEFAULT_CLIP_CHECKPOINT}", device="cpu")
+        checks.append(Check("clip", "ok", f"{DEFAULT_CLIP_CHECKPOINT} loads from the local cache"))
+    except AssetragError as exc:
+        checks.append(Check("clip", "warn", f"CLIP weights not available: {exc}"))
+    try:
+        emb = lib.embedder
+        checks.append(Check("model", "ok", f"this library uses {emb.name} (dim {emb.dim})"))
+    except AssetragError as exc:
+        checks.append(Check("model", "fail", str(exc)))
+    finally:
+        lib.close()
+    return checks

@@ -1,0 +1,375 @@
+"""Incremental ingest: scan → hash → decode (parallel) → embed (batched) → upsert, batch by batch.
+
+* unchanged files (same path, size and mtime) are skipped without being read;
+* a file whose bytes are already stored (moved, copied, touched) is a path update — never decoded again;
+* one bad file is recorded with its reason and never stops the run;
+* every batch is written as soon as it is embedded, so a killed run loses at most one batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from assetrag.decode import DEFAULT_MAX_SIDE, Decoded, decode_bytes
+from assetrag.embedding.base import Embedder
+from assetrag.errors import AssetragError, BadImageError
+from assetrag.scan import FileEntry, scan
+from assetrag.store import MAX_PATHS, SCALAR_FIELDS, Store
+
+
+class ProgressSink(Protocol):
+    """Where ingest reports progress (the CLI draws a bar; the server records it in a job)."""
+
+    def start(self, total: int, description: str) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FileError:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did. `decoded` counts images actually decoded (0 on an unchanged re-run)."""
+
+    scanned: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    pruned: int = 0
+    missing: int = 0
+    decoded: int = 0
+    errors: list[FileError] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    embed_s: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.decoded / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["images_per_s"] = round(self.images_per_s, 2)
+        return out
+
+
+@dataclass
+class _Known:
+    """What the store already holds, indexed for the incremental check."""
+
+    by_path: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # path → (id, size, mtime)
+    ids: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, store: Store) -> _Known:
+        known = cls()
+        for row in store.iterate(fields=("id", "paths", "mtimes", "size")):
+            known.ids.add(row["id"])
+            mtimes = list(row.get("mtimes") or [])
+            for i, p in enumerate(row.get("paths") or []):
+                known.by_path[p] = (row["id"], int(row["size"]), int(mtimes[i]) if i < len(mtimes) else -1)
+        return known
+
+
+@dataclass
+class _Item:
+    entry: FileEntry
+    id: str | None = None
+    decoded: Decoded | None = None
+    error: str | None = None
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Ingestor:
+    """Runs one ingest over a store with an embedder (loaded only if something new must be embedded)."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Callable[[], Embedder],
+        *,
+        batch_size: int = 32,
+        workers: int = 2,
+        max_side: int = DEFAULT_MAX_SIDE,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        self.store = store
+        self._embedder_factory = embedder
+        self._embedder: Embedder | None = None
+        self.batch_size = batch_size
+        self.workers = workers
+        self.max_side = max_side
+        self.progress = progress
+        self._claim_lock = threading.Lock()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self._embedder_factory()
+            self.store.ensure(self._embedder.name, self._embedder.dim)
+        return self._embedder
+
+    def run(
+        self,
+        roots: Sequence[str | Path],
+        *,
+        collection: str | None = None,
+        tags: Sequence[str] = (),
+        prune: bool = False,
+    ) -> IngestReport:
+        t0 = time.perf_counter()
+        report = IngestReport()
+        entries, scan_errors = scan(roots, collection=collection, tags=tags)
+        report.errors.extend(FileError(e.path, e.reason) for e in scan_errors)
+        report.scanned = len(entries)
+        known = _Known.load(self.store) if self.store.model_info() else _Known()
+
+        todo: list[FileEntry] = []
+        for e in entries:
+            hit = known.by_path.get(e.path)
+            if hit and hit[1] == e.size and hit[2] == e.mtime:
+                report.unchanged += 1
+            else:
+                todo.append(e)
+
+        updates = _PathUpdates()
+        # a path that now holds other bytes must leave the record that had it
+        for e in todo:
+            hit = known.by_path.get(e.path)
+            if hit:
+                updates.remove(hit[0], e.path)
+
+        if self.progress:
+            self.progress.start(len(todo), "ingesting")
+        claimed: set[str] = set()
+        batch: list[_Item] = []
+        try:
+            for item in self._prepared(todo, known.ids, claimed):
+                if self.progress:
+                    self.progress.advance(1)
+                if item.error:
+                    report.errors.append(FileError(item.entry.path, item.error))
+                    continue
+                assert item.id is not None
+                if item.decoded is None:  # bytes already stored: a move, copy or touch
+                    updates.add(item.id, item.entry)
+                    if updates.size >= self.batch_size:
+                        self._flush(batch, report)
+                        self._apply(updates, known, report)
+                    continue
+                report.decoded += 1
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    self._flush(batch, report)
+            self._flush(batch, report)
+            seen = {e.path for e in entries}
+            gone = [
+                (path, pid)
+                for path, (pid, _, _) in known.by_path.items()
+                if path not in seen and _under(path, roots) and not os.path.exists(path)
+            ]
+            if prune:
+                for path, pid in gone:
+                    updates.remove(pid, path)
+            else:
+                report.missing = len(gone)
+            self._apply(updates, known, report)
+        finally:
+            if self.progress:
+                self.progress.stop()
+        report.elapsed_s = time.perf_counter() - t0
+        return report
+
+    # -- stages -----------------------------------------------------------------------------------
+
+    def _prepared(self, todo: Sequence[FileEntry], known_ids: set[str], claimed: set[str]) -> Iterable[_Item]:
+        """Read, hash and (for new content only) decode files in worker threads, yielded in order."""
+        window = max(2 * self.batch_size, 4 * self.workers)
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="assetrag-decode") as pool:
+            pending: deque[Future[_Item]] = deque()
+            it = iter(todo)
+            for e in it:
+                pending.append(pool.submit(self._prepare, e, known_ids, claimed))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _prepare(self, entry: FileEntry, known_ids: set[str], claimed: set[str]) -> _Item:
+        item = _Item(entry)
+        try:
+            data = Path(entry.path).read_bytes()
+        except OSError as exc:
+            item.error = f"cannot read the file ({exc.strerror or exc})"
+            return item
+        if not data:
+            item.error = "empty file (0 bytes); re-export or remove it"
+            return item
+        item.id = sha256_bytes(data)
+        with self._claim_lock:
+            is_new = item.id not in known_ids and item.id not in claimed
+            if is_new:
+                claimed.add(item.id)
+        if not is_new:
+            return item
+        try:
+            item.decoded = decode_bytes(data, entry.path, self.max_side)
+        except BadImageError as exc:
+            item.error = exc.reason
+            with self._claim_lock:
+                claimed.discard(item.id)
+        return item
+
+    def _flush(self, batch: list[_Item], report: IngestReport) -> None:
+        """Embed and write a batch; a batch that fails to embed is retried image by image."""
+        if not batch:
+            return
+        t = time.perf_counter()
+        images = [it.decoded.image for it in batch if it.decoded is not None]
+        try:
+            vectors = self.embedder.embed_images(images)
+            good = list(zip(batch, vectors, strict=True))
+        except AssetragError:
+            raise
+        except Exception:
+            good = []
+            for it in batch:
+                try:
+                    assert it.decoded is not None
+                    good.append((it, self.embedder.embed_images([it.decoded.image])[0]))
+                except Exception as exc:
+                    report.errors.append(FileError(it.entry.path, f"the model could not embed it: {exc}"))
+        report.embed_s += time.perf_counter() - t
+        rows = [_new_row(it, vec) for it, vec in good]
+        self.store.upsert(rows)
+        report.added += len(rows)
+        batch.clear()
+
+    def _apply(self, updates: _PathUpdates, known: _Known, report: IngestReport) -> None:
+        """Apply path additions/removals to stored records (one read and one write per record)."""
+        if not updates.size:
+            return
+        ids = list(updates.ids())
+        rows = {r["id"]: r for r in self.store.get(ids, (*SCALAR_FIELDS, "vector"))}
+        upserts: list[dict[str, Any]] = []
+        deletes: list[str] = []
+        for rid in ids:
+            row = rows.get(rid)
+            if row is None:
+                continue
+            adds = updates.adds.get(rid, [])
+            removes = updates.removes.get(rid, set())
+            pairs = [
+                (p, m)
+                for p, m in zip(row.get("paths") or [], row.get("mtimes") or [], strict=False)
+                if p not in removes and p not in {a.path for a in adds}
+            ]
+            # paths that vanished from disk (the file moved) are dropped when a new one arrives
+            if adds:
+                kept = [(p, m) for p, m in pairs if os.path.exists(p)]
+                report.duplicates += len(adds) if kept else len(adds) - 1
+                pairs = kept
+            pairs.extend((a.path, a.mtime) for a in adds)
+            if not pairs:
+                deletes.append(rid)
+                continue
+            pairs = pairs[:MAX_PATHS]
+            moved = pairs[0][0] != row.get("path")
+            row["paths"] = [p for p, _ in pairs]
+            row["mtimes"] = [int(m) for _, m in pairs]
+            row["path"] = pairs[0][0]
+            row["mtime"] = int(pairs[0][1])
+            row["filename"] = os.path.basename(pairs[0][0])
+            if adds:
+                # a moved record takes its new folder's tags; a copy adds its folder's tags
+                base_tags = [] if moved else list(row.get("tags") or [])
+                row["tags"] = _merge_tags(base_tags, [t for a in adds for t in a.tags])
+                primary = next((a for a in adds if a.path == row["path"]), None)
+                if primary is not None:
+                    row["collection"] = primary.collection
+                    row["metadata"] = {**(row.get("metadata") or {}), **primary.metadata}
+            upserts.append(row)
+            for p in removes:
+                known.by_path.pop(p, None)
+        self.store.upsert(upserts)
+        self.store.delete(deletes)
+        report.updated += len(upserts)
+        report.pruned += len(deletes)
+        updates.clear()
+
+
+class _PathUpdates:
+    """Pending path additions and removals, grouped by record id."""
+
+    def __init__(self) -> None:
+        self.adds: dict[str, list[FileEntry]] = {}
+        self.removes: dict[str, set[str]] = {}
+
+    def add(self, rid: str, entry: FileEntry) -> None:
+        self.adds.setdefault(rid, []).append(entry)
+
+    def remove(self, rid: str, path: str) -> None:
+        self.removes.setdefault(rid, set()).add(path)
+
+    def ids(self) -> Iterable[str]:
+        return dict.fromkeys([*self.adds, *self.removes])
+
+    @property
+    def size(self) -> int:
+        return len(self.adds) + len(self.removes)
+
+    def clear(self) -> None:
+        self.adds.clear()
+        self.removes.clear()
+
+
+def _new_row(item: _Item, vector: np.ndarray) -> dict[str, Any]:
+    e, d = item.entry, item.decoded
+    assert d is not None and item.id is not None
+    return {
+        "id": item.id,
+        "vector": np.asarray(vector, dtype=np.float32).tolist(),
+        "path": e.path,
+        "paths": [e.path],
+        "mtimes": [int(e.mtime)],
+        "filename": os.path.basename(e.path),
+        "size": int(e.size),
+        "mtime": int(e.mtime),
+        "width": d.width,
+        "height": d.height,
+        "tags": list(e.tags),
+        "collection": e.collection,
+        "source": str(e.metadata.get("source", "ingested")),
+        "lineage": {},
+        "metadata": e.metadata,
+    }
+
+
+def _merge_tags(a: Sequence[str], b: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*a, *b]))[:64]
+
+
+def _under(path: str, roots: Sequence[str | Path]) -> bool:
+    for root in roots:
+        r = os.path.abspath(os.fspath(root))
+        if path == r or path.startswith(r.rstrip(os.sep) + os.sep):
+            return True
+    return False

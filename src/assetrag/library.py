@@ -1,0 +1,271 @@
+"""`Library`: the Python API. The CLI and the server are thin layers over it.
+
+    from assetrag import Library
+    lib = Library("assets.db")
+    lib.ingest("photos/")
+    lib.search("a golden watch", k=3)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from assetrag.config import Settings
+from assetrag.embedding.base import Embedder
+from assetrag.errors import QueryError, StoreError
+from assetrag.ingest import Ingestor, IngestReport, ProgressSink
+from assetrag.search import Query, SearchHit, search
+from assetrag.store import SCALAR_FIELDS, Store, quote
+
+
+class Library:
+    """An image library: one Milvus collection plus the model that embeds it.
+
+    Nothing heavy happens at construction: the store opens on first use and the model loads only when
+    something must be embedded. With `model="auto"` an existing library reopens with the model it was
+    built with.
+    """
+
+    def __init__(
+        self,
+        uri: str | os.PathLike[str] | None = None,
+        *,
+        library: str | None = None,
+        model: str | None = None,
+        settings: Settings | None = None,
+        announce: Callable[[str], None] | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        overrides: dict[str, Any] = {"library": library, "model": model}
+        if uri is not None:
+            overrides["uri"] = os.fspath(uri)
+        if settings is None:
+            settings = Settings.from_env(**overrides)
+        else:
+            from dataclasses import replace
+
+            settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        self.settings = settings
+        self._announce = announce or (lambda _msg: None)
+        self._store: Store | None = None
+        self._embedder = embedder
+
+    # -- lazily opened parts ----------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            s = self.settings
+            self._store = Store(s.uri, s.library, token=s.token, db_name=s.db_name)
+        return self._store
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from assetrag.embedding import load_embedder
+
+            spec = self.settings.model
+            built = self.store.model_info()
+            if spec == "auto" and built is not None:
+                spec = _spec_for(built[0])
+            self._embedder = load_embedder(
+                spec,
+                device=self.settings.device,
+                batch_size=self.settings.batch_size,
+                torch_threads=self.settings.torch_threads,
+                announce=self._announce,
+            )
+            if self.store.model_info() is not None:
+                self.store.ensure(self._embedder.name, self._embedder.dim)  # refuses another model
+        return self._embedder
+
+    def _ready_embedder(self) -> Embedder:
+        emb = self.embedder
+        self.store.ensure(emb.name, emb.dim)
+        return emb
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        collection: str | None = None,
+        tags: Sequence[str] = (),
+        prune: bool = False,
+        progress: ProgressSink | None = None,
+    ) -> IngestReport:
+        """Add/refresh every image under `paths` (files or folders); see `assetrag.ingest`."""
+        roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        ingestor = Ingestor(
+            self.store,
+            self._ready_embedder,
+            batch_size=self.settings.batch_size,
+            workers=self.settings.workers,
+            progress=progress,
+        )
+        return ingestor.run([os.fspath(p) for p in roots], collection=collection, tags=tags, prune=prune)
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        image: str | Path | Image.Image | None = None,
+        k: int = 10,
+        collection: str | Sequence[str] | None = None,
+        tags: Sequence[str] = (),
+        source: str | None = None,
+        where: str | None = None,
+        min_score: float | None = None,
+        text_weight: float = 0.5,
+        offset: int = 0,
+    ) -> list[SearchHit]:
+        """Top-k assets for a text and/or image query, best first."""
+        return self.query(
+            Query(
+                text=text,
+                image=image,
+                k=k,
+                offset=offset,
+                collection=collection,
+                tags=tags,
+                source=source,
+                where=where,
+                min_score=min_score,
+                text_weight=text_weight,
+            )
+        )
+
+    def query(self, q: Query) -> list[SearchHit]:
+        """Run a prepared `Query`."""
+        q.validate()
+        if self.store.model_info() is None:
+            return []
+        try:
+            return search(self.store, self._ready_embedder(), q)
+        except StoreError as exc:
+            if q.where:
+                raise QueryError(f"the filter {q.where!r} was refused by Milvus: {exc}") from exc
+            raise
+
+    def similar(self, asset_id: str, *, k: int = 10, **filters: Any) -> list[SearchHit]:
+        """Assets most like the stored asset `asset_id` (itself excluded)."""
+        rows = self.store.get([asset_id], ("id", "vector"))
+        if not rows:
+            raise QueryError(f"no asset with id {asset_id!r} in library {self.settings.library!r}")
+        vec = np.asarray(rows[0]["vector"], dtype=np.float32)
+        hits = self.query(Query(vector=vec, k=k + 1, **filters))
+        out = [h for h in hits if h.id != asset_id][:k]
+        for i, h in enumerate(out):
+            h.rank = i + 1
+        return out
+
+    def get(self, asset_id: str) -> SearchHit | None:
+        """The stored asset with this id (score 1.0), or None."""
+        if self.store.model_info() is None:
+            return None
+        rows = self.store.get([asset_id], SCALAR_FIELDS)
+        return SearchHit.from_fields(1, rows[0]["id"], 1.0, rows[0]) if rows else None
+
+    def embed_image(self, image: str | Path | Image.Image) -> np.ndarray:
+        """The library model's embedding of one image (L2-normalised)."""
+        from assetrag.search import load_query_image
+
+        return self.embedder.embed_images([load_query_image(image)])[0]
+
+    def remove(self, targets: Sequence[str]) -> int:
+        """Remove assets by id, by file path, or every asset under a folder path. Returns how many."""
+        if self.store.model_info() is None:
+            return 0
+        ids: set[str] = set()
+        for t in targets:
+            if len(t) == 64 and all(c in "0123456789abcdef" for c in t):
+                ids.add(t)
+                continue
+            p = os.path.abspath(t)
+            if os.path.isdir(p) or p.endswith(os.sep):
+                prefix = p.rstrip(os.sep) + os.sep
+                rows = self.store.query(f"path like {quote(_like_prefix(prefix))}", ("id",))
+            else:
+                rows = self.store.query(f"array_contains(paths, {quote(p)})", ("id",))
+            ids.update(r["id"] for r in rows)
+        self.store.delete(sorted(ids))
+        return len(ids)
+
+    def stats(self) -> dict[str, Any]:
+        """Count, model, backend, and per-collection / per-source counts."""
+        out = self.store.stats()
+        if out["exists"]:
+            by_coll: dict[str, int] = {}
+            by_source: dict[str, int] = {}
+            for row in self.store.iterate(("collection", "source")):
+                by_coll[row["collection"]] = by_coll.get(row["collection"], 0) + 1
+                by_source[row["source"]] = by_source.get(row["source"], 0) + 1
+            out["collections"] = dict(sorted(by_coll.items()))
+            out["sources"] = dict(sorted(by_source.items()))
+        return out
+
+    def duplicates(self, threshold: float | None = 0.95, *, k: int = 5) -> dict[str, list[dict[str, Any]]]:
+        """Exact duplicates (byte-identical files sharing one entry) and near-duplicates (cosine ≥ threshold)."""
+        exact = [
+            {"id": r["id"], "paths": list(r["paths"])}
+            for r in self.store.iterate(("id", "paths"))
+            if len(r.get("paths") or []) > 1
+        ]
+        near: list[dict[str, Any]] = []
+        if threshold is not None and self.store.model_info() is not None:
+            ids, vecs, paths = [], [], []
+            for r in self.store.iterate(("id", "vector", "path")):
+                ids.append(r["id"])
+                vecs.append(r["vector"])
+                paths.append(r["path"])
+            if vecs:
+                near = _near_pairs(ids, paths, np.asarray(vecs, dtype=np.float32), threshold, k)
+        return {"exact": exact, "near": near}
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _spec_for(model_name: str) -> str:
+    """The load spec that reproduces a stored model name."""
+    if model_name.startswith("offline:"):
+        return "offline"
+    return model_name
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _near_pairs(
+    ids: list[str], paths: list[str], vecs: np.ndarray, threshold: float, k: int, block: int = 2048
+) -> list[dict[str, Any]]:
+    """Pairs with cosine ≥ threshold, exact (blockwise matrix product; vectors are unit length)."""
+    pairs: list[dict[str, Any]] = []
+    for start in range(0, len(vecs), block):
+        sims = vecs[start : start + block] @ vecs.T
+        for bi, row in enumerate(sims):
+            i = start + bi
+            cand = np.nonzero(row >= threshold)[0]
+            cand = cand[cand > i]
+            for j in cand[np.argsort(-row[cand])][:k]:
+                pairs.append(
+                    {"a": ids[i], "b": ids[j], "path_a": paths[i], "path_b": paths[j], "score": float(row[j])}
+                )
+    pairs.sort(key=lambda p: -p["score"])
+    return pairs
