@@ -119,6 +119,7 @@ class Ingestor:
         self.max_side = max_side
         self.progress = progress
         self._claim_lock = threading.Lock()
+        self._failed: dict[str, str] = {}  # content id → why it could not be ingested (this run)
 
     @property
     def embedder(self) -> Embedder:
@@ -236,6 +237,7 @@ class Ingestor:
             item.error = exc.reason
             with self._claim_lock:
                 claimed.discard(item.id)
+                self._failed[item.id] = exc.reason
         return item
 
     def _flush(self, batch: list[_Item], report: IngestReport) -> None:
@@ -268,12 +270,15 @@ class Ingestor:
         if not updates.size:
             return
         ids = list(updates.ids())
-        rows = {r["id"]: r for r in self.store.get(ids, (*SCALAR_FIELDS, "vector"))}
+        stored = self.store.model_info() is not None
+        rows = {r["id"]: r for r in self.store.get(ids, (*SCALAR_FIELDS, "vector"))} if stored else {}
         upserts: list[dict[str, Any]] = []
         deletes: list[str] = []
         for rid in ids:
             row = rows.get(rid)
-            if row is None:
+            if row is None:  # its byte-identical twin failed earlier in this run: same bytes, same fate
+                reason = self._failed.get(rid, "an identical copy of this file could not be ingested")
+                report.errors.extend(FileError(a.path, reason) for a in updates.adds.get(rid, []))
                 continue
             adds = updates.adds.get(rid, [])
             removes = updates.removes.get(rid, set())
