@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import table, write_section  # noqa: E402
+from report import table, write_section
 
 
 def make_corpus(root: Path, n: int, size: tuple[int, int]) -> list[Path]:
@@ -51,10 +51,25 @@ def seed_loop(paths: list[Path], embedder, uri: str) -> float:
     for p in paths:
         img = Image.open(p).convert("RGB")
         vec = embedder.embed_images([img])[0]
-        rows.append({"id": str(len(rows)).zfill(64), "vector": vec.tolist(), "path": str(p), "paths": [str(p)],
-                     "mtimes": [0], "filename": p.name, "size": 0, "mtime": 0, "width": img.width,
-                     "height": img.height, "tags": [], "collection": "", "source": "ingested", "lineage": {},
-                     "metadata": {}})
+        rows.append(
+            {
+                "id": str(len(rows)).zfill(64),
+                "vector": vec.tolist(),
+                "path": str(p),
+                "paths": [str(p)],
+                "mtimes": [0],
+                "filename": p.name,
+                "size": 0,
+                "mtime": 0,
+                "width": img.width,
+                "height": img.height,
+                "tags": [],
+                "collection": "",
+                "source": "ingested",
+                "lineage": {},
+                "metadata": {},
+            }
+        )
     store = Store(uri, "seed")
     store.ensure(embedder.name, embedder.dim)
     store.upsert(rows)
@@ -98,8 +113,13 @@ def main() -> None:
     seed_ips, ours_ips = args.n / seed_s, args.n / ours_s
     rows = [
         ["seed loop (1 image at a time, 1 insert)", args.n, f"{seed_s:.1f}", f"{seed_ips:.1f}", "1.0×"],
-        [f"assetrag ingest (batch {args.batch_size}, {threads} decode threads)", args.n, f"{ours_s:.1f}",
-         f"{ours_ips:.1f}", f"{ours_ips / seed_ips:.1f}×"],
+        [
+            f"assetrag ingest (batch {args.batch_size}, {threads} decode threads)",
+            args.n,
+            f"{ours_s:.1f}",
+            f"{ours_ips:.1f}",
+            f"{ours_ips / seed_ips:.1f}×",
+        ],
         ["assetrag re-run, nothing changed", args.n, f"{rerun_s:.2f}", f"{args.n / rerun_s:.0f}", "—"],
     ]
     body = (

@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-HEADER = "# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each section is replaced when its script runs.\n"
+HEADER = (
+    "# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each section is replaced when its script runs.\n"
+)
 
 
 def machine() -> str:
@@ -20,7 +22,8 @@ def machine() -> str:
         dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     except Exception:
         dev = "no torch"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {dev}, Python {platform.python_version()}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, {dev}, Python {platform.python_version()}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -32,7 +35,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def write_section(key: str, title: str, body: str) -> None:
     """Replace (or append) the section `key` of docs/benchmarks.md and print it."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = f"<!-- {key}:start -->\n## {title}\n\n_{stamp} · {machine()}_\n\n{body.strip()}\n<!-- {key}:end -->\n"
+    section = (
+        f"<!-- {key}:start -->\n## {title}\n\n_{stamp} · {machine()}_\n\n{body.strip()}\n<!-- {key}:end -->\n"
+    )
     print(section)
     DOC.parent.mkdir(parents=True, exist_ok=True)
     text = DOC.read_text() if DOC.exists() else HEADER

@@ -20,11 +20,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import table, write_section  # noqa: E402
+from report import table, write_section
 
 QUERIES = [
-    "a cat", "a cup of coffee", "a rocket", "an astronaut", "a diamond necklace", "a blue wrist watch",
-    "high heels", "a red convertible", "sunglasses on a beach", "a leather handbag",
+    "a cat",
+    "a cup of coffee",
+    "a rocket",
+    "an astronaut",
+    "a diamond necklace",
+    "a blue wrist watch",
+    "high heels",
+    "a red convertible",
+    "sunglasses on a beach",
+    "a leather handbag",
 ]
 
 
@@ -38,10 +46,23 @@ def clustered(n: int, centers: np.ndarray, rng: np.random.Generator, noise: floa
 
 def rows_for(vecs: np.ndarray, start: int) -> list[dict]:
     return [
-        {"id": f"{start + i:064x}", "vector": v.tolist(), "path": f"/lib/{start + i}.jpg",
-         "paths": [f"/lib/{start + i}.jpg"], "mtimes": [0], "filename": f"{start + i}.jpg", "size": 0, "mtime": 0,
-         "width": 0, "height": 0, "tags": [], "collection": f"c{(start + i) % 10}", "source": "ingested",
-         "lineage": {}, "metadata": {}}
+        {
+            "id": f"{start + i:064x}",
+            "vector": v.tolist(),
+            "path": f"/lib/{start + i}.jpg",
+            "paths": [f"/lib/{start + i}.jpg"],
+            "mtimes": [0],
+            "filename": f"{start + i}.jpg",
+            "size": 0,
+            "mtime": 0,
+            "width": 0,
+            "height": 0,
+            "tags": [],
+            "collection": f"c{(start + i) % 10}",
+            "source": "ingested",
+            "lineage": {},
+            "metadata": {},
+        }
         for i, v in enumerate(vecs)
     ]
 
@@ -97,19 +118,37 @@ def main() -> None:
                 exact.append(t3 - t2)
                 recall.append(len({int(h.id, 16) for h in hits} & set(truth.tolist())) / 10)
             total = [a + b for a, b in zip(enc, srch, strict=True)]
-            out_rows.append([
-                f"{n:,}", f"{n / insert_s:,.0f}", f"{pct(enc, 50):.1f}", f"{pct(srch, 50):.1f}",
-                f"{pct(srch, 95):.1f}", f"{pct(total, 50):.1f}", f"{pct(total, 95):.1f}",
-                f"{pct(exact, 50):.1f}", f"{np.mean(recall):.3f}",
-                f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f}",
-            ])
+            out_rows.append(
+                [
+                    f"{n:,}",
+                    f"{n / insert_s:,.0f}",
+                    f"{pct(enc, 50):.1f}",
+                    f"{pct(srch, 50):.1f}",
+                    f"{pct(srch, 95):.1f}",
+                    f"{pct(total, 50):.1f}",
+                    f"{pct(total, 95):.1f}",
+                    f"{pct(exact, 50):.1f}",
+                    f"{np.mean(recall):.3f}",
+                    f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f}",
+                ]
+            )
             store.close()
     body = (
         f"Model `{emb.name}` (dim {emb.dim}), Milvus Lite, HNSW (M 16, efConstruction 200, ef 64), "
         f"{args.queries} text queries, k=10, one query at a time.\n\n"
         + table(
-            ["stored", "insert rows/s", "encode p50 ms", "search p50 ms", "search p95 ms", "total p50 ms",
-             "total p95 ms", "exact numpy p50 ms", "recall@10 vs exact", "peak RSS MB"],
+            [
+                "stored",
+                "insert rows/s",
+                "encode p50 ms",
+                "search p50 ms",
+                "search p95 ms",
+                "total p50 ms",
+                "total p95 ms",
+                "exact numpy p50 ms",
+                "recall@10 vs exact",
+                "peak RSS MB",
+            ],
             out_rows,
         )
         + "\n\nMilvus Lite searches by looping over every row in Python (about 0.5 µs a row whatever the "

@@ -1,4 +1,4 @@
-"""Ingest on the real offline model and a real Milvus Lite: incremental, moves, duplicates, prune, bad files."""
+"""Ingest on the real offline model and real Milvus Lite: incremental, moves, duplicates, prune, bad files."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from assetrag import Query, QueryError
@@ -24,7 +26,7 @@ def test_text_query_ranks_the_right_photo_first(lib, query, expected):
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert hits[0].filename == expected
     assert hits[0].score > hits[1].score
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
 
 
 def test_image_query_finds_the_same_image_first(lib, photo_dir):

@@ -23,8 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class _State:
@@ -39,7 +39,9 @@ def _global(
     uri: Annotated[
         str | None, typer.Option(help="Milvus Lite path (*.db) or Milvus server URL [env ASSETRAG_URI]")
     ] = None,
-    library: Annotated[str | None, typer.Option(help="library (collection) name [env ASSETRAG_LIBRARY]")] = None,
+    library: Annotated[
+        str | None, typer.Option(help="library (collection) name [env ASSETRAG_LIBRARY]")
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(help="auto | offline | clip | clip:<dir or hub id> [env ASSETRAG_MODEL]"),
@@ -121,9 +123,13 @@ def ingest(
         f"errors {len(report.errors)} · {report.elapsed_s:.1f}s ({report.images_per_s:.1f} img/s)"
     )
     if report.missing:
-        out.print(f"[yellow]{report.missing} stored files are gone from disk; run with --prune to remove them[/]")
+        out.print(
+            f"[yellow]{report.missing} stored files are gone from disk; run with --prune to remove them[/]"
+        )
     if report.errors:
-        table = Table("file", "problem", title=f"{len(report.errors)} file(s) not ingested", title_justify="left")
+        table = Table(
+            "file", "problem", title=f"{len(report.errors)} file(s) not ingested", title_justify="left"
+        )
         for e in report.errors[:50]:
             table.add_row(e.path, e.reason)
         out.print(table)
@@ -134,12 +140,14 @@ def ingest(
 @app.command()
 def search(
     text: Annotated[str | None, typer.Argument(help="what to look for, in words")] = None,
-    image: Annotated[Path | None, typer.Option("--image", "-i", help="query image (alone or with text)")] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", "-i", help="query image (alone or with text)")
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--top", help="number of results")] = 5,
     collection: Annotated[list[str] | None, typer.Option(help="only these collections")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only assets with this tag")] = None,
     source: Annotated[str | None, typer.Option(help="ingested | synthetic")] = None,
-    where: Annotated[str | None, typer.Option(help='raw Milvus filter, e.g. \'width > 1000\'')] = None,
+    where: Annotated[str | None, typer.Option(help="raw Milvus filter, e.g. 'width > 1000'")] = None,
     min_score: Annotated[float | None, typer.Option(help="drop results below this cosine similarity")] = None,
     text_weight: Annotated[float, typer.Option(help="text share when both text and image are given")] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="print results as JSON")] = False,
@@ -162,9 +170,7 @@ def search(
     if sheet:
         from assetrag.render import SheetTile, render_contact_sheet
 
-        render_contact_sheet(
-            title, [SheetTile(Path(h.path), h.filename, h.score) for h in hits], sheet
-        )
+        render_contact_sheet(title, [SheetTile(Path(h.path), h.filename, h.score) for h in hits], sheet)
     if as_json:
         out.print_json(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
     else:
@@ -231,6 +237,24 @@ def doctor(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             out.print(f"{mark} [bold]{c.name}[/]: {c.detail}")
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind; anything but loopback exposes the library")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    root: Annotated[
+        list[Path] | None,
+        typer.Option("--root", help="folder the server may ingest and serve from (repeatable) [env ASSETRAG_ROOTS]"),
+    ] = None,
+) -> None:
+    """Serve the REST API (OpenAPI at /docs) and the web page. Set ASSETRAG_API_TOKEN to require a token."""
+    from assetrag.server import serve as run_server
+
+    err.print(f"assetrag: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    run_server(state.settings, host=host, port=port, roots=root or [])
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ def run_checks(settings: Settings) -> list[Check]:
         Check(
             "versions",
             "ok",
-            f"python {platform.python_version()}, assetrag {_version('assetrag')}, torch {_version('torch')}, "
-            f"transformers {_version('transformers')}, pymilvus {_version('pymilvus')}, "
+            f"python {platform.python_version()}, assetrag {_version('assetrag')}, "
+            f"torch {_version('torch')}, transformers {_version('transformers')}, pymilvus {_version('pymilvus')}, "
             f"milvus-lite {_version('milvus-lite')}",
         )
     ]
@@ -44,7 +44,9 @@ def run_checks(settings: Settings) -> list[Check]:
             Check(
                 "device",
                 "ok",
-                f"CUDA: {torch.cuda.get_device_name(0)}" if cuda else f"CPU ({os.cpu_count()} cores), no CUDA",
+                f"CUDA: {torch.cuda.get_device_name(0)}"
+                if cuda
+                else f"CPU ({os.cpu_count()} cores), no CUDA",
             )
         )
     except Exception as exc:  # a broken torch install is exactly what doctor is for
@@ -55,9 +57,19 @@ def run_checks(settings: Settings) -> list[Check]:
     lib = Library(settings=settings)
     try:
         info = lib.stats()
-        built = f", built with {info['model']} (dim {info['dim']})" if info["exists"] else " (empty: not created yet)"
-        checks.append(Check("store", "ok", f"{info['backend']} at {settings.uri}, library "
-                                            f"{settings.library!r}: {info['count']} assets{built}"))
+        built = (
+            f", built with {info['model']} (dim {info['dim']})"
+            if info["exists"]
+            else " (empty: not created yet)"
+        )
+        checks.append(
+            Check(
+                "store",
+                "ok",
+                f"{info['backend']} at {settings.uri}, library "
+                f"{settings.library!r}: {info['count']} assets{built}",
+            )
+        )
     except AssetragError as exc:
         checks.append(Check("store", "fail", str(exc)))
         info = None

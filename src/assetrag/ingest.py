@@ -57,10 +57,13 @@ class IngestReport:
     errors: list[FileError] = field(default_factory=list)
     elapsed_s: float = 0.0
     embed_s: float = 0.0
+    model_load_s: float = 0.0
 
     @property
     def images_per_s(self) -> float:
-        return self.decoded / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """New images per second of work (loading the model once is not counted)."""
+        work = self.elapsed_s - self.model_load_s
+        return self.decoded / work if work > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -119,13 +122,16 @@ class Ingestor:
         self.max_side = max_side
         self.progress = progress
         self._claim_lock = threading.Lock()
+        self._load_s = 0.0
         self._failed: dict[str, str] = {}  # content id → why it could not be ingested (this run)
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
+            t = time.perf_counter()
             self._embedder = self._embedder_factory()
             self.store.ensure(self._embedder.name, self._embedder.dim)
+            self._load_s = time.perf_counter() - t
         return self._embedder
 
     def run(
@@ -197,6 +203,7 @@ class Ingestor:
             if self.progress:
                 self.progress.stop()
         report.elapsed_s = time.perf_counter() - t0
+        report.model_load_s = self._load_s
         return report
 
     # -- stages -----------------------------------------------------------------------------------

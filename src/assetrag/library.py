@@ -1,9 +1,9 @@
 """`Library`: the Python API. The CLI and the server are thin layers over it.
 
-    from assetrag import Library
-    lib = Library("assets.db")
-    lib.ingest("photos/")
-    lib.search("a golden watch", k=3)
+from assetrag import Library
+lib = Library("assets.db")
+lib.ingest("photos/")
+lib.search("a golden watch", k=3)
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class Library:
         return out
 
     def duplicates(self, threshold: float | None = 0.95, *, k: int = 5) -> dict[str, list[dict[str, Any]]]:
-        """Exact duplicates (byte-identical files sharing one entry) and near-duplicates (cosine ≥ threshold)."""
+        """Exact duplicates (byte-identical files, one entry) and near-duplicates (cosine ≥ threshold)."""
         exact = [
             {"id": r["id"], "paths": list(r["paths"])}
             for r in self.store.iterate(("id", "paths"))

@@ -2,20 +2,26 @@
 
 Nothing else in assetrag imports pymilvus. A file path ending in `.db` opens Milvus Lite (embedded, one
 process at a time); `http(s)://host:port` talks to a Milvus standalone or distributed server.
+
+Reads on a server: counts, queries, `get` and ingest's scan of what is stored are Strong (read-your-writes
+across processes, ~200-400 ms each on 2.3.5); searches are Session (this process sees its own writes, and
+once they are visible a search costs ~2 ms instead of Strong's ~280 ms). Milvus Lite is always strong.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from assetrag.errors import ModelMismatchError, StoreError, StoreLockedError
+from assetrag.errors import ConfigError, ModelMismatchError, StoreError, StoreLockedError
 
 logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs a traceback on every failed call
 
@@ -59,13 +65,58 @@ class Hit:
     fields: dict[str, Any]
 
 
+#: index names accepted by `--index` / ASSETRAG_INDEX ("auto": the backend's default)
+INDEX_CHOICES = ("auto", "hnsw", "flat", "ivf_flat", "autoindex")
+
+
 @dataclass(frozen=True)
 class IndexSpec:
-    """Vector index type and parameters (build and search)."""
+    """Vector index type and parameters (build and search).
+
+    HNSW is the default on both backends: on a server it is the fast one (a few ms at 1M); on Milvus Lite
+    every search also pays a Python pass over all rows (~0.5 µs/row) whatever the index, and HNSW is still
+    the fastest there (FLAT is ~8x slower at 100k). IVF_PQ / DISKANN / SCANN are not offered: Lite accepts
+    them but their build fails in the background and search silently falls back to brute force.
+    """
 
     index_type: str = "HNSW"
     build: tuple[tuple[str, int], ...] = (("M", 16), ("efConstruction", 200))
     search: tuple[tuple[str, int], ...] = (("ef", 64),)
+
+    @classmethod
+    def named(cls, name: str, *, server: bool = False) -> IndexSpec:
+        """The spec for an `--index` choice (see `INDEX_CHOICES`)."""
+        key = name.strip().lower().replace("-", "_")
+        if key == "auto":
+            return default_index(server)
+        if key == "hnsw":
+            return cls()
+        if key == "flat":
+            return cls("FLAT", (), ())
+        if key == "ivf_flat":
+            return cls("IVF_FLAT", (("nlist", 128),), (("nprobe", 16),))
+        if key == "autoindex":
+            return cls("AUTOINDEX", (), ())
+        raise ConfigError(f"unknown index {name!r}; choose one of {', '.join(INDEX_CHOICES)}")
+
+    def scaled(self, rows: int) -> IndexSpec:
+        """IVF's cluster count grown with the data (≈4·√rows), the probes with it; other types unchanged."""
+        if not self.index_type.startswith("IVF"):
+            return self
+        nlist = int(min(65536, max(128, 4 * rows**0.5)))
+        nprobe = max(dict(self.search).get("nprobe", 16), nlist // 64)
+        return IndexSpec(self.index_type, (("nlist", nlist),), (("nprobe", nprobe),))
+
+
+def default_index(server: bool) -> IndexSpec:
+    """HNSW (M 16, efConstruction 200, ef ≥ 64) on both backends; see `IndexSpec`."""
+    return IndexSpec()
+
+
+def as_index_spec(index: IndexSpec | str | None, server: bool) -> IndexSpec:
+    if index is None:
+        return default_index(server)
+    return index if isinstance(index, IndexSpec) else IndexSpec.named(index, server=server)
 
 
 def quote(value: str) -> str:
@@ -87,13 +138,15 @@ class Store:
         *,
         token: str | None = None,
         db_name: str | None = None,
-        index: IndexSpec | None = None,
+        index: IndexSpec | str | None = None,
     ) -> None:
         self.uri = uri
         self.name = collection
-        self.index = index or IndexSpec()
         self.is_server = is_server_uri(uri)
+        #: the index a new collection gets (and `rebuild_index` builds); an existing one keeps its own
+        self.index = as_index_spec(index, self.is_server)
         self._loaded = False
+        self._built: dict[str, Any] | None = None  # describe_index of the existing collection
         if not self.is_server:
             if not uri.endswith(".db"):
                 raise StoreError(
@@ -158,9 +211,9 @@ class Store:
             if built_model != model or built_dim != dim:
                 raise ModelMismatchError(
                     f"library {self.name!r} at {self.uri} was built with model {built_model!r} "
-                    f"(dim {built_dim}); the model now in use is {model!r} (dim {dim}). Use "
-                    f"--model {built_model.split(':', 1)[-1] if built_model.startswith('clip:') else 'offline'} "
-                    "or the model it was built with, or another --library name (a new library) and re-ingest"
+                    f"(dim {built_dim}); the model now in use is {model!r} (dim {dim}). Use --model "
+                    f"{built_model.split(':', 1)[-1] if built_model.startswith('clip:') else 'offline'} (the "
+                    "model it was built with), or another --library name (a new library) and re-ingest"
                 )
         self.load()
 
@@ -170,7 +223,11 @@ class Store:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
         schema.add_field(
-            "paths", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_PATHS, max_length=MAX_PATH
+            "paths",
+            DataType.ARRAY,
+            element_type=DataType.VARCHAR,
+            max_capacity=MAX_PATHS,
+            max_length=MAX_PATH,
         )
         schema.add_field("mtimes", DataType.ARRAY, element_type=DataType.INT64, max_capacity=MAX_PATHS)
         schema.add_field("filename", DataType.VARCHAR, max_length=1024)
@@ -183,19 +240,11 @@ class Store:
         schema.add_field("source", DataType.VARCHAR, max_length=32)
         schema.add_field("lineage", DataType.JSON)
         schema.add_field("metadata", DataType.JSON)
-        index_params = self.client.prepare_index_params()
-        index_params.add_index(
-            field_name="vector",
-            index_type=self.index.index_type,
-            metric_type="COSINE",
-            # nested "params" is the form both Lite and the server honour (see MILVUS_NOTES.md)
-            params={"params": dict(self.index.build)},
-        )
         self._call(
             self.client.create_collection,
             self.name,
             schema=schema,
-            index_params=index_params,
+            index_params=self._index_params(self.index),  # built as the data arrives
             properties={PROP_MODEL: model, PROP_DIM: str(dim), PROP_SCHEMA: SCHEMA_VERSION},
         )
 
@@ -209,12 +258,100 @@ class Store:
         if self.exists():
             self._call(self.client.drop_collection, self.name)
         self._loaded = False
+        self._built = None
+
+    # -- the vector index -------------------------------------------------------------------------
+
+    def index_info(self) -> dict[str, Any]:
+        """The vector index the collection has: index_type, params, state ({} when there is none)."""
+        if self._built is None:
+            if not self.exists():
+                return {}
+            names = self._call(self.client.list_indexes, self.name, field_name="vector") or []
+            self._built = dict(self._call(self.client.describe_index, self.name, names[0])) if names else {}
+        return self._built
+
+    def rebuild_index(self, index: IndexSpec | str | None = None, *, timeout: float = 7200.0) -> dict[str, Any]:
+        """Drop the vector index and build `index` (default: the type it has now) over the stored rows.
+
+        Blocks until the index is built. Milvus Lite builds inside the call; over a million rows that takes
+        many minutes, and when the gRPC connection drops meanwhile a retry answers "index already exists"
+        although the build went on and finished: a failed call counts as success once the index shows up.
+        """
+        if not self.exists():
+            raise StoreError(f"library {self.name!r} at {self.uri} does not exist yet; ingest something first")
+        rows = self.count()
+        if index is None:  # the same type again, with the parameters it was built with
+            current = self.index_info()
+            spec = IndexSpec.named(current.get("index_type", "hnsw")) if current else self.index
+            if current.get("params"):
+                spec = IndexSpec(spec.index_type, tuple(_int_params(current["params"])), spec.search)
+        else:
+            spec = as_index_spec(index, self.is_server).scaled(rows)
+        t0 = time.perf_counter()
+        self._call(self.client.release_collection, self.name)
+        self._loaded = False
+        for name in self._call(self.client.list_indexes, self.name, field_name="vector") or []:
+            self._call(self.client.drop_index, self.name, name)
+        self._built = None
+        try:
+            self._call(self.client.create_index, self.name, self._index_params(spec), timeout=timeout)
+        except Exception as exc:  # a StoreError, or the gRPC channel giving up on a long build
+            if not self._wait_for_index(spec.index_type, timeout):
+                raise StoreError(
+                    f"building the {spec.index_type} index of library {self.name!r} failed: {exc}"
+                ) from exc
+        self.index = spec
+        self._built = None
+        self.load()
+        return {
+            "index_type": spec.index_type,
+            "params": dict(spec.build),
+            "rows": rows,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+
+    def _wait_for_index(self, index_type: str, timeout: float) -> bool:
+        """True once the collection has a finished `index_type` index (after a failed or dropped call)."""
+        deadline = time.monotonic() + min(timeout, 600.0)
+        while True:
+            self._built = None
+            try:
+                info = self.index_info()
+            except StoreError:
+                info = {}
+            if info.get("index_type") == index_type and str(info.get("state", "Finished")) == "Finished":
+                return True
+            if not info or time.monotonic() > deadline:
+                return False
+            time.sleep(1.0)
+
+    def _index_params(self, spec: IndexSpec) -> Any:
+        index_params = self.client.prepare_index_params()
+        index_params.add_index(
+            field_name="vector",
+            index_type=spec.index_type,
+            metric_type="COSINE",
+            # nested "params" is the form both Lite and the server honour (see MILVUS_NOTES.md)
+            params={"params": dict(spec.build)},
+        )
+        return index_params
+
+    def _search_params(self, limit: int) -> dict[str, Any]:
+        """Search parameters that fit the index the collection *has* (not the one this Store would build)."""
+        info = self.index_info()
+        built = str(info.get("index_type") or self.index.index_type).upper()
+        mine = dict(self.index.search) if built == self.index.index_type else {}
+        if built == "HNSW":
+            return {"ef": max(mine.get("ef", 64), limit)}
+        if built.startswith("IVF"):
+            nlist = int((info.get("params") or {}).get("nlist", 128))
+            return {"nprobe": min(nlist, max(mine.get("nprobe", 16), nlist // 64))}
+        return {}
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing twice or after a server went away is harmless
             self.client.close()
-        except Exception:  # closing twice or after a server went away is harmless
-            pass
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -240,10 +377,15 @@ class Store:
         if not ids:
             return []
         self.load()
-        return [dict(r) for r in self._call(self.client.get, self.name, ids=list(ids), output_fields=list(fields))]
+        rows = self._call(self.client.get, self.name, ids=list(ids), output_fields=list(fields), **self._strong())
+        return [dict(r) for r in rows]
 
     def query(
-        self, filter: str = "", fields: Sequence[str] = SCALAR_FIELDS, limit: int | None = None, offset: int = 0
+        self,
+        filter: str = "",
+        fields: Sequence[str] = SCALAR_FIELDS,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         self.load()
         kwargs: dict[str, Any] = {"filter": filter, "output_fields": list(fields), **self._strong()}
@@ -298,9 +440,6 @@ class Store:
                 f"query vectors have dim {vectors.shape[1]} but library {self.name!r} holds dim {info[1]}"
             )
         self.load()
-        params = dict(self.index.search)
-        if "ef" in params:
-            params["ef"] = max(params["ef"], k + offset)
         res = self._call(
             self.client.search,
             self.name,
@@ -309,7 +448,8 @@ class Store:
             offset=offset,
             filter=filter,
             output_fields=list(fields),  # without it Lite returns every field, vector included
-            search_params={"metric_type": "COSINE", "params": params},
+            search_params={"metric_type": "COSINE", "params": self._search_params(k + offset)},
+            **self._session(),
         )
         out: list[list[Hit]] = []
         for row in res:
@@ -331,14 +471,18 @@ class Store:
             "model": info[0] if info else None,
             "dim": info[1] if info else None,
             "count": self.count() if info else 0,
-            "index": self.index.index_type,
+            "index": (self.index_info().get("index_type") if info else None) or self.index.index_type,
         }
 
     # -- helpers ----------------------------------------------------------------------------------
 
     def _strong(self) -> dict[str, Any]:
-        # read-your-writes on a server (its default is Bounded); Lite is always strong
+        # read-your-writes across processes on a server (its default is Bounded); Lite is always strong
         return {"consistency_level": "Strong"} if self.is_server else {}
+
+    def _session(self) -> dict[str, Any]:
+        # read-your-own-writes in this process: waits only until this client's last write is visible
+        return {"consistency_level": "Session"} if self.is_server else {}
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -346,3 +490,13 @@ class Store:
         except MilvusException as exc:
             msg = exc.message or str(exc)
             raise StoreError(f"Milvus ({self.uri}, library {self.name!r}) failed: {msg}") from exc
+
+
+def _int_params(params: dict[str, Any]) -> list[tuple[str, int]]:
+    out = []
+    for key, value in params.items():
+        try:
+            out.append((str(key), int(value)))
+        except (TypeError, ValueError):
+            continue
+    return out
