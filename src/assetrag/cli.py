@@ -39,9 +39,7 @@ def _global(
     uri: Annotated[
         str | None, typer.Option(help="Milvus Lite path (*.db) or Milvus server URL [env ASSETRAG_URI]")
     ] = None,
-    library: Annotated[
-        str | None, typer.Option(help="library (collection) name [env ASSETRAG_LIBRARY]")
-    ] = None,
+    library: Annotated[str | None, typer.Option(help="library (collection) name [env ASSETRAG_LIBRARY]")] = None,
     model: Annotated[
         str | None,
         typer.Option(help="auto | offline | clip | clip:<dir or hub id> [env ASSETRAG_MODEL]"),
@@ -123,13 +121,9 @@ def ingest(
         f"errors {len(report.errors)} · {report.elapsed_s:.1f}s ({report.images_per_s:.1f} img/s)"
     )
     if report.missing:
-        out.print(
-            f"[yellow]{report.missing} stored files are gone from disk; run with --prune to remove them[/]"
-        )
+        out.print(f"[yellow]{report.missing} stored files are gone from disk; run with --prune to remove them[/]")
     if report.errors:
-        table = Table(
-            "file", "problem", title=f"{len(report.errors)} file(s) not ingested", title_justify="left"
-        )
+        table = Table("file", "problem", title=f"{len(report.errors)} file(s) not ingested", title_justify="left")
         for e in report.errors[:50]:
             table.add_row(e.path, e.reason)
         out.print(table)
@@ -140,9 +134,7 @@ def ingest(
 @app.command()
 def search(
     text: Annotated[str | None, typer.Argument(help="what to look for, in words")] = None,
-    image: Annotated[
-        Path | None, typer.Option("--image", "-i", help="query image (alone or with text)")
-    ] = None,
+    image: Annotated[Path | None, typer.Option("--image", "-i", help="query image (alone or with text)")] = None,
     k: Annotated[int, typer.Option("-k", "--top", help="number of results")] = 5,
     collection: Annotated[list[str] | None, typer.Option(help="only these collections")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only assets with this tag")] = None,
@@ -180,6 +172,80 @@ def search(
         out.print(table if hits else "no results")
     if sheet:
         err.print(f"contact sheet: {sheet.resolve()}")
+
+
+@app.command()
+def generate(
+    brief: Annotated[str, typer.Argument(help="what to make, in words; the items it names are looked up")],
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="gemini | openai | diffusers:<checkpoint dir> | board (offline reference board); "
+            "a model after ':' e.g. gemini:gemini-3-pro-image-preview"
+        ),
+    ] = "board",
+    refs: Annotated[str, typer.Option(help="auto (the backend's limit) or a number")] = "auto",
+    ref: Annotated[list[str] | None, typer.Option("--ref", help="asset id or image file to include")] = None,
+    collection: Annotated[list[str] | None, typer.Option(help="retrieve references only from these")] = None,
+    style_collection: Annotated[str | None, typer.Option(help="brand/style references from here")] = None,
+    include_synthetic: Annotated[bool, typer.Option(help="allow generated images as references")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--out", help="output PNG")] = None,
+    aspect_ratio: Annotated[str | None, typer.Option(help="e.g. 16:9 (the backend says which it takes)")] = None,
+    size: Annotated[str | None, typer.Option(help="backend-specific size, e.g. 1024x1024")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed (backends that take one)")] = None,
+    min_fidelity: Annotated[float | None, typer.Option(help="flag outputs less similar to their references")] = None,
+    dry_run: Annotated[bool, typer.Option(help="print the plan and write the reference board; call no API")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print plan/result as JSON")] = False,
+) -> None:
+    """Make a new image from a brief, grounded on references retrieved from the library."""
+    from assetrag import rag
+    from assetrag.generation import GenerationOptions, get_generator
+
+    if refs != "auto" and not refs.isdigit():
+        raise typer.BadParameter("--refs takes 'auto' or a number")
+    with _lib() as lib:
+        p = rag.plan(
+            lib,
+            brief,
+            backend=backend,
+            refs=None if refs == "auto" else int(refs),
+            given=ref or [],
+            collection=collection or None,
+            style_collection=style_collection,
+            include_synthetic=include_synthetic,
+        )
+        if dry_run:
+            board = rag.run(lib, p, backend=get_generator("board"), out=output, store_back=False)
+            if as_json:
+                _print_json({"plan": p.to_dict(), "board": board.metadata["output_path"]})
+            else:
+                out.print(p.describe(), markup=False, highlight=False)
+                out.print(f"reference board: {board.metadata['output_path']}")
+            return
+        result = rag.run(
+            lib,
+            p,
+            options=GenerationOptions(aspect_ratio=aspect_ratio, size=size, seed=seed),
+            out=output,
+            min_fidelity=min_fidelity,
+        )
+    meta = result.metadata
+    if as_json:
+        _print_json({**meta, "model": result.model, "warnings": result.warnings})
+        return
+    out.print(p.describe(), markup=False, highlight=False)
+    fid = meta["fidelity"]["mean"]
+    out.print(
+        f"image: {meta['output_path']} · model {result.model}"
+        + (f" · fidelity {fid:.3f}" if fid is not None else "")
+        + (f" · stored as {meta['asset_id']}" if meta.get("asset_id") else "")
+    )
+    for w in result.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, ensure_ascii=False, default=str))
 
 
 @app.command()

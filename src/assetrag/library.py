@@ -179,6 +179,69 @@ class Library:
 
         return self.embedder.embed_images([load_query_image(image)])[0]
 
+    def add_image(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        collection: str,
+        tags: Sequence[str] = (),
+        source: str = "ingested",
+        lineage: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Store one image with explicit fields (how generated images come back as `synthetic`)."""
+        from assetrag.ingest import add_file
+
+        return add_file(
+            self.store,
+            self.embedder,
+            path,
+            collection=collection,
+            tags=tags,
+            source=source,
+            lineage=lineage,
+            metadata=metadata,
+        )
+
+    def plan(self, brief: str, *, backend: str = "board", **kwargs: Any) -> Any:
+        """The generation plan for `brief` (items → references); see `assetrag.rag.plan`."""
+        from assetrag import rag
+
+        return rag.plan(self, brief, backend=backend, **kwargs)
+
+    def generate(
+        self,
+        brief: str,
+        *,
+        backend: str = "board",
+        refs: int | None = None,
+        given: Sequence[str] = (),
+        collection: str | list[str] | None = None,
+        style_collection: str | None = None,
+        include_synthetic: bool = False,
+        out: str | os.PathLike[str] | None = None,
+        min_fidelity: float | None = None,
+        options: Any = None,
+        generator_options: dict[str, Any] | None = None,
+    ) -> Any:
+        """Plan, generate, save and store back a new image grounded on this library (`GenerationResult`)."""
+        from assetrag import rag
+
+        p = rag.plan(
+            self,
+            brief,
+            backend=backend,
+            refs=refs,
+            given=given,
+            collection=collection,
+            style_collection=style_collection,
+            include_synthetic=include_synthetic,
+            generator_options=generator_options,
+        )
+        return rag.run(
+            self, p, options=options, out=out, min_fidelity=min_fidelity, generator_options=generator_options
+        )
+
     def remove(self, targets: Sequence[str]) -> int:
         """Remove assets by id, by file path, or every asset under a folder path. Returns how many."""
         if self.store.model_info() is None:

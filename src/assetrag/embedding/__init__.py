@@ -1,0 +1,120 @@
+"""Embedding backends, chosen by a spec string.
+
+Specs: `auto` (CLIP's default checkpoint when its weights are on this machine, else the offline
+model), `offline` / `conse`, `clip` (default checkpoint), `clip:<dir or hub id>`, or a bare
+checkpoint directory or `org/name` hub id. Backends import torch only when loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from assetrag.config import DEFAULT_CLIP_CHECKPOINT
+from assetrag.embedding._runtime import looks_like_hub_id
+from assetrag.embedding.base import Embedder, l2_normalise
+from assetrag.errors import ConfigError
+
+__all__ = ["BACKENDS", "Embedder", "l2_normalise", "load_embedder", "register_backend"]
+
+Announce = Callable[[str], None]
+#: backend factory: (argument after "name:", or None; device, batch_size, allow_download) -> Embedder
+Factory = Callable[[str | None, str, int, bool], Embedder]
+
+
+def _offline(arg: str | None, device: str, batch_size: int, allow_download: bool) -> Embedder:
+    if arg:
+        raise ConfigError(f"the offline model takes no argument (got 'offline:{arg}'); use 'offline'")
+    from assetrag.embedding.conse import ConseEmbedder
+
+    return ConseEmbedder(device=device, batch_size=batch_size)
+
+
+def _clip(arg: str | None, device: str, batch_size: int, allow_download: bool) -> Embedder:
+    from assetrag.embedding.clip import ClipEmbedder
+
+    return ClipEmbedder(
+        arg or DEFAULT_CLIP_CHECKPOINT, device=device, batch_size=batch_size, allow_download=allow_download
+    )
+
+
+#: the registry: spec prefix → factory. Add a backend with `register_backend`.
+BACKENDS: dict[str, Factory] = {"offline": _offline, "conse": _offline, "clip": _clip}
+
+
+def register_backend(prefix: str, factory: Factory) -> None:
+    """Make `load_embedder("<prefix>")` / `("<prefix>:<arg>")` build an embedder with `factory`."""
+    BACKENDS[prefix.lower()] = factory
+
+
+def load_embedder(
+    spec: str = "auto",
+    *,
+    device: str = "auto",
+    batch_size: int = 32,
+    torch_threads: int | None = None,
+    announce: Announce | None = None,
+    allow_download: bool = False,
+) -> Embedder:
+    """Build the embedder named by `spec` (see the module docstring).
+
+    `auto` never touches the network. `allow_download` lets an explicit CLIP spec fetch from the
+    hub (still off when HF_HUB_OFFLINE is set). `announce` receives one line when the offline model
+    is used. Raises `ModelUnavailableError` (weights missing) or `ConfigError` (bad spec/device).
+    """
+    say = announce or (lambda _line: None)
+    if torch_threads is not None:
+        if torch_threads < 1:
+            raise ConfigError(f"torch threads must be ≥ 1, got {torch_threads}")
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    text = (spec or "auto").strip()
+    key, _, arg = text.partition(":")
+    key = key.lower()
+
+    if key == "auto" and not arg:
+        return _auto(device, batch_size, say)
+    if key in BACKENDS:
+        embedder = BACKENDS[key](arg or None, device, batch_size, allow_download)
+        if key in ("offline", "conse"):
+            say(
+                f"Using the built-in offline model {embedder.name}: it only knows ImageNet's 1,000 classes "
+                "and is much weaker than CLIP (use --model clip when CLIP weights are available)."
+            )
+        return embedder
+    if Path(text).expanduser().is_dir() or looks_like_hub_id(text) or _looks_like_path(text):
+        return _clip(text, device, batch_size, allow_download)
+    raise ConfigError(
+        f"unknown model {spec!r}: use auto, offline, clip, clip:<checkpoint dir or hub id>, "
+        "a checkpoint directory, or a hub id like openai/clip-vit-base-patch32"
+    )
+
+
+def _auto(device: str, batch_size: int, say: Announce) -> Embedder:
+    from assetrag.embedding.clip import cached_locally, how_to_get_weights
+
+    if cached_locally(DEFAULT_CLIP_CHECKPOINT):
+        from assetrag.embedding.clip import ClipEmbedder
+        from assetrag.errors import ModelUnavailableError
+
+        try:
+            return ClipEmbedder(DEFAULT_CLIP_CHECKPOINT, device=device, batch_size=batch_size, allow_download=False)
+        except ModelUnavailableError as exc:
+            reason = f"CLIP ({DEFAULT_CLIP_CHECKPOINT}) is cached but did not load ({exc})"
+    else:
+        reason = f"CLIP weights ({DEFAULT_CLIP_CHECKPOINT}) are not on this machine"
+    embedder = _offline(None, device, batch_size, False)
+    say(
+        f"{reason}; using the built-in offline model {embedder.name}, which only knows ImageNet's 1,000 "
+        f"classes and is much weaker than CLIP. To use CLIP, {how_to_get_weights()}."
+    )
+    return embedder
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("/", "./", "../", "~", "\\")) or _is_windows_drive(text)
+
+
+def _is_windows_drive(text: str) -> bool:
+    return len(text) > 2 and text[1] == ":" and text[0].isalpha() and text[2] in "/\\"

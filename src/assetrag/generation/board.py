@@ -1,0 +1,111 @@
+"""The offline "reference board": no AI, just the references laid out under the brief.
+
+An art director's board: the brief as the title, then one labelled row per brief item (and the
+style references last), each tile with the asset's name and retrieval score. Drawn by
+`assetrag.render.render_board`; useful as a dry run of the RAG loop and when no model may be used.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from assetrag.generation.base import (
+    STYLE_LABEL,
+    GenerationOptions,
+    GenerationResult,
+    Reference,
+    Stopwatch,
+    check_options,
+    check_reference_count,
+)
+
+BACKEND = "board"
+MODEL = "reference-board"
+STYLE_SECTION = "style references"
+
+
+class BoardGenerator:
+    """Generator that renders a reference board (external: False; deterministic)."""
+
+    name = BACKEND
+    model = MODEL
+    external = False
+    aspect_ratios: tuple[str, ...] = ()
+    sizes: tuple[str, ...] = ()
+
+    def __init__(self, *, max_reference_images: int = 24, columns: int | None = None, tile_px: int = 192) -> None:
+        self.max_reference_images = max_reference_images
+        self.columns = columns
+        self.tile_px = tile_px
+
+    def __repr__(self) -> str:
+        return f"BoardGenerator(max_reference_images={self.max_reference_images})"
+
+    def validate_options(self, options: GenerationOptions) -> None:
+        check_options(
+            options, backend=BACKEND, model=MODEL, aspect_ratios=self.aspect_ratios, sizes=self.sizes, max_n=1
+        )
+
+    def generate(
+        self,
+        prompt: str,
+        references: Sequence[Reference],
+        options: GenerationOptions | None = None,
+    ) -> GenerationResult:
+        opts = options or GenerationOptions()
+        self.validate_options(opts)
+        check_reference_count(references, limit=self.max_reference_images, backend=BACKEND, model=MODEL)
+        from assetrag.render import render_board
+
+        watch = Stopwatch()
+        sections = board_sections(references)
+        with tempfile.TemporaryDirectory(prefix="assetrag-board-") as tmp:
+            path = render_board(
+                prompt or "(no brief)",
+                sections,
+                Path(tmp) / "board.png",
+                columns=self.columns,
+                tile_px=self.tile_px,
+            )
+            with Image.open(path) as im:
+                im.load()
+                board = im.convert("RGB")
+        warnings = [f"option extra[{key!r}] is not used by the board backend" for key in opts.extra]
+        return GenerationResult(
+            images=[board],
+            model=MODEL,
+            backend=BACKEND,
+            prompt=prompt,
+            reference_ids=[r.id for r in references],
+            finish_reason="stop",
+            elapsed_s=watch.elapsed,
+            warnings=warnings,
+            metadata={"sections": [name for name, _ in sections]},
+        )
+
+
+def board_sections(references: Sequence[Reference]) -> list[tuple[str, list]]:
+    """(section name, tiles) per brief item in order of first appearance; style references last."""
+    from assetrag.render import SheetTile
+
+    groups: dict[str, list[Reference]] = {}
+    for ref in references:
+        groups.setdefault(ref.label or STYLE_LABEL, []).append(ref)
+    ordered = [label for label in groups if label != STYLE_LABEL]
+    if STYLE_LABEL in groups:
+        ordered.append(STYLE_LABEL)
+    return [
+        (
+            STYLE_SECTION if label == STYLE_LABEL else label,
+            [SheetTile(ref.image, _tile_label(ref), ref.score) for ref in groups[label]],
+        )
+        for label in ordered
+    ]
+
+
+def _tile_label(ref: Reference) -> str:
+    return Path(ref.path).name if ref.path else ref.id[:12]

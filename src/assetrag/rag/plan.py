@@ -1,0 +1,209 @@
+"""Plan a grounded generation: brief → the items it names → one retrieved reference per item, plus
+brand/style references → the best N that fit the backend, with what was dropped or withheld and why.
+
+Planning never calls a generator; `--dry-run` stops here (and draws the reference board).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assetrag.errors import QueryError
+from assetrag.rag.items import split_brief
+from assetrag.search import SearchHit
+
+if TYPE_CHECKING:
+    from assetrag.library import Library
+
+INTERNAL_ONLY = "internal-only"
+STYLE = "style"
+BRIEF = "whole brief"
+EXPLICIT = "given"
+
+
+@dataclass
+class PlannedRef:
+    """A reference the plan considered: where it came from (`role`), its item and retrieval score."""
+
+    id: str
+    path: str
+    filename: str
+    item: str  # the brief item it stands for, "style", "whole brief" or "given"
+    role: str  # item | style | brief | given
+    score: float
+    internal_only: bool = False
+    note: str = ""
+
+    @classmethod
+    def from_hit(cls, hit: SearchHit, item: str, role: str) -> PlannedRef:
+        return cls(
+            id=hit.id,
+            path=hit.path,
+            filename=hit.filename,
+            item=item,
+            role=role,
+            score=round(hit.score, 4),
+            internal_only=str(hit.metadata.get("usage", "")).lower() == INTERNAL_ONLY,
+        )
+
+
+@dataclass
+class ItemPlan:
+    """One item of the brief: its candidates (best first) and the one chosen (None: nothing usable)."""
+
+    item: str
+    candidates: list[PlannedRef]
+    chosen: PlannedRef | None = None
+
+
+@dataclass
+class Plan:
+    brief: str
+    backend: str
+    limit: int
+    external: bool
+    items: list[ItemPlan] = field(default_factory=list)
+    chosen: list[PlannedRef] = field(default_factory=list)
+    dropped: list[PlannedRef] = field(default_factory=list)
+    withheld: list[PlannedRef] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """The plan as a few human lines (what the CLI prints)."""
+        lines = [f"brief: {self.brief}", f"backend: {self.backend} (takes up to {self.limit} references)"]
+        for it in self.items:
+            pick = f"{it.chosen.filename} ({it.chosen.score:.3f})" if it.chosen else "— nothing usable in the library"
+            lines.append(f"  item {it.item!r} → {pick}")
+        lines.append(f"references sent ({len(self.chosen)}):")
+        lines += [f"  {i + 1}. [{r.item}] {r.path}  score {r.score:.3f}" for i, r in enumerate(self.chosen)]
+        for r in self.dropped:
+            lines.append(f"  dropped [{r.item}] {r.filename}: {r.note}")
+        for r in self.withheld:
+            lines.append(f"  withheld [{r.item}] {r.filename}: {r.note}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def make_plan(
+    lib: Library,
+    brief: str,
+    *,
+    backend: str = "board",
+    limit: int,
+    external: bool,
+    refs: int | None = None,
+    given: tuple[str, ...] = (),
+    collection: str | list[str] | None = None,
+    style_collection: str | None = None,
+    include_synthetic: bool = False,
+    per_item: int = 3,
+    brief_hits: int = 2,
+    style_hits: int = 2,
+) -> Plan:
+    """Retrieve and select references for `brief` (see module doc). `refs` caps below the backend limit."""
+    if not brief or not brief.strip():
+        raise QueryError("the brief is empty; describe the image you want")
+    cap = min(limit, refs) if refs else limit
+    plan = Plan(brief=brief.strip(), backend=backend, limit=cap, external=external)
+    source = None if include_synthetic else "ingested"
+    pool: list[PlannedRef] = []
+
+    for spec in given:
+        pool.append(_given_ref(lib, spec))
+
+    items = split_brief(brief)
+    if not items:
+        plan.notes.append("no concrete items found in the brief; using whole-brief matches only")
+    plan.items = [
+        ItemPlan(
+            item,
+            [
+                PlannedRef.from_hit(h, item, "item")
+                for h in lib.search(item, k=per_item, collection=collection, source=source)
+            ],
+        )
+        for item in items
+    ]
+    # items pick in order of their best score, each taking its best match not already taken by another
+    # item, so "diamond necklace" and "pendant" do not both get the same necklace
+    taken: set[str] = set()
+    for ip in sorted(plan.items, key=lambda ip: -(ip.candidates[0].score if ip.candidates else 0.0)):
+        usable = [c for c in ip.candidates if not (external and c.internal_only)]
+        ip.chosen = next((c for c in usable if c.id not in taken), usable[0] if usable else None)
+        for c in ip.candidates:  # better matches that may not leave the machine are withheld, and said so
+            if c is ip.chosen:
+                break
+            _withhold(plan, c)
+        if ip.chosen is None and ip.candidates:
+            plan.notes.append(f"item {ip.item!r}: every match is internal-only and the backend is external")
+        if ip.chosen:
+            taken.add(ip.chosen.id)
+            pool.append(ip.chosen)
+    if style_collection:
+        style = lib.search(brief, k=style_hits, collection=style_collection, source=source)
+        if not style:
+            plan.notes.append(f"style collection {style_collection!r} holds no assets")
+        pool += [PlannedRef.from_hit(h, STYLE, "style") for h in style]
+    pool += [
+        PlannedRef.from_hit(h, BRIEF, "brief")
+        for h in lib.search(brief, k=brief_hits, collection=collection, source=source)
+    ]
+
+    seen: set[str] = set()
+    ordered: list[PlannedRef] = []
+    for r in _priority(pool):
+        if r.id in seen:
+            continue
+        if external and r.internal_only:
+            _withhold(plan, r)
+            continue
+        seen.add(r.id)
+        ordered.append(r)
+    plan.chosen = ordered[:cap]
+    for r in ordered[cap:]:
+        r.note = f"over the limit of {cap} references (kept the best by score)"
+        plan.dropped.append(r)
+    return plan
+
+
+def _withhold(plan: Plan, ref: PlannedRef) -> None:
+    if ref.internal_only and plan.external and all(w.id != ref.id for w in plan.withheld):
+        ref.note = "usage: internal-only — never sent to an external backend"
+        plan.withheld.append(ref)
+
+
+def _priority(pool: list[PlannedRef]) -> list[PlannedRef]:
+    """Given references first, then one per item (best score first), then style, then whole-brief hits."""
+    rank = {"given": 0, "item": 1, "style": 2, "brief": 3}
+    return sorted(pool, key=lambda r: (rank[r.role], -r.score))
+
+
+def _given_ref(lib: Library, spec: str) -> PlannedRef:
+    """`--ref`: a stored asset id, or an image file (used as is; it need not be in the library)."""
+    hit = lib.get(spec) if len(spec) == 64 else None
+    if hit is not None:
+        ref = PlannedRef.from_hit(hit, EXPLICIT, "given")
+        ref.score = 1.0
+        return ref
+    path = Path(spec)
+    if not path.is_file():
+        raise QueryError(f"--ref {spec!r} is neither an asset id in this library nor an image file")
+    rid = hashlib.sha256(path.read_bytes()).hexdigest()
+    stored = lib.get(rid)
+    internal = bool(stored and str(stored.metadata.get("usage", "")).lower() == INTERNAL_ONLY)
+    return PlannedRef(
+        id=rid,
+        path=os.path.abspath(path),
+        filename=path.name,
+        item=EXPLICIT,
+        role="given",
+        score=1.0,
+        internal_only=internal,
+    )

@@ -1,0 +1,139 @@
+"""The RAG loop on the real offline model and Milvus Lite: plan, dry-run board, internal-only, store-back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from assetrag import rag
+from assetrag.generation import get_generator
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "library"
+BRIEF = (
+    "A model poses leaning on a blue convertible sports car. She wears a halter dress, a diamond necklace and "
+    "a blue watch, high heels, and holds a Labubu pendant"
+)
+#: the brief's items and the folder (product category) each one's reference must come from
+EXPECTED = {
+    "blue convertible sports car": "vehicles",
+    "halter dress": "fashion",
+    "diamond necklace": "jewelry",
+    "blue watch": "watches",
+    "high heels": "footwear",
+}
+FOLDERS = ["vehicles", "fashion", "jewelry", "watches", "footwear", "accessories/charms", "brand-style", "photos"]
+
+
+@pytest.fixture
+def brief_library(tmp_path, make_library):
+    """A product library that holds something for every item of the seed's brief, plus distractors."""
+    root = tmp_path / "products"
+    for folder in FOLDERS:
+        shutil.copytree(SAMPLES / folder, root / folder)
+    lib = make_library()
+    report = lib.ingest(root)
+    assert not report.errors
+    return lib, root
+
+
+def test_seed_brief_plan_has_one_reference_per_item(brief_library, tmp_path):
+    lib, root = brief_library
+    plan = rag.plan(lib, BRIEF, backend="board", style_collection="brand-style")
+    items = {ip.item: ip for ip in plan.items}
+    assert set(EXPECTED) <= set(items)
+    for item, folder in EXPECTED.items():
+        chosen = items[item].chosen
+        assert chosen is not None, item
+        assert Path(chosen.path).relative_to(root).parts[0] == folder, (item, chosen.path)
+    chosen_ids = [r.id for r in plan.chosen]
+    assert len(chosen_ids) == len(set(chosen_ids))  # de-duplicated
+    assert {ip.chosen.id for ip in plan.items if ip.chosen} <= set(chosen_ids)
+    assert any(r.role == "style" and "brand-style" in r.path for r in plan.chosen)
+    assert json.loads(json.dumps(plan.to_dict()))["brief"] == BRIEF
+
+    # dry run: the reference board is written, nothing is stored back
+    before = lib.stats()["count"]
+    board = rag.run(lib, plan, backend=get_generator("board"), out=tmp_path / "board.png", store_back=False)
+    assert Image.open(board.metadata["output_path"]).size[1] > 400
+    assert lib.stats()["count"] == before
+
+
+def test_backend_limit_keeps_the_best_and_says_what_was_dropped(brief_library):
+    lib, _ = brief_library
+    plan = rag.plan(lib, BRIEF, backend="gemini", style_collection="brand-style")  # flash image takes 3
+    assert plan.limit == 3 and len(plan.chosen) == 3
+    assert all(r.role == "item" for r in plan.chosen)
+    scores = [r.score for r in plan.chosen]
+    assert scores == sorted(scores, reverse=True)
+    assert plan.dropped and all("over the limit of 3" in r.note for r in plan.dropped)
+    assert min(scores) >= max(r.score for r in plan.dropped if r.role == "item")
+    assert len(rag.plan(lib, BRIEF, backend="board", refs=2).chosen) == 2
+    assert "dropped" in plan.describe()
+
+
+def test_internal_only_assets_never_reach_an_external_backend(brief_library, tmp_path):
+    from tests.fakes.gemini_server import DEFAULT_KEY, FakeGemini
+
+    lib, root = brief_library
+    secret = root / "jewelry" / "diamond-pendant-necklace.png"
+    (root / "jewelry" / "diamond-pendant-necklace.png.json").write_text(json.dumps({"usage": "internal-only"}))
+    lib.ingest(root)
+    secret_id = next(h.id for h in lib.search("a diamond necklace", k=10) if h.path == str(secret))
+
+    local = rag.plan(lib, "a diamond necklace", backend="board")
+    assert secret_id in {r.id for r in local.chosen}  # fine for an offline backend
+
+    with FakeGemini() as fake:
+        opts = {"api_key": DEFAULT_KEY, "base_url": fake.base_url}
+        plan = rag.plan(lib, "a diamond necklace", backend="gemini", generator_options=opts)
+        assert secret_id not in {r.id for r in plan.chosen}
+        assert secret_id in {r.id for r in plan.withheld}
+        assert "internal-only" in plan.describe()
+        result = rag.run(lib, plan, out=tmp_path / "out.png", generator_options=opts)
+        sent = [np.asarray(img.convert("RGB")) for req in fake.requests for img in req.images]
+    secret_px = np.asarray(Image.open(secret).convert("RGB"))
+    assert sent and all(s.shape != secret_px.shape or not np.array_equal(s, secret_px) for s in sent)
+    assert result.metadata["asset_id"]
+
+    # a hand-edited plan that smuggles it back in is refused before anything is sent
+    plan.chosen.append(next(r for r in plan.withheld if r.id == secret_id))
+    with pytest.raises(Exception, match="internal-only"):
+        rag.run(lib, plan, generator_options=opts)
+
+
+def test_generated_image_is_stored_back_as_synthetic_with_lineage(brief_library, tmp_path):
+    from tests.fakes.gemini_server import DEFAULT_KEY, FakeGemini
+
+    lib, _ = brief_library
+    with FakeGemini() as fake:
+        opts = {"api_key": DEFAULT_KEY, "base_url": fake.base_url}
+        result = lib.generate(
+            "a blue watch and a diamond necklace",
+            backend="gemini",
+            out=tmp_path / "gen.png",
+            generator_options=opts,
+            min_fidelity=0.99,
+        )
+        assert len(fake.requests) == 1
+    meta = result.metadata
+    assert Path(meta["output_path"]).is_file()
+    fid = meta["fidelity"]
+    assert len(fid["per_reference"]) == len(meta["plan"]["chosen"]) and -1 <= fid["mean"] <= 1
+    assert meta["flagged"] is True and any("below --min-fidelity" in w for w in result.warnings)
+    hits = lib.search("a watch", k=50, where='source == "synthetic"')
+    assert [h.id for h in hits] == [meta["asset_id"]]
+    lineage = hits[0].lineage
+    assert lineage["backend"] == "gemini" and lineage["model"] == "gemini-2.5-flash-image"
+    assert lineage["brief"] == "a blue watch and a diamond necklace"
+    assert {r["id"] for r in lineage["references"]} == {r["id"] for r in meta["plan"]["chosen"]}
+    assert lineage["fidelity"]["mean"] == fid["mean"]
+    # synthetic assets are not references unless asked for
+    plan = rag.plan(lib, "a blue watch", backend="board")
+    assert meta["asset_id"] not in {r.id for r in plan.chosen}
+    plan = rag.plan(lib, "a blue watch", backend="board", include_synthetic=True)
+    assert meta["asset_id"] in {c.id for ip in plan.items for c in ip.candidates} | {r.id for r in plan.chosen}
