@@ -49,6 +49,10 @@ def _global(
     workers: Annotated[int | None, typer.Option(help="decode threads")] = None,
     token: Annotated[str | None, typer.Option(help="Milvus server token (user:password or API key)")] = None,
     db_name: Annotated[str | None, typer.Option(help="Milvus server database name")] = None,
+    index: Annotated[
+        str | None,
+        typer.Option(help="index of a new library: auto | hnsw | flat | ivf_flat | autoindex [env ASSETRAG_INDEX]"),
+    ] = None,
 ) -> None:
     state.settings = Settings.from_env(
         uri=uri,
@@ -59,6 +63,7 @@ def _global(
         workers=workers,
         token=token,
         db_name=db_name,
+        index=index,
     )
 
 
@@ -321,6 +326,26 @@ def serve(
 
     err.print(f"assetrag: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     run_server(state.settings, host=host, port=port, roots=root or [])
+
+
+@app.command("index")
+def index_cmd(
+    kind: Annotated[
+        str | None,
+        typer.Argument(help="hnsw | flat | ivf_flat | autoindex | auto (default: --index, else the type it has)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """(Re)build the library's vector index over everything stored (blocks until it is built)."""
+    chosen = kind or (state.settings.index if state.settings.index != "auto" else None)
+    with _lib() as lib:
+        info = lib.store.rebuild_index(chosen)
+    if as_json:
+        _print_json(info)
+        return
+    params = ", ".join(f"{k}={v}" for k, v in info["params"].items())
+    what = f"{info['index_type']} ({params})" if params else info["index_type"]
+    out.print(f"built {what} over {info['rows']} assets in {info['seconds']}s")
 
 
 def main() -> None:

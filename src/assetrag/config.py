@@ -12,6 +12,8 @@ DEFAULT_URI = "./assetrag.db"
 DEFAULT_LIBRARY = "assets"
 DEFAULT_MODEL = "auto"
 DEFAULT_CLIP_CHECKPOINT = "openai/clip-vit-base-patch32"
+#: vector index choices (`--index`, ASSETRAG_INDEX); "auto" is the backend's default (HNSW on both today)
+INDEX_CHOICES = ("auto", "hnsw", "flat", "ivf_flat", "autoindex")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -42,6 +44,7 @@ class Settings:
     torch_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     token: str | None = None
     db_name: str | None = None
+    index: str = "auto"  # the vector index a new library gets, and what `assetrag index` builds
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -56,6 +59,7 @@ class Settings:
             torch_threads=_env_int("ASSETRAG_TORCH_THREADS", os.cpu_count() or 1),
             token=os.environ.get("ASSETRAG_MILVUS_TOKEN") or None,
             db_name=os.environ.get("ASSETRAG_MILVUS_DB") or None,
+            index=os.environ.get("ASSETRAG_INDEX") or "auto",
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         settings = replace(base, **clean)
@@ -67,10 +71,11 @@ class Settings:
             raise ConfigError(f"batch size must be ≥ 1, got {self.batch_size}")
         if self.workers < 1:
             raise ConfigError(f"workers must be ≥ 1, got {self.workers}")
+        if self.index.lower().replace("-", "_") not in INDEX_CHOICES:
+            raise ConfigError(f"unknown index {self.index!r}; choose one of {', '.join(INDEX_CHOICES)}")
         if not self.library.replace("_", "a").replace("-", "a").isalnum() or not self.library[0].isalpha():
             raise ConfigError(
-                f"library name {self.library!r} must start with a letter and hold only letters, digits, "
-                "'_' and '-'"
+                f"library name {self.library!r} must start with a letter and hold only letters, digits, '_' and '-'"
             )
 
     @property

@@ -59,7 +59,9 @@ def decode_bytes(data: bytes, name: str, max_side: int | None = DEFAULT_MAX_SIDE
     except BadImageError:
         raise
     except UnidentifiedImageError as exc:
-        raise BadImageError(name, "not an image Pillow can read (wrong extension or unsupported format)") from exc
+        raise BadImageError(
+            name, "not an image Pillow can read (wrong extension or unsupported format)"
+        ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadImageError(name, f"too many pixels (possible decompression bomb): {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:

@@ -385,3 +385,33 @@ def _under(path: str, roots: Sequence[str | Path]) -> bool:
         if path == r or path.startswith(r.rstrip(os.sep) + os.sep):
             return True
     return False
+
+
+def add_file(
+    store: Store,
+    embedder: Embedder,
+    path: str | Path,
+    *,
+    collection: str,
+    tags: Sequence[str] = (),
+    source: str = "ingested",
+    lineage: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+) -> str:
+    """Store one image file with explicit fields (e.g. a generated image with its lineage); returns its id."""
+    path = os.path.abspath(os.fspath(path))
+    data = Path(path).read_bytes()
+    decoded = decode_bytes(data, path, max_side)
+    st = os.stat(path)
+    item = _Item(
+        FileEntry(path, os.path.dirname(path), st.st_size, st.st_mtime_ns, tuple(tags), collection, metadata or {}),
+        id=sha256_bytes(data),
+        decoded=decoded,
+    )
+    store.ensure(embedder.name, embedder.dim)
+    row = _new_row(item, embedder.embed_images([decoded.image])[0])
+    row["source"] = source
+    row["lineage"] = lineage or {}
+    store.upsert([row])
+    return row["id"]

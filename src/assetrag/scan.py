@@ -97,8 +97,12 @@ def scan(
                 try:
                     path.encode("utf-8")
                 except UnicodeEncodeError:
-                    errors.append(ScanError(os.fsencode(path).decode("utf-8", "replace"),
-                                            "file name is not valid UTF-8; rename the file"))
+                    errors.append(
+                        ScanError(
+                            os.fsencode(path).decode("utf-8", "replace"),
+                            "file name is not valid UTF-8; rename the file",
+                        )
+                    )
                     continue
                 try:
                     st = os.stat(path)
@@ -114,8 +118,10 @@ def scan(
                 rel_dirs = Path(os.path.relpath(dirpath, base)).parts if dirpath != base else ()
                 folder_tags = [p for p in rel_dirs if p not in (".", "")]
                 all_tags = _unique([*folder_tags, *tags, *[str(t) for t in meta.pop("tags", [])]])
-                coll = collection or meta.pop("collection", None) or (
-                    folder_tags[0] if folder_tags else os.path.basename(base) or "default"
+                coll = (
+                    collection
+                    or meta.pop("collection", None)
+                    or (folder_tags[0] if folder_tags else os.path.basename(base) or "default")
                 )
                 meta.pop("collection", None)
                 entries.append(

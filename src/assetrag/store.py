@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from assetrag.config import INDEX_CHOICES
 from assetrag.errors import ConfigError, ModelMismatchError, StoreError, StoreLockedError
 
 logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs a traceback on every failed call
@@ -63,10 +64,6 @@ class Hit:
     id: str
     score: float
     fields: dict[str, Any]
-
-
-#: index names accepted by `--index` / ASSETRAG_INDEX ("auto": the backend's default)
-INDEX_CHOICES = ("auto", "hnsw", "flat", "ivf_flat", "autoindex")
 
 
 @dataclass(frozen=True)
@@ -124,6 +121,22 @@ def quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+_lite_users: dict[str, int] = {}  # open Stores per Milvus Lite path in this process
+
+
+def _release_lite(uri: str) -> None:
+    """Stop the in-process Milvus Lite server of `uri` once no Store uses it (frees the file lock)."""
+    path = os.path.abspath(uri)
+    _lite_users[path] = _lite_users.get(path, 1) - 1
+    if _lite_users[path] > 0:
+        return
+    del _lite_users[path]
+    with contextlib.suppress(ImportError):
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(path)
+
+
 def is_server_uri(uri: str) -> bool:
     return uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
@@ -146,6 +159,7 @@ class Store:
         #: the index a new collection gets (and `rebuild_index` builds); an existing one keeps its own
         self.index = as_index_spec(index, self.is_server)
         self._loaded = False
+        self._closed = False
         self._built: dict[str, Any] | None = None  # describe_index of the existing collection
         if not self.is_server:
             if not uri.endswith(".db"):
@@ -162,6 +176,9 @@ class Store:
             kwargs["db_name"] = db_name
         try:
             self.client = MilvusClient(uri, **kwargs)
+            if not self.is_server:
+                path = os.path.abspath(uri)
+                _lite_users[path] = _lite_users.get(path, 0) + 1
         except ConnectionConfigException as exc:
             if not self.is_server and "Open local milvus failed" in str(exc):
                 raise StoreLockedError(
@@ -350,8 +367,14 @@ class Store:
         return {}
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # closing twice or after a server went away is harmless
+        """Close the client; the last Store on a Milvus Lite file also releases the file's lock."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):  # closing after a server went away is harmless
             self.client.close()
+        if not self.is_server:
+            _release_lite(self.uri)
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -401,6 +424,11 @@ class Store:
         if not self.exists():
             return
         self.load()
+        if self.is_server:
+            # pymilvus' query_iterator drops the consistency level (the server then reads Bounded, and a
+            # row written a moment ago — by this process or another — is missing); a Strong read first
+            # makes the server catch up with every write made before this call
+            self._call(self.client.query, self.name, filter="", output_fields=["count(*)"], **self._strong())
         it = self._call(
             self.client.query_iterator,
             self.name,

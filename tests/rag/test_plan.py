@@ -137,3 +137,71 @@ def test_generated_image_is_stored_back_as_synthetic_with_lineage(brief_library,
     assert meta["asset_id"] not in {r.id for r in plan.chosen}
     plan = rag.plan(lib, "a blue watch", backend="board", include_synthetic=True)
     assert meta["asset_id"] in {c.id for ip in plan.items for c in ip.candidates} | {r.id for r in plan.chosen}
+
+
+def test_local_diffusers_output_is_stored_back_end_to_end(brief_library, tmp_path):
+    """The air-gapped path: a local img2img checkpoint (tiny, random weights) through the whole loop."""
+    from tests.fakes.tiny_diffusers import build_tiny_sd_img2img
+
+    lib, _ = brief_library
+    ckpt = build_tiny_sd_img2img(tmp_path / "tiny-sd")
+    result = lib.generate(
+        "a diamond necklace",
+        backend=f"diffusers:{ckpt}",
+        out=tmp_path / "local.png",
+        generator_options={"num_inference_steps": 2},
+    )
+    meta = result.metadata
+    assert meta["plan"]["limit"] == 1 and len(meta["plan"]["chosen"]) == 1  # img2img takes one init image
+    assert Image.open(meta["output_path"]).size[0] > 0
+    stored = lib.get(meta["asset_id"])
+    assert stored.source == "synthetic" and stored.lineage["backend"] == "diffusers"
+    assert stored.collection == "synthetic" and "synthetic" in stored.tags
+
+
+def test_openai_backend_through_the_loop(brief_library, tmp_path):
+    from tests.fakes.openai_server import FakeOpenAI
+
+    lib, _ = brief_library
+    with FakeOpenAI() as fake:
+        opts = {"api_key": fake.api_key, "base_url": fake.base_url}
+        result = lib.generate(BRIEF, backend="openai", out=tmp_path / "o.png", generator_options=opts)
+        sent = sum(len(req.files) for req in fake.requests)
+    assert sent == len(result.metadata["plan"]["chosen"]) >= len(EXPECTED)
+    assert lib.get(result.metadata["asset_id"]).lineage["backend"] == "openai"
+
+
+def test_cli_generate_dry_run_prints_the_plan_and_writes_the_board(brief_library, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    lib, _ = brief_library
+    uri = lib.settings.uri
+    lib.close()  # Milvus Lite: one process at a time
+    board = tmp_path / "board.png"
+    env = {**os.environ, "ASSETRAG_URI": uri, "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "2"}
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "assetrag.cli",
+            "generate",
+            BRIEF,
+            "--backend",
+            "gemini",
+            "--dry-run",
+            "-o",
+            str(board),
+            "--style-collection",
+            "brand-style",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "item 'diamond necklace' → diamond-pendant-necklace.png" in res.stdout
+    assert "takes up to 3 references" in res.stdout and "dropped" in res.stdout
+    assert Image.open(board).size[0] > 500

@@ -59,18 +59,29 @@ class BoardGenerator:
         opts = options or GenerationOptions()
         self.validate_options(opts)
         check_reference_count(references, limit=self.max_reference_images, backend=BACKEND, model=MODEL)
-        from assetrag.render import render_board
+        from assetrag.render import SheetTile, render_board, render_contact_sheet
 
         watch = Stopwatch()
         sections = board_sections(references)
         with tempfile.TemporaryDirectory(prefix="assetrag-board-") as tmp:
-            path = render_board(
-                prompt or "(no brief)",
-                sections,
-                Path(tmp) / "board.png",
-                columns=self.columns,
-                tile_px=self.tile_px,
-            )
+            if sections and max(len(tiles) for _, tiles in sections) <= 2:
+                # one or two references per item (the usual plan): one compact grid, the item on each tile
+                tiles = [SheetTile(t.image, f"{name}: {t.label}", t.score) for name, ts in sections for t in ts]
+                path = render_contact_sheet(
+                    prompt or "(no brief)",
+                    tiles,
+                    Path(tmp) / "board.png",
+                    columns=self.columns,
+                    tile_px=self.tile_px,
+                )
+            else:
+                path = render_board(
+                    prompt or "(no brief)",
+                    sections,
+                    Path(tmp) / "board.png",
+                    columns=self.columns,
+                    tile_px=self.tile_px,
+                )
             with Image.open(path) as im:
                 im.load()
                 board = im.convert("RGB")

@@ -90,7 +90,8 @@ def run_plan(
     `fidelity` and `flagged` (fidelity below `min_fidelity`).
     """
     refs = load_references(plan)
-    prompt = build_prompt(plan)
+    is_board = generator.name == "board"
+    prompt = plan.brief if is_board else build_prompt(plan)  # a board is titled with the brief itself
     result = generator.generate(prompt, refs, options or GenerationOptions())
     stamp = datetime.now(UTC)
     out_path = Path(out) if out else Path("generated") / f"{stamp:%Y%m%d-%H%M%S}-{slug(plan.brief)}.png"
@@ -102,7 +103,6 @@ def run_plan(
         img.save(p, format="PNG")
         extra_paths.append(str(p))
 
-    is_board = generator.name == "board"
     fid = (
         fidelity(lib, result.image, plan.chosen, refs)
         if not is_board
