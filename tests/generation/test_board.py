@@ -39,9 +39,12 @@ def test_board_is_one_deterministic_image():
     assert result.metadata["sections"] == ["blue watch", "diamond necklace", "style references"]
     again = gen.generate("A model wears a blue watch and a diamond necklace", _refs())
     assert np.array_equal(np.asarray(result.image), np.asarray(again.image))
-    # more sections make a taller board
+    # one or two references per item: one compact grid, so fewer references make a narrower board
     fewer = gen.generate("A model wears a blue watch and a diamond necklace", _refs()[1:2])
-    assert fewer.image.height < result.image.height
+    assert fewer.image.width < result.image.width
+    # an item with many candidates gets its own labelled row instead
+    many = gen.generate("a blue watch", [*_refs(), *_refs()[1:2], *_refs()[3:4]])
+    assert many.image.height > result.image.height
 
 
 def test_board_saves_with_lineage(tmp_path):
