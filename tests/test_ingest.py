@@ -1,4 +1,4 @@
-"""Ingest on the real offline model and real Milvus Lite: incremental, moves, duplicates, prune, bad files."""
+"""Ingest on the real offline model, Milvus Lite and a Milvus server: incremental, moves, duplicates, bad files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import os
 import shutil
 import time
 
+import pytest
 from PIL import Image
+
+pytestmark = pytest.mark.usefixtures("store_uri")  # every test on Milvus Lite and on a server
 
 
 def _paths(lib):
@@ -144,3 +147,27 @@ def test_empty_folder_creates_nothing(make_library, tmp_path):
     report = lib.ingest(tmp_path / "empty")
     assert report.scanned == 0 and lib.stats()["exists"] is False
     assert lib.search("anything") == []
+
+
+def test_a_copy_whose_twin_is_still_being_decoded_is_not_lost(make_library, photo_dir, monkeypatch):
+    """Two byte-identical files: when the later one (in scan order) claims the bytes first, the earlier one is
+    a path update that must wait for its twin's record instead of being dropped as a failed copy."""
+    from assetrag.config import Settings
+    from assetrag.ingest import Ingestor
+
+    first = photo_dir / "animals" / "a-copy.jpg"  # sorts before cats/cat.jpg in scan order
+    shutil.copy(photo_dir / "animals" / "cats" / "cat.jpg", first)
+    real_prepare = Ingestor._prepare
+
+    def slow_for_the_first(self, entry, known_ids, claimed):
+        if entry.path == str(first):
+            time.sleep(0.5)  # its twin, read by the other worker, claims the bytes first
+        return real_prepare(self, entry, known_ids, claimed)
+
+    monkeypatch.setattr(Ingestor, "_prepare", slow_for_the_first)
+    lib = make_library(settings=Settings(batch_size=1, workers=2))
+    report = lib.ingest(photo_dir)
+    assert report.errors == [] and report.added == 5 and report.duplicates == 1
+    assert sorted(lib.get(lib.search("a cat", k=1)[0].id).paths) == sorted(
+        [str(first), str(photo_dir / "animals" / "cats" / "cat.jpg")]
+    )

@@ -11,10 +11,13 @@ from assetrag.search import build_filter
 
 
 @pytest.fixture
-def lib(make_library, photo_dir):
-    lib = make_library()
-    lib.ingest(photo_dir)
-    return lib
+def lib(photo_library):  # one library per backend (Milvus Lite, a server), shared: these tests only read
+    return photo_library[0]
+
+
+@pytest.fixture
+def root(photo_library):
+    return photo_library[1]
 
 
 @pytest.mark.parametrize(
@@ -29,13 +32,13 @@ def test_text_query_ranks_the_right_photo_first(lib, query, expected):
     assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
 
 
-def test_image_query_finds_the_same_image_first(lib, photo_dir):
-    hits = lib.search(image=photo_dir / "things" / "space" / "rocket.jpg", k=3)
+def test_image_query_finds_the_same_image_first(lib, root):
+    hits = lib.search(image=root / "things" / "space" / "rocket.jpg", k=3)
     assert hits[0].filename == "rocket.jpg" and hits[0].score > 0.99
 
 
-def test_text_plus_image_blends_both(lib, photo_dir):
-    cat = photo_dir / "animals" / "cats" / "cat.jpg"
+def test_text_plus_image_blends_both(lib, root):
+    cat = root / "animals" / "cats" / "cat.jpg"
     only_image = lib.search(image=cat, k=5)
     blended = lib.search("a cup of coffee", image=cat, k=5, text_weight=0.9)
     assert only_image[0].filename == "cat.jpg"
@@ -84,6 +87,5 @@ def test_bad_queries_say_what_to_do(lib, tmp_path):
 def test_filter_expression_quotes_values():
     q = Query(text="x", collection='lunar "2025"', tags=["a\\b"], source="synthetic", where="width > 5")
     assert build_filter(q) == (
-        'collection == "lunar \\"2025\\"" and array_contains(tags, "a\\\\b") and source == "synthetic" '
-        "and (width > 5)"
+        'collection == "lunar \\"2025\\"" and array_contains(tags, "a\\\\b") and source == "synthetic" and (width > 5)'
     )

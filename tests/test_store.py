@@ -1,15 +1,16 @@
-"""The Milvus layer on a real Milvus Lite: schema, model check, locking, dims."""
+"""The Milvus layer on real Milvus Lite and a real Milvus server: schema, model check, index, locking, dims."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from assetrag.errors import ModelMismatchError, StoreError
-from assetrag.store import Store
+from assetrag.errors import ConfigError, ModelMismatchError, StoreError
+from assetrag.store import IndexSpec, Store
 
 
 def _row(i: int, dim: int = 8) -> dict:
@@ -34,19 +35,25 @@ def _row(i: int, dim: int = 8) -> dict:
     }
 
 
-def test_store_roundtrip_and_model_properties(tmp_path):
-    store = Store(str(tmp_path / "s.db"), "lib")
+def test_store_roundtrip_and_model_properties(make_store, store_uri):
+    store = make_store("lib")
     assert store.model_info() is None and store.count() == 0
     store.ensure("model-a", 8)
     store.upsert([_row(i) for i in range(20)])
     assert store.count() == 20 and store.model_info() == ("model-a", 8)
-    hits = store.search(np.eye(8, dtype=np.float32)[3], k=3)[0]
+    hits = store.search(np.eye(8, dtype=np.float32)[3], k=3)[0]  # read-your-writes on a server too
     assert hits[0].fields["filename"] in {"3.jpg", "11.jpg", "19.jpg"} and hits[0].score == pytest.approx(1.0)
+    assert hits[0].id == hits[0].fields.get("id", hits[0].id) and len(hits[0].id) == 64
     assert len(list(store.iterate(batch_size=7))) == 20
     store.delete([f"{i:064x}" for i in range(5)])
     assert store.count() == 15
+    assert {h.id for h in store.search(np.eye(8, dtype=np.float32)[3], k=20)[0]}.isdisjoint(
+        {f"{i:064x}" for i in range(5)}
+    )
+    store.upsert([{**_row(7), "filename": "seven.jpg"}])  # upsert replaces
+    assert store.count() == 15 and store.get([f"{7:064x}"], ("filename",))[0]["filename"] == "seven.jpg"
     store.close()
-    reopened = Store(str(tmp_path / "s.db"), "lib")  # collections come back released: load() handles it
+    reopened = make_store("lib")  # collections come back released: load() handles it
     assert reopened.count() == 15
     with pytest.raises(ModelMismatchError, match="built with model 'model-a'"):
         reopened.ensure("model-b", 8)
@@ -75,3 +82,82 @@ def test_second_process_on_a_lite_file_gets_a_clear_message(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "LOCKED" in res.stdout and "another process" in res.stdout, res.stdout + res.stderr
     store.close()
+
+
+@pytest.mark.parametrize("index", ["flat", "ivf_flat", "autoindex"])  # hnsw: the default, used everywhere
+def test_index_choice_at_creation(make_store, store_uri, index):
+    store = make_store("idx", index=index)
+    store.ensure("m", 8)
+    store.upsert([_row(i) for i in range(40)])
+    expected = IndexSpec.named(index).index_type
+    assert store.index_info()["index_type"] == expected and store.stats()["index"] == expected
+    hit = store.search(np.eye(8, dtype=np.float32)[5], k=3)[0][0]
+    assert hit.score == pytest.approx(1.0) and hit.fields["filename"] in {"5.jpg", "13.jpg", "21.jpg", "29.jpg"}
+
+
+def test_index_rebuild_keeps_the_data_and_a_reopened_store_follows_it(make_store, store_uri):
+    store = make_store("idx")
+    store.ensure("m", 8)
+    store.upsert([_row(i) for i in range(40)])
+    assert store.index_info()["index_type"] == "HNSW"
+    assert store.rebuild_index()["index_type"] == "HNSW"  # same type again: a plain re-index
+    info = store.rebuild_index("ivf_flat")
+    assert info == {**info, "index_type": "IVF_FLAT", "rows": 40, "params": {"nlist": 128}}
+    reopened = make_store("idx")  # another Store (default spec) reads the index the collection has
+    assert reopened.stats()["index"] == "IVF_FLAT" and reopened.count() == 40
+    hit = reopened.search(np.eye(8, dtype=np.float32)[5], k=3)[0][0]
+    assert hit.score == pytest.approx(1.0) and hit.fields["filename"] in {"5.jpg", "13.jpg", "21.jpg", "29.jpg"}
+
+
+def test_index_rebuild_on_lite_survives_an_already_exists_retry(tmp_path):
+    """A retried build that finds the index already built (Lite: code 35) counts as success."""
+    store = Store(str(tmp_path / "r.db"), "lib")
+    store.ensure("m", 8)
+    store.upsert([_row(i) for i in range(10)])
+    original = store.client.create_index
+    calls = []
+
+    def create_index_then_drop_the_connection(*args, **kwargs):
+        calls.append(1)
+        original(*args, **kwargs)  # the build finishes ...
+        raise ConnectionError("too_many_pings")  # ... but the client never hears of it
+
+    store.client.create_index = create_index_then_drop_the_connection
+    info = store.rebuild_index("hnsw")
+    assert calls and info["index_type"] == "HNSW" and store.index_info()["index_type"] == "HNSW"
+    assert store.search(np.eye(8, dtype=np.float32)[2], k=1)[0][0].score == pytest.approx(1.0)
+    store.close()
+
+
+def test_unknown_index_and_rebuilding_nothing_are_explained(tmp_path):
+    with pytest.raises(ConfigError, match="unknown index 'ivf_pq'; choose one of auto, hnsw, flat"):
+        IndexSpec.named("ivf_pq")
+    store = Store(str(tmp_path / "n.db"), "lib")
+    with pytest.raises(StoreError, match="does not exist yet; ingest something first"):
+        store.rebuild_index("flat")
+    store.close()
+
+
+def test_ivf_clusters_grow_with_the_library():
+    spec = IndexSpec.named("ivf_flat")
+    assert spec.scaled(1000) == spec
+    big = spec.scaled(1_000_000)
+    assert dict(big.build)["nlist"] == 4000 and dict(big.search)["nprobe"] == 62
+    assert IndexSpec.named("hnsw").scaled(10**6) == IndexSpec()
+
+
+def test_cli_on_a_lite_library_in_use_says_so_and_exits_2(tmp_path, photo_dir):
+    uri = str(tmp_path / "busy.db")
+    holder = Store(uri, "assets")  # another process (this one) has the library open
+    env = {**os.environ, "ASSETRAG_URI": uri, "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "1"}
+    res = subprocess.run(
+        [sys.executable, "-m", "assetrag.cli", "ingest", str(photo_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,  # a hang fails here
+    )
+    holder.close()
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "another process is using it" in res.stderr and "milvus-lite server" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -15,6 +15,7 @@ from rich.table import Table
 from assetrag.config import Settings
 from assetrag.errors import AssetragError
 from assetrag.library import Library
+from assetrag.search import DEFAULT_MODE
 
 app = typer.Typer(
     name="assetrag",
@@ -37,12 +38,12 @@ state = _State()
 @app.callback()
 def _global(
     uri: Annotated[
-        str | None, typer.Option(help="Milvus Lite path (*.db) or Milvus server URL [env ASSETRAG_URI]")
+        str | None, typer.Option(help="Milvus Lite path (*.db) or Milvus server URL (env ASSETRAG_URI)")
     ] = None,
-    library: Annotated[str | None, typer.Option(help="library (collection) name [env ASSETRAG_LIBRARY]")] = None,
+    library: Annotated[str | None, typer.Option(help="library (collection) name (env ASSETRAG_LIBRARY)")] = None,
     model: Annotated[
         str | None,
-        typer.Option(help="auto | offline | clip | clip:<dir or hub id> [env ASSETRAG_MODEL]"),
+        typer.Option(help="auto | offline | clip | clip:<dir or hub id> (env ASSETRAG_MODEL)"),
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
     batch_size: Annotated[int | None, typer.Option(help="images per embedding batch")] = None,
@@ -51,7 +52,7 @@ def _global(
     db_name: Annotated[str | None, typer.Option(help="Milvus server database name")] = None,
     index: Annotated[
         str | None,
-        typer.Option(help="index of a new library: auto | hnsw | flat | ivf_flat | autoindex [env ASSETRAG_INDEX]"),
+        typer.Option(help="index of a new library: auto | hnsw | flat | ivf_flat | autoindex (env ASSETRAG_INDEX)"),
     ] = None,
 ) -> None:
     state.settings = Settings.from_env(
@@ -149,9 +150,20 @@ def search(
     text_weight: Annotated[float, typer.Option(help="text share when both text and image are given")] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="print results as JSON")] = False,
     sheet: Annotated[Path | None, typer.Option(help="write a contact sheet PNG here")] = None,
+    mode: Annotated[
+        str,
+        typer.Option(help="hybrid (meaning + words in file names, tags, captions) | vector (meaning only)"),
+    ] = DEFAULT_MODE,
+    understand: Annotated[
+        bool,
+        typer.Option(help="read collection / tag / year names in the text as filters (--no-understand: don't)"),
+    ] = True,
 ) -> None:
     """Find assets by text, by image, or both."""
     with _lib() as lib:
+        understood = lib.understand(text) if understand and text and text.strip() else None
+        if understood and not as_json:
+            err.print(f"[cyan]{understood.describe()}[/] (--no-understand searches the words as given)")
         hits = lib.search(
             text,
             image=image,
@@ -162,6 +174,8 @@ def search(
             where=where,
             min_score=min_score,
             text_weight=text_weight,
+            mode=mode,
+            understand=understand,
         )
     title = " + ".join(x for x in (f'"{text}"' if text else "", f"image {image.name}" if image else "") if x)
     if sheet:
@@ -171,12 +185,21 @@ def search(
     if as_json:
         out.print_json(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
     else:
-        table = Table("#", "score", "path", "collection", "tags", title=title, title_justify="left")
+        fused = any(h.fused_score is not None for h in hits)
+        cols = ["#", "score", *(["match"] if fused else []), "path", "collection", "tags"]
+        table = Table(*cols, title=title, title_justify="left")
         for h in hits:
-            table.add_row(str(h.rank), f"{h.score:.3f}", h.path, h.collection, ", ".join(h.tags))
+            match = [_match(h)] if fused else []
+            table.add_row(str(h.rank), f"{h.score:.3f}", *match, h.path, h.collection, ", ".join(h.tags))
         out.print(table if hits else "no results")
     if sheet:
         err.print(f"contact sheet: {sheet.resolve()}")
+
+
+def _match(h: Any) -> str:
+    """Where a hybrid hit came from: its place by meaning and by words (name, tags, captions)."""
+    parts = [f"meaning #{h.vector_rank}" if h.vector_rank else "", f"words #{h.lexical_rank}" if h.lexical_rank else ""]
+    return " · ".join(p for p in parts if p)
 
 
 @app.command()
@@ -253,6 +276,133 @@ def _print_json(data: Any) -> None:
     out.print_json(json.dumps(data, ensure_ascii=False, default=str))
 
 
+_EVAL_KEYS = ("model", "mode", "templates", "understand", "label")
+
+
+def _eval_config(spec: str, base: dict[str, Any]) -> dict[str, Any]:
+    """`model=offline,mode=vector,templates=photo,understand=off` → a configuration (unset keys: `base`)."""
+    cfg = dict(base, label=None)
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in _EVAL_KEYS:
+            raise typer.BadParameter(
+                f"--compare takes key=value pairs with keys {', '.join(_EVAL_KEYS)}, e.g. 'mode=vector' or "
+                f"'model=offline,templates=photo' (got {part!r})"
+            )
+        value = value.strip()
+        if key == "understand":
+            cfg[key] = value.lower() in ("1", "on", "yes", "true")
+        elif key == "templates":
+            cfg[key] = None if value.lower() in ("", "none", "off") else value
+        else:
+            cfg[key] = value
+    return cfg
+
+
+@app.command("eval")
+def eval_(
+    queries_file: Annotated[Path, typer.Argument(help="labelled queries: JSONL or CSV (see assetrag.evaluate)")],
+    root: Annotated[
+        Path | None, typer.Option(help="folder the relevant paths are relative to (default: the file's folder)")
+    ] = None,
+    ingest_root: Annotated[
+        bool, typer.Option("--ingest", help="ingest ROOT into the library first (each compared model's own)")
+    ] = False,
+    mode: Annotated[str, typer.Option(help="hybrid | vector")] = DEFAULT_MODE,
+    templates: Annotated[str | None, typer.Option(help="prompt templates: none | photo | ensemble")] = None,
+    understand: Annotated[bool, typer.Option(help="read collection / tag names in queries as filters")] = True,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(help="another configuration to run side by side, e.g. 'mode=vector' or 'model=offline'"),
+    ] = None,
+    depth: Annotated[int, typer.Option(help="results retrieved per query (MRR is MRR@depth)")] = 100,
+    per_query: Annotated[bool, typer.Option(help="show a row per query")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON")] = False,
+) -> None:
+    """Measure retrieval quality on labelled queries: recall@1/5/10, MRR, nDCG@10, per query and overall."""
+    from dataclasses import replace
+
+    from assetrag.evaluate import KS, NDCG_AT, evaluate, load_queries
+
+    queries = load_queries(queries_file, root)
+    base_root = root if root is not None else queries_file.parent
+    base = {"model": state.settings.model, "mode": mode, "templates": templates, "understand": understand}
+    configs = [dict(base, label=None)] + [_eval_config(c, base) for c in compare or []]
+    reports = []
+    first_model = None
+    embedders: dict[str, Any] = {}  # one model load per model
+    for cfg in configs:
+        settings = replace(state.settings, model=cfg["model"])
+        if first_model is not None and cfg["model"] != first_model:
+            slug = "".join(ch if ch.isalnum() else "-" for ch in cfg["model"]).strip("-")[:40]
+            settings = replace(settings, library=f"{state.settings.library}-{slug}")
+        first_model = first_model or cfg["model"]
+        announce = (lambda msg: err.print(f"[yellow]{msg}[/]")) if cfg["model"] not in embedders else None
+        with Library(settings=settings, announce=announce, embedder=embedders.get(cfg["model"])) as lib:
+            if ingest_root:
+                report = lib.ingest(base_root)
+                err.print(f"ingested {base_root} into library {settings.library!r}: {report.added} new")
+            elif lib.store.model_info() is None:
+                raise typer.BadParameter(
+                    f"library {settings.library!r} is empty; ingest the assets first or add --ingest"
+                )
+            embedders[cfg["model"]] = lib.embedder
+            reports.append(
+                evaluate(
+                    lib,
+                    queries,
+                    root=base_root,
+                    mode=cfg["mode"],
+                    templates=cfg["templates"],
+                    understand=cfg["understand"],
+                    depth=depth,
+                    label=cfg["label"],
+                )
+            )
+    if as_json:
+        _print_json([r.to_dict() for r in reports])
+        return
+    keys = [f"recall@{k}" for k in KS] + ["mrr", f"ndcg@{NDCG_AT}"]
+    heads = [f"R@{k}" for k in KS] + ["MRR", f"nDCG@{NDCG_AT}"]
+    if per_query:
+        table = Table("query", "relevant", *[f"#{i + 1}" for i in range(len(reports))], title_justify="left")
+        table.title = f"rank of the first relevant result per configuration (- = not in the top {depth})"
+        for i, q in enumerate(reports[0].queries):
+            firsts = [str(r.queries[i].ranks[0]) if r.queries[i].ranks else "-" for r in reports]
+            table.add_row(q.id, str(q.relevant), *firsts)
+        out.print(table)
+    queries_scored = sum(1 for q in reports[0].queries if q.relevant)
+    summary = Table(
+        title=f"overall ({reports[0].config['assets']} assets, {queries_scored} queries)", title_justify="left"
+    )
+    summary.add_column("#", no_wrap=True)
+    summary.add_column("configuration", ratio=1)
+    for head in [*heads, "s"]:
+        summary.add_column(head, no_wrap=True, min_width=len(head), justify="right")
+    for i, r in enumerate(reports):
+        c = r.config
+        name = c["label"] or " · ".join(
+            x
+            for x in (
+                c["model"].removeprefix("offline:"),
+                c["mode"],
+                f"templates={c['templates']}" if c["templates"] else "",
+                "understand" if c["understand"] else "",
+            )
+            if x
+        )
+        summary.add_row(str(i + 1), name, *[f"{r.overall.get(k, 0):.3f}" for k in keys], f"{r.seconds:.1f}")
+    out.print(summary)
+    for r in reports:
+        missing = sorted({m for q in r.queries for m in q.missing})
+        if missing:
+            err.print(f"[yellow]{len(missing)} relevant path(s) are not in the library, e.g. {missing[0]}[/]")
+        empty = [q.id for q in r.queries if not q.relevant]
+        if empty:
+            err.print(f"[yellow]{len(empty)} query(ies) have no relevant asset in the library and are not scored[/]")
+
+
 @app.command()
 def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """How many assets, which model, which store."""
@@ -312,13 +462,11 @@ def doctor(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="address to bind; anything but loopback exposes the library")] = (
-        "127.0.0.1"
-    ),
+    host: Annotated[str, typer.Option(help="address to bind (anything but loopback exposes it)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     root: Annotated[
         list[Path] | None,
-        typer.Option("--root", help="folder the server may ingest and serve from (repeatable) [env ASSETRAG_ROOTS]"),
+        typer.Option("--root", help="folder the server may ingest and serve from (repeatable; env ASSETRAG_ROOTS)"),
     ] = None,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the web page. Set ASSETRAG_API_TOKEN to require a token."""

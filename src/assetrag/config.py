@@ -42,7 +42,7 @@ class Settings:
     batch_size: int = 32
     workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     torch_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # never printed
     db_name: str | None = None
     index: str = "auto"  # the vector index a new library gets, and what `assetrag index` builds
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -77,6 +78,9 @@ class _Known:
 
     by_path: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # path → (id, size, mtime)
     ids: set[str] = field(default_factory=set)
+    #: path → every record listing it; more than one only after a run was killed between writing a changed
+    #: file's new record and taking the path off its old one — such a path is re-read and set right
+    claims: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, store: Store) -> _Known:
@@ -86,6 +90,7 @@ class _Known:
             mtimes = list(row.get("mtimes") or [])
             for i, p in enumerate(row.get("paths") or []):
                 known.by_path[p] = (row["id"], int(row["size"]), int(mtimes[i]) if i < len(mtimes) else -1)
+                known.claims.setdefault(p, []).append(row["id"])
         return known
 
 
@@ -99,6 +104,23 @@ class _Item:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+#: files are read whole (to hash and decode them); anything bigger is refused rather than risk the memory
+MAX_FILE_BYTES = 1 << 30
+
+
+def read_regular_file(path: str) -> bytes:
+    """The bytes of a regular file. A FIFO, socket or device named like an image raises ValueError instead of
+    blocking the run forever (opened non-blocking, checked on the open descriptor), as does a huge file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file (a FIFO, socket or device named like an image); remove it")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ValueError(f"{st.st_size:,} bytes is over the {MAX_FILE_BYTES:,}-byte limit for one image file")
+        return fh.read()
 
 
 class Ingestor:
@@ -152,7 +174,7 @@ class Ingestor:
         todo: list[FileEntry] = []
         for e in entries:
             hit = known.by_path.get(e.path)
-            if hit and hit[1] == e.size and hit[2] == e.mtime:
+            if hit and hit[1] == e.size and hit[2] == e.mtime and len(known.claims[e.path]) == 1:
                 report.unchanged += 1
             else:
                 todo.append(e)
@@ -160,9 +182,8 @@ class Ingestor:
         updates = _PathUpdates()
         # a path that now holds other bytes must leave the record that had it
         for e in todo:
-            hit = known.by_path.get(e.path)
-            if hit:
-                updates.remove(hit[0], e.path)
+            for rid in known.claims.get(e.path, ()):
+                updates.remove(rid, e.path)
 
         if self.progress:
             self.progress.start(len(todo), "ingesting")
@@ -180,7 +201,7 @@ class Ingestor:
                     updates.add(item.id, item.entry)
                     if updates.size >= self.batch_size:
                         self._flush(batch, report)
-                        self._apply(updates, known, report)
+                        self._apply(updates, known, report, later=claimed)
                     continue
                 report.decoded += 1
                 batch.append(item)
@@ -199,6 +220,8 @@ class Ingestor:
             else:
                 report.missing = len(gone)
             self._apply(updates, known, report)
+            if report.added or report.updated or report.pruned:
+                self.store.flush()  # Milvus Lite: searches over unflushed rows are slow
         finally:
             if self.progress:
                 self.progress.stop()
@@ -224,9 +247,12 @@ class Ingestor:
     def _prepare(self, entry: FileEntry, known_ids: set[str], claimed: set[str]) -> _Item:
         item = _Item(entry)
         try:
-            data = Path(entry.path).read_bytes()
+            data = read_regular_file(entry.path)
         except OSError as exc:
             item.error = f"cannot read the file ({exc.strerror or exc})"
+            return item
+        except ValueError as exc:
+            item.error = str(exc)
             return item
         if not data:
             item.error = "empty file (0 bytes); re-export or remove it"
@@ -272,8 +298,12 @@ class Ingestor:
         report.added += len(rows)
         batch.clear()
 
-    def _apply(self, updates: _PathUpdates, known: _Known, report: IngestReport) -> None:
-        """Apply path additions/removals to stored records (one read and one write per record)."""
+    def _apply(self, updates: _PathUpdates, known: _Known, report: IngestReport, later: set[str] | None = None) -> None:
+        """Apply path additions/removals to stored records (one read and one write per record).
+
+        Copies of content in `later` (claimed by this run, its record maybe not written yet: the copy that
+        claimed the bytes can come after this one in scan order) stay queued when their record is missing.
+        """
         if not updates.size:
             return
         ids = list(updates.ids())
@@ -281,8 +311,12 @@ class Ingestor:
         rows = {r["id"]: r for r in self.store.get(ids, (*SCALAR_FIELDS, "vector"))} if stored else {}
         upserts: list[dict[str, Any]] = []
         deletes: list[str] = []
+        waiting: dict[str, list[FileEntry]] = {}
         for rid in ids:
             row = rows.get(rid)
+            if row is None and later is not None and rid in later and rid not in self._failed:
+                waiting[rid] = updates.adds.get(rid, [])
+                continue
             if row is None:  # its byte-identical twin failed earlier in this run: same bytes, same fate
                 reason = self._failed.get(rid, "an identical copy of this file could not be ingested")
                 report.errors.extend(FileError(a.path, reason) for a in updates.adds.get(rid, []))
@@ -326,6 +360,7 @@ class Ingestor:
         report.updated += len(upserts)
         report.pruned += len(deletes)
         updates.clear()
+        updates.adds.update(waiting)
 
 
 class _PathUpdates:

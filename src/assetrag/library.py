@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from assetrag import lexical
 from assetrag.config import Settings
 from assetrag.embedding.base import Embedder
 from assetrag.errors import QueryError, StoreError
 from assetrag.ingest import Ingestor, IngestReport, ProgressSink
-from assetrag.search import Query, SearchHit, search
+from assetrag.lexical import Understanding
+from assetrag.search import DEFAULT_MODE, Query, SearchHit, search, understand_query
 from assetrag.store import SCALAR_FIELDS, Store, quote
 
 
@@ -110,7 +112,10 @@ class Library:
             workers=self.settings.workers,
             progress=progress,
         )
-        return ingestor.run([os.fspath(p) for p in roots], collection=collection, tags=tags, prune=prune)
+        try:
+            return ingestor.run([os.fspath(p) for p in roots], collection=collection, tags=tags, prune=prune)
+        finally:
+            lexical.invalidate(self.store)
 
     def search(
         self,
@@ -125,8 +130,12 @@ class Library:
         min_score: float | None = None,
         text_weight: float = 0.5,
         offset: int = 0,
+        mode: str = DEFAULT_MODE,
+        templates: str | Sequence[str] | None = None,
+        understand: bool = False,
     ) -> list[SearchHit]:
-        """Top-k assets for a text and/or image query, best first."""
+        """Top-k assets for a text and/or image query, best first (`mode`, `templates`, `understand`: see
+        `assetrag.search.Query`)."""
         return self.query(
             Query(
                 text=text,
@@ -139,8 +148,17 @@ class Library:
                 where=where,
                 min_score=min_score,
                 text_weight=text_weight,
+                mode=mode,
+                templates=templates,
+                understand=understand,
             )
         )
+
+    def understand(self, text: str) -> Understanding:
+        """The collection / tag / year filters that `understand=True` would read from `text`."""
+        if self.store.model_info() is None:
+            return Understanding(text, text)
+        return understand_query(self.store, text)
 
     def query(self, q: Query) -> list[SearchHit]:
         """Run a prepared `Query`."""
@@ -192,16 +210,19 @@ class Library:
         """Store one image with explicit fields (how generated images come back as `synthetic`)."""
         from assetrag.ingest import add_file
 
-        return add_file(
-            self.store,
-            self.embedder,
-            path,
-            collection=collection,
-            tags=tags,
-            source=source,
-            lineage=lineage,
-            metadata=metadata,
-        )
+        try:
+            return add_file(
+                self.store,
+                self.embedder,
+                path,
+                collection=collection,
+                tags=tags,
+                source=source,
+                lineage=lineage,
+                metadata=metadata,
+            )
+        finally:
+            lexical.invalidate(self.store)
 
     def plan(self, brief: str, *, backend: str = "board", **kwargs: Any) -> Any:
         """The generation plan for `brief` (items → references); see `assetrag.rag.plan`."""
@@ -259,6 +280,7 @@ class Library:
                 rows = self.store.query(f"array_contains(paths, {quote(p)})", ("id",))
             ids.update(r["id"] for r in rows)
         self.store.delete(sorted(ids))
+        lexical.invalidate(self.store)
         return len(ids)
 
     def stats(self) -> dict[str, Any]:
@@ -306,9 +328,9 @@ class Library:
 
 def _spec_for(model_name: str) -> str:
     """The load spec that reproduces a stored model name."""
-    if model_name.startswith("offline:"):
-        return "offline"
-    return model_name
+    from assetrag.embedding import spec_for_name
+
+    return spec_for_name(model_name)
 
 
 def _like_prefix(prefix: str) -> str:
@@ -327,8 +349,6 @@ def _near_pairs(
             cand = np.nonzero(row >= threshold)[0]
             cand = cand[cand > i]
             for j in cand[np.argsort(-row[cand])][:k]:
-                pairs.append(
-                    {"a": ids[i], "b": ids[j], "path_a": paths[i], "path_b": paths[j], "score": float(row[j])}
-                )
+                pairs.append({"a": ids[i], "b": ids[j], "path_a": paths[i], "path_b": paths[j], "score": float(row[j])})
     pairs.sort(key=lambda p: -p["score"])
     return pairs

@@ -1,12 +1,20 @@
 """Search: text → image, image → image, text + image, with metadata filters and scores.
 
 The `Query` object is the same for the CLI, the Python API and the REST API.
+
+Two modes (`Query.mode`):
+- `vector`: the top-k by cosine similarity of the query embedding (Milvus does it all);
+- `hybrid` (the default for text queries): the vector top-N and the lexical top-N (BM25 over file names,
+  tags, collection and sidecar captions; `assetrag.lexical`) fused by reciprocal-rank fusion,
+  score(d) = 1/(60 + vector rank) + 1/(60 + lexical rank). A hit's `score` stays its cosine similarity;
+  `fused_score`, `vector_rank` and `lexical_rank` say how it got its place. With no word of the query in any
+  name, tag or caption, hybrid returns exactly the vector ranking. Image-only queries are vector searches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +24,22 @@ from PIL import Image
 from assetrag.decode import decode_file, to_rgb
 from assetrag.embedding.base import Embedder, l2_normalise
 from assetrag.errors import QueryError
+from assetrag.lexical import Understanding, fetch_rows, lexical_index, tokenize, understand
 from assetrag.store import SCALAR_FIELDS, Store, quote
 
 SOURCES = ("ingested", "synthetic")
+MODES = ("vector", "hybrid")
+DEFAULT_MODE = "hybrid"
+RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
+LEXICAL_WEIGHT = 1.0  # weight of the lexical rank in the fusion (the vector rank has 1.0)
+HYBRID_CANDIDATES = 100  # vector and lexical candidates fused (at least k + offset of each)
+MAX_K = 16384  # Milvus' limit on k + offset
+#: prompt templates for text queries, by name (`Query.templates`); "{}" is the query as written
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "photo": ("a photo of {}.",),
+    "ensemble": ("{}", "a photo of {}.", "a product photo of {}.", "a drawing of {}.", "a close-up photo of {}."),
+}
 
 
 @dataclass
@@ -36,6 +57,12 @@ class Query:
     where: str | None = None  # a raw Milvus filter expression, ANDed with the rest
     min_score: float | None = None
     text_weight: float = 0.5  # weight of the text side when both text and image are given
+    mode: str = DEFAULT_MODE  # "vector" | "hybrid" (see the module doc); hybrid needs text
+    #: prompt templates for the text: a name from `TEMPLATES` or templates with "{}"; the text embedding is
+    #: the mean of the filled-in templates. None: the text as written.
+    templates: str | Sequence[str] | None = None
+    understand: bool = False  # read collection / tag / year names in the text as filters (`assetrag.lexical`)
+    any_tags: Sequence[str] = ()  # assets with at least one of these tags
 
     def validate(self) -> None:
         if not (self.text and self.text.strip()) and self.image is None and self.vector is None:
@@ -48,11 +75,19 @@ class Query:
             raise QueryError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if not 0.0 <= self.text_weight <= 1.0:
             raise QueryError(f"text weight must be within [0, 1], got {self.text_weight}")
+        if self.mode not in MODES:
+            raise QueryError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        template_list(self.templates)  # raises on an unknown name or a template without "{}"
 
 
 @dataclass
 class SearchHit:
-    """One result: the asset's stored fields and its cosine similarity to the query."""
+    """One result: the asset's stored fields and its cosine similarity to the query.
+
+    `rank` is the place in the result list. In hybrid mode the list is ordered by `fused_score` (reciprocal-
+    rank fusion of `vector_rank` and `lexical_rank`; a rank is None when the asset was not among that side's
+    candidates), so `score` — always the cosine similarity — need not decrease down the list.
+    """
 
     rank: int
     id: str
@@ -68,6 +103,9 @@ class SearchHit:
     paths: list[str] = field(default_factory=list)
     lineage: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    fused_score: float | None = None
+    vector_rank: int | None = None
+    lexical_rank: int | None = None
 
     @classmethod
     def from_fields(cls, rank: int, rid: str, score: float, f: dict[str, Any]) -> SearchHit:
@@ -103,6 +141,8 @@ def build_filter(q: Query) -> str:
             parts.append(f"collection in [{', '.join(quote(n) for n in names)}]")
     for tag in q.tags:
         parts.append(f"array_contains(tags, {quote(tag)})")
+    if q.any_tags:
+        parts.append(f"array_contains_any(tags, [{', '.join(quote(t) for t in q.any_tags)}])")
     if q.source:
         parts.append(f"source == {quote(q.source)}")
     if q.where and q.where.strip():
@@ -116,7 +156,7 @@ def query_vector(embedder: Embedder, q: Query) -> np.ndarray:
     has_text = bool(q.text and q.text.strip())
     has_image = q.image is not None or q.vector is not None
     if has_text:
-        vecs.append((q.text_weight if has_image else 1.0, embedder.embed_texts([q.text.strip()])[0]))
+        vecs.append((q.text_weight if has_image else 1.0, text_vector(embedder, q.text, q.templates)))
     if q.vector is not None:
         v = l2_normalise(np.asarray(q.vector, dtype=np.float32))[0]
         vecs.append(((1.0 - q.text_weight) if has_text else 1.0, v))
@@ -125,6 +165,29 @@ def query_vector(embedder: Embedder, q: Query) -> np.ndarray:
         vecs.append(((1.0 - q.text_weight) if has_text else 1.0, embedder.embed_images([img])[0]))
     combined = sum(w * v for w, v in vecs)
     return l2_normalise(np.asarray(combined, dtype=np.float32))[0]
+
+
+def template_list(templates: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The templates a `Query.templates` value names (() for the text as written)."""
+    if templates is None:
+        return ()
+    if isinstance(templates, str):
+        if templates not in TEMPLATES:
+            raise QueryError(f"unknown template set {templates!r}; use one of {', '.join(TEMPLATES)}")
+        return TEMPLATES[templates]
+    out = tuple(templates)
+    bad = [t for t in out if "{}" not in t]
+    if bad:
+        raise QueryError(f"a prompt template needs '{{}}' where the query goes: {bad[0]!r}")
+    return out
+
+
+def text_vector(embedder: Embedder, text: str, templates: str | Sequence[str] | None = None) -> np.ndarray:
+    """The embedding of a text query: as written, or the mean over the filled-in prompt templates."""
+    text = text.strip()
+    forms = [t.format(text) for t in template_list(templates)] or [text]
+    vecs = embedder.embed_texts(forms)
+    return l2_normalise(vecs.mean(axis=0))[0]
 
 
 def load_query_image(image: str | Path | Image.Image) -> Image.Image:
@@ -139,12 +202,83 @@ def load_query_image(image: str | Path | Image.Image) -> Image.Image:
         raise QueryError(f"query image {path} cannot be used: {exc}") from exc
 
 
+def understand_query(store: Store, text: str) -> Understanding:
+    """Collection / tag / year names of the library found in `text` (see `assetrag.lexical.understand`)."""
+    index = lexical_index(store)
+    return understand(text, index.collections, index.tag_names)
+
+
+def apply_understanding(q: Query, u: Understanding) -> Query:
+    """`q` with what `u` found as filters; filters the query sets itself win over understood ones."""
+    if not u:
+        return q
+    changes: dict[str, Any] = {"text": u.text, "understand": False}
+    if not q.collection and u.collections:
+        changes["collection"] = u.collections
+    groups = u.tag_groups
+    if groups and not q.tags and not q.any_tags:
+        changes["tags"] = [g[0] for g in groups if len(g) == 1]
+        multi = [g for g in groups if len(g) > 1]
+        if multi:
+            changes["any_tags"] = multi[0]
+    if "collection" not in changes and "tags" not in changes and "any_tags" not in changes:
+        return q  # every filter it found was set explicitly: search the words as given
+    return replace(q, **changes)
+
+
 def search(store: Store, embedder: Embedder, q: Query) -> list[SearchHit]:
     """Run `q` against `store`; hits best first, ranks from offset + 1."""
     q.validate()
+    if q.understand and q.text and q.text.strip():
+        q = apply_understanding(q, understand_query(store, q.text))
     vec = query_vector(embedder, q)
-    hits = store.search(vec[None, :], q.k, filter=build_filter(q), fields=SCALAR_FIELDS, offset=q.offset)[0]
-    out = [SearchHit.from_fields(q.offset + i + 1, h.id, h.score, h.fields) for i, h in enumerate(hits)]
+    if q.mode == "hybrid" and q.text and q.text.strip():
+        out = _hybrid(store, vec, q)
+    else:
+        hits = store.search(vec[None, :], q.k, filter=build_filter(q), fields=SCALAR_FIELDS, offset=q.offset)[0]
+        out = [SearchHit.from_fields(q.offset + i + 1, h.id, h.score, h.fields) for i, h in enumerate(hits)]
     if q.min_score is not None:
         out = [h for h in out if h.score >= q.min_score]
+    return out
+
+
+def _hybrid(store: Store, vec: np.ndarray, q: Query) -> list[SearchHit]:
+    """Reciprocal-rank fusion of the vector top-N and the lexical top-N (see the module doc)."""
+    want = q.k + q.offset
+    n = min(MAX_K, max(want, HYBRID_CANDIDATES))
+    flt = build_filter(q)
+    vhits = store.search(vec[None, :], n, filter=flt, fields=SCALAR_FIELDS)[0]
+    fields = {h.id: h.fields for h in vhits}
+    cosine = {h.id: h.score for h in vhits}
+    vrank = {h.id: i + 1 for i, h in enumerate(vhits)}
+
+    lexical: list[str] = []
+    terms = tokenize(q.text or "")
+    if terms:
+        index = lexical_index(store)
+        names = [q.collection] if isinstance(q.collection, str) else list(q.collection or [])
+        allow = index.allow(names, q.tags, q.any_tags, q.source)
+        found = [rid for rid, _ in index.search(terms, n, allow=allow)]
+        # assets the vector side did not bring: fetched with their vectors, through the full filter
+        missing = [rid for rid in found if rid not in fields]
+        extra = {r["id"]: r for r in fetch_rows(store, missing, (*SCALAR_FIELDS, "vector"), flt)}
+        for rid, row in extra.items():
+            v = np.asarray(row.pop("vector"), dtype=np.float32)
+            cosine[rid] = float(v @ vec / (np.linalg.norm(v) or 1.0))
+            fields[rid] = row
+        lexical = [rid for rid in found if rid in fields]  # gone from the store or refused by the filter: out
+    lrank = {rid: i + 1 for i, rid in enumerate(lexical)}
+
+    def fused(rid: str) -> float:
+        f = 1.0 / (RRF_K + vrank[rid]) if rid in vrank else 0.0
+        return f + (LEXICAL_WEIGHT / (RRF_K + lrank[rid]) if rid in lrank else 0.0)
+
+    order = sorted(fields, key=lambda rid: (-fused(rid), -cosine[rid], rid))[q.offset : want]
+    out = []
+    for i, rid in enumerate(order):
+        hit = SearchHit.from_fields(q.offset + i + 1, rid, cosine[rid], fields[rid])
+        hit.fused_score = round(fused(rid), 6)
+        hit.vector_rank = vrank.get(rid)
+        hit.lexical_rank = lrank.get(rid)
+        out.append(hit)
     return out

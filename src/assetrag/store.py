@@ -20,14 +20,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus.exceptions import ConnectionConfigException
 
 from assetrag.config import INDEX_CHOICES
 from assetrag.errors import ConfigError, ModelMismatchError, StoreError, StoreLockedError
 
-logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs a traceback on every failed call
 
-from pymilvus import DataType, MilvusClient, MilvusException  # noqa: E402
-from pymilvus.exceptions import ConnectionConfigException  # noqa: E402
+def _quiet_pymilvus() -> None:
+    """pymilvus logs a traceback on every failed call and a warning per Lite query iterator; we report
+    errors ourselves. Its import configures its loggers, so this runs after the import."""
+    for name in list(logging.root.manager.loggerDict):
+        if name == "pymilvus" or name.startswith("pymilvus."):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    # Milvus Lite logs a traceback when its lock is taken; StoreLockedError says it in one line
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
+
+
+_quiet_pymilvus()
 
 SCHEMA_VERSION = "1"
 MAX_PATH = 4096
@@ -161,6 +171,7 @@ class Store:
         self._loaded = False
         self._closed = False
         self._built: dict[str, Any] | None = None  # describe_index of the existing collection
+        self._model_info: tuple[str, int] | None = None
         if not self.is_server:
             if not uri.endswith(".db"):
                 raise StoreError(
@@ -189,9 +200,14 @@ class Store:
                 ) from exc
             raise StoreError(f"cannot open Milvus at {uri}: {exc}") from exc
         except MilvusException as exc:
+            tls = (
+                " For TLS with a private CA, point GRPC_DEFAULT_SSL_ROOTS_FILE_PATH at the CA's PEM file."
+                if uri.startswith("https://")
+                else ""
+            )
             raise StoreError(
                 f"cannot reach the Milvus server at {uri}: {exc.message or exc}. "
-                "Is it running, and are the address, token and database right?"
+                f"Is it running, and are the address, token and database right?{tls}"
             ) from exc
 
     # -- collection lifecycle -------------------------------------------------------------------------
@@ -207,11 +223,15 @@ class Store:
         return {k: str(v) for k, v in (desc.get("properties") or {}).items()}
 
     def model_info(self) -> tuple[str, int] | None:
-        """(model name, dim) the library was built with, or None for a library not created yet."""
-        props = self.properties()
-        if PROP_MODEL not in props:
-            return None
-        return props[PROP_MODEL], int(props.get(PROP_DIM, "0"))
+        """(model name, dim) the library was built with, or None for a library not created yet.
+
+        Remembered once found (every search asks; it costs two round trips)."""
+        if self._model_info is None:
+            props = self.properties()
+            if PROP_MODEL not in props:
+                return None
+            self._model_info = props[PROP_MODEL], int(props.get(PROP_DIM, "0"))
+        return self._model_info
 
     def ensure(self, model: str, dim: int) -> None:
         """Create the collection for `model`/`dim`, or check an existing one was built with the same."""
@@ -276,6 +296,17 @@ class Store:
             self._call(self.client.drop_collection, self.name)
         self._loaded = False
         self._built = None
+        self._model_info = None
+
+    def flush(self) -> None:
+        """Milvus Lite: write the rows still in its in-memory table out as a segment, to be indexed.
+
+        Lite searches unflushed rows by converting each one in Python (~50 µs/row per search) and only
+        flushes by itself every 128 MB (~50k rows here), so after an ingest, searches could take seconds.
+        A server seals and indexes segments by itself (and rate-limits flush): nothing to do there.
+        """
+        if not self.is_server and self.exists():
+            self._call(self.client.flush, self.name)
 
     # -- the vector index -------------------------------------------------------------------------
 
@@ -517,6 +548,11 @@ class Store:
             return fn(*args, **kwargs)
         except MilvusException as exc:
             msg = exc.message or str(exc)
+            if self.is_server and exc.code == 2:  # "Fail connecting to server": it went away
+                raise StoreError(
+                    f"lost the Milvus server at {self.uri} ({msg}). When it is back, run the command again: "
+                    "an interrupted ingest picks up where it stopped"
+                ) from exc
             raise StoreError(f"Milvus ({self.uri}, library {self.name!r}) failed: {msg}") from exc
 
 

@@ -1,8 +1,10 @@
 """Embedding backends, chosen by a spec string.
 
 Specs: `auto` (CLIP's default checkpoint when its weights are on this machine, else the offline
-model), `offline` / `conse`, `clip` (default checkpoint), `clip:<dir or hub id>`, or a bare
-checkpoint directory or `org/name` hub id. Backends import torch only when loaded.
+model), `offline` (the current offline model, see `OFFLINE_DEFAULT`), `offline:v1` / `conse` (ConSE alone),
+`offline:v2` / `offline-head` (ConSE + the trained alignment head), `offline:head` (the head alone, for
+measurements), `clip` (default checkpoint), `clip:<dir or hub id>`, or a bare checkpoint directory or
+`org/name` hub id. Backends import torch only when loaded.
 """
 
 from __future__ import annotations
@@ -15,19 +17,65 @@ from assetrag.embedding._runtime import looks_like_hub_id
 from assetrag.embedding.base import Embedder, l2_normalise
 from assetrag.errors import ConfigError
 
-__all__ = ["BACKENDS", "Embedder", "l2_normalise", "load_embedder", "register_backend"]
+__all__ = [
+    "BACKENDS",
+    "OFFLINE_DEFAULT",
+    "Embedder",
+    "l2_normalise",
+    "load_embedder",
+    "register_backend",
+    "spec_for_name",
+]
 
 Announce = Callable[[str], None]
 #: backend factory: (argument after "name:", or None; device, batch_size, allow_download) -> Embedder
 Factory = Callable[[str | None, str, int, bool], Embedder]
 
 
-def _offline(arg: str | None, device: str, batch_size: int, allow_download: bool) -> Embedder:
-    if arg:
-        raise ConfigError(f"the offline model takes no argument (got 'offline:{arg}'); use 'offline'")
-    from assetrag.embedding.conse import ConseEmbedder
+#: what plain `offline` (and `auto` without CLIP) loads
+OFFLINE_DEFAULT = "v1"
+OFFLINE_VERSIONS = ("v1", "v2", "head")
 
-    return ConseEmbedder(device=device, batch_size=batch_size)
+
+def _offline(arg: str | None, device: str, batch_size: int, allow_download: bool) -> Embedder:
+    version = (arg or OFFLINE_DEFAULT).strip().lower()
+    if version == "v1":
+        from assetrag.embedding.conse import ConseEmbedder
+
+        return ConseEmbedder(device=device, batch_size=batch_size)
+    if version in ("v2", "head"):
+        from assetrag.embedding.head import HeadEmbedder
+
+        return HeadEmbedder(combined=version == "v2", device=device, batch_size=batch_size)
+    raise ConfigError(
+        f"unknown offline model version 'offline:{arg}'; use offline (= offline:{OFFLINE_DEFAULT}), "
+        "offline:v1 (ConSE), offline:v2 (ConSE + trained head) or offline:head"
+    )
+
+
+def _conse(arg: str | None, device: str, batch_size: int, allow_download: bool) -> Embedder:
+    if arg:
+        raise ConfigError(f"'conse' takes no argument (got 'conse:{arg}'); use conse or offline:v1")
+    return _offline("v1", device, batch_size, allow_download)
+
+
+def _offline_head(arg: str | None, device: str, batch_size: int, allow_download: bool) -> Embedder:
+    if arg:
+        raise ConfigError(f"'offline-head' takes no argument (got 'offline-head:{arg}'); use offline:v2")
+    return _offline("v2", device, batch_size, allow_download)
+
+
+def spec_for_name(model_name: str) -> str:
+    """The load spec that reproduces a model name stored with a library (how old libraries keep their model)."""
+    from assetrag.embedding.conse import NAME as CONSE_NAME
+    from assetrag.embedding.head import NAME_COMBINED, NAME_HEAD
+
+    known = {CONSE_NAME: "offline:v1", NAME_COMBINED: "offline:v2", NAME_HEAD: "offline:head"}
+    if model_name in known:
+        return known[model_name]
+    if model_name.startswith("offline:"):
+        return "offline"  # an offline model this version does not know: let the store say what differs
+    return model_name
 
 
 def _clip(arg: str | None, device: str, batch_size: int, allow_download: bool) -> Embedder:
@@ -39,7 +87,12 @@ def _clip(arg: str | None, device: str, batch_size: int, allow_download: bool) -
 
 
 #: the registry: spec prefix → factory. Add a backend with `register_backend`.
-BACKENDS: dict[str, Factory] = {"offline": _offline, "conse": _offline, "clip": _clip}
+BACKENDS: dict[str, Factory] = {
+    "offline": _offline,
+    "conse": _conse,
+    "offline-head": _offline_head,
+    "clip": _clip,
+}
 
 
 def register_backend(prefix: str, factory: Factory) -> None:
@@ -77,10 +130,11 @@ def load_embedder(
         return _auto(device, batch_size, say)
     if key in BACKENDS:
         embedder = BACKENDS[key](arg or None, device, batch_size, allow_download)
-        if key in ("offline", "conse"):
+        if key in ("offline", "conse", "offline-head"):
             say(
-                f"Using the built-in offline model {embedder.name}: it only knows ImageNet's 1,000 classes "
-                "and is much weaker than CLIP (use --model clip when CLIP weights are available)."
+                f"Using the built-in offline model {embedder.name}: an ImageNet classifier and a small "
+                "head trained on clipart and emoji, much weaker than CLIP "
+                "(use --model clip when CLIP weights are available)."
             )
         return embedder
     if Path(text).expanduser().is_dir() or looks_like_hub_id(text) or _looks_like_path(text):
@@ -106,8 +160,9 @@ def _auto(device: str, batch_size: int, say: Announce) -> Embedder:
         reason = f"CLIP weights ({DEFAULT_CLIP_CHECKPOINT}) are not on this machine"
     embedder = _offline(None, device, batch_size, False)
     say(
-        f"{reason}; using the built-in offline model {embedder.name}, which only knows ImageNet's 1,000 "
-        f"classes and is much weaker than CLIP. To use CLIP, {how_to_get_weights()}."
+        f"{reason}; using the built-in offline model {embedder.name} (an ImageNet classifier and a small "
+        f"head trained on clipart and emoji), which is much weaker than CLIP. To use CLIP, "
+        f"{how_to_get_weights()}."
     )
     return embedder
 

@@ -38,6 +38,7 @@ from assetrag.errors import ModelUnavailableError
 RECIPE_VERSION = 1
 NAME = f"offline:conse-effnetlite0-minilm-v{RECIPE_VERSION}"
 DIM = 384
+FEATURE_DIM = 1280  # EfficientNet-Lite0's pooled penultimate features
 TOP_T = 10
 CLASS_TEMPLATE = "a photo of a {}."
 IMAGE_SIZE = 224
@@ -156,27 +157,40 @@ class ConseEmbedder:
             )
         return l2_normalise(vecs)
 
-    def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(n, 1000) ImageNet probabilities, averaged over the two views of each image."""
-        out = []
+    def features(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """One EfficientNet-Lite0 pass over the two views of each image: its pooled penultimate features
+        (n, 1280) and its ImageNet probabilities (n, 1000), each averaged over the two views."""
+        pooled_out, probs_out = [], []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
             x = torch.from_numpy(np.concatenate([_views(im) for im in chunk])).to(self.device)
             with self._lock, torch.inference_mode():
-                probs = self._net(x).float().softmax(dim=-1)
-            out.append(probs.reshape(len(chunk), 2, -1).mean(dim=1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, 1000), dtype=np.float32)
+                fmap = self._net.extract_features(x)
+                pooled = fmap.float().mean(dim=(2, 3))
+                probs = self._net._fc(pooled).softmax(dim=-1)
+            pooled_out.append(pooled.reshape(len(chunk), 2, -1).mean(dim=1).cpu().numpy())
+            probs_out.append(probs.reshape(len(chunk), 2, -1).mean(dim=1).cpu().numpy())
+        if not pooled_out:
+            return np.zeros((0, FEATURE_DIM), np.float32), np.zeros((0, 1000), np.float32)
+        return np.concatenate(pooled_out), np.concatenate(probs_out)
+
+    def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, 1000) ImageNet probabilities, averaged over the two views of each image."""
+        return self.features(images)[1]
+
+    def conse_vectors(self, probs: np.ndarray) -> np.ndarray:
+        """(n, 384) ConSE vectors from ImageNet probabilities: the weighted mean of the top-10 classes' vectors."""
+        classes = self.class_vectors()
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :TOP_T]
+        weights = np.take_along_axis(probs, top, axis=1)
+        mixed = np.einsum("nt,ntd->nd", weights, classes[top])
+        return l2_normalise(mixed)
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, 384) float32, L2-normalised: ConSE mix of each image's top-10 class-name embeddings."""
         if len(images) == 0:
             return np.zeros((0, DIM), dtype=np.float32)
-        classes = self.class_vectors()
-        probs = self.class_probabilities(images)
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :TOP_T]
-        weights = np.take_along_axis(probs, top, axis=1)
-        mixed = np.einsum("nt,ntd->nd", weights, classes[top])
-        return l2_normalise(mixed)
+        return self.conse_vectors(self.class_probabilities(images))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 384) float32, L2-normalised sentence embeddings."""

@@ -1,0 +1,115 @@
+"""The offline model, version 2: ConSE plus a trained alignment head (still no download, still no CLIP).
+
+ConSE (`assetrag.embedding.conse`) can only say which of ImageNet's 1,000 classes an image looks like. The
+head adds what the classifier *sees*: a small MLP, trained with a contrastive loss on captioned clipart and
+emoji (scripts/train_head.py; both pretrained encoders frozen), maps EfficientNet-Lite0's pooled
+penultimate features (1280-d) straight into all-MiniLM-L6-v2's sentence space. The image vector is the
+normalised mix `alpha · ConSE + (1 - alpha) · head` (alpha from the head file, 0.5); texts are embedded
+exactly as in ConSE, so text queries cost the same. One EfficientNet pass feeds both parts.
+
+It is still much weaker than CLIP: the head learnt from ~8k drawings and ~1.5k emoji. See
+docs/offline-model.md (model card, data, numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from assetrag.embedding.base import l2_normalise
+from assetrag.embedding.conse import DIM, FEATURE_DIM, ConseEmbedder
+from assetrag.errors import ModelUnavailableError
+
+HEAD_FILE = Path(__file__).resolve().parents[1] / "data" / "offline-head-v1.safetensors"
+HEAD_VERSION = 1
+NAME_COMBINED = f"offline:conse-head-effnetlite0-minilm-v{HEAD_VERSION + 1}"
+NAME_HEAD = f"offline:head-effnetlite0-minilm-v{HEAD_VERSION}"
+
+
+def save_head(path: str | os.PathLike[str], weights: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write head weights (float16) and their metadata to a safetensors file."""
+    from safetensors.numpy import save_file
+
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float16) for k, v in weights.items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"assetrag": json.dumps(meta, sort_keys=True)})
+
+
+def load_head(path: str | os.PathLike[str] = HEAD_FILE) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(float32 weights, metadata) of a head file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"the offline model's head file {path} is missing; reinstall assetrag (it ships in the package) "
+            "or retrain it with scripts/train_head.py"
+        )
+    with safe_open(str(path), framework="numpy") as fh:
+        meta = json.loads((fh.metadata() or {}).get("assetrag", "{}"))
+        weights = {k: fh.get_tensor(k).astype(np.float32) for k in fh.keys()}  # noqa: SIM118 (not a dict)
+    if weights.get("mean") is None or weights["mean"].shape != (FEATURE_DIM,):
+        raise ModelUnavailableError(f"{path} is not an assetrag head file (no {FEATURE_DIM}-d feature statistics)")
+    return weights, meta
+
+
+class HeadEmbedder(ConseEmbedder):
+    """Offline image/text embedder (384-d): ConSE mixed with a trained feature→sentence-space head.
+
+    `combined=False` gives the head alone (for measurements). Weaker than CLIP; see the module docstring.
+    """
+
+    def __init__(
+        self,
+        *,
+        combined: bool = True,
+        head_file: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        weights, meta = load_head(head_file or HEAD_FILE)
+        super().__init__(device=device, batch_size=batch_size, cache_dir=cache_dir)
+        self.meta = meta
+        self.alpha = float(meta.get("alpha_conse", 0.5)) if combined else 0.0
+        self.name = NAME_COMBINED if combined else NAME_HEAD
+        self.dim = DIM
+        self._layers = []
+        i = 0
+        while f"w{i}" in weights:
+            self._layers.append((torch.from_numpy(weights[f"w{i}"]), torch.from_numpy(weights[f"b{i}"])))
+            i += 1
+        if not self._layers or self._layers[-1][0].shape[1] != DIM:
+            raise ModelUnavailableError(f"the head file does not map to the {DIM}-d sentence space")
+        self._mean = torch.from_numpy(weights["mean"])
+        self._std = torch.from_numpy(weights["std"])
+
+    def head_vectors(self, pooled: np.ndarray) -> np.ndarray:
+        """(n, 384) L2-normalised head outputs for pooled EfficientNet features (n, 1280)."""
+        with torch.inference_mode():
+            x = (torch.from_numpy(np.asarray(pooled, dtype=np.float32)) - self._mean) / self._std
+            for j, (w, b) in enumerate(self._layers):
+                x = x @ w + b
+                if j < len(self._layers) - 1:
+                    x = torch.nn.functional.gelu(x)
+        return l2_normalise(x.numpy())
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, 384) float32, L2-normalised: alpha · ConSE + (1 - alpha) · head, renormalised."""
+        if len(images) == 0:
+            return np.zeros((0, DIM), dtype=np.float32)
+        pooled, probs = self.features(images)
+        head = self.head_vectors(pooled)
+        if self.alpha <= 0:
+            return head
+        return l2_normalise(self.alpha * self.conse_vectors(probs) + (1.0 - self.alpha) * head)
+
+    def __repr__(self) -> str:
+        return f"HeadEmbedder(name={self.name!r}, alpha={self.alpha}, device={self.device})"

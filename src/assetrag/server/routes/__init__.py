@@ -1,0 +1,1 @@
+"""The API, one small module per area; `common` holds the parameters they share."""

@@ -1,0 +1,126 @@
+"""Assets: browse, detail, the image, a thumbnail, find-similar."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import Query as Param
+from fastapi.responses import FileResponse
+
+from assetrag.search import Query, SearchHit, build_filter
+from assetrag.server.routes.common import Filters, Paging, filters, paging
+from assetrag.server.schemas import Asset, AssetDetail, Page
+from assetrag.server.security import ASSET_ID_RE, check_asset_id, require_token_or_signature
+from assetrag.server.state import AppState, get_state
+from assetrag.store import SCALAR_FIELDS
+
+router = APIRouter(tags=["assets"])
+#: image routes accept a signed URL instead of the token (for <img src>); the rest of /api does not
+media = APIRouter(tags=["assets"], dependencies=[Depends(require_token_or_signature)])
+
+AssetId = Annotated[str, Depends(check_asset_id)]
+
+
+def _get(state: AppState, asset_id: str) -> SearchHit:
+    hit = state.library.get(asset_id)
+    if hit is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no asset {asset_id} in this library")
+    return hit
+
+
+@router.get("/assets", response_model=Page[Asset], summary="Browse assets (no query), with filters")
+def list_assets(
+    f: Annotated[Filters, Depends(filters)],
+    p: Annotated[Paging, Depends(paging)],
+    state: Annotated[AppState, Depends(get_state)],
+) -> dict:
+    if not state.exists():
+        return p.page([], total=0)
+    store = state.library.store
+    expr = build_filter(Query(collection=f.collection or None, tags=f.tags, source=f.source))
+    total = int(store.query(expr, ("count(*)",))[0]["count(*)"])
+    rows = store.query(expr, SCALAR_FIELDS, limit=p.limit, offset=p.offset) if p.offset < total else []
+    hits = [SearchHit.from_fields(p.offset + i + 1, r["id"], 1.0, r) for i, r in enumerate(rows)]
+    return p.page([state.hit_dict(h) for h in hits], total=total)
+
+
+@router.get("/assets/{asset_id}", response_model=AssetDetail, summary="One asset: metadata, tags, lineage")
+def asset_detail(asset_id: AssetId, state: Annotated[AppState, Depends(get_state)]) -> dict:
+    hit = _get(state, asset_id)
+    refs = _lineage_references(state, hit.lineage)
+    return {**state.hit_dict(hit), "file_available": state.asset_file(hit) is not None, "references": refs}
+
+
+def _lineage_references(state: AppState, lineage: dict) -> list[dict]:
+    """The stored assets a synthetic asset was made from: lineage `references` (rag) or `reference_ids`."""
+    entries = [e for e in lineage.get("references") or [] if isinstance(e, dict)]
+    entries += [{"id": r} for r in lineage.get("reference_ids") or []]
+    out: list[dict] = []
+    seen: set[str] = set()
+    for e in entries[:64]:
+        rid = e.get("id")
+        if not isinstance(rid, str) or not ASSET_ID_RE.match(rid) or rid in seen:
+            continue
+        seen.add(rid)
+        ref = state.library.get(rid)
+        if ref is not None:
+            extra = {k: e[k] for k in ("item", "role", "score") if k in e}
+            out.append({"id": rid, "filename": ref.filename, "collection": ref.collection, **extra, **state.urls(rid)})
+    return out
+
+
+@router.get("/assets/{asset_id}/similar", response_model=Page[Asset], summary="Assets most like this one")
+def similar(
+    asset_id: AssetId,
+    f: Annotated[Filters, Depends(filters)],
+    p: Annotated[Paging, Depends(paging)],
+    state: Annotated[AppState, Depends(get_state)],
+) -> dict:
+    _get(state, asset_id)
+    state.ensure_model()
+    hits = state.library.similar(asset_id, k=p.offset + p.limit, **f.kwargs())
+    page = hits[p.offset : p.offset + p.limit]
+    return p.page([state.hit_dict(h) for h in page], more=len(hits) == p.offset + p.limit)
+
+
+def _file(state: AppState, asset_id: str):
+    hit = _get(state, asset_id)
+    path = state.asset_file(hit)
+    if path is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            "the asset's file is missing, or outside the folders this server may serve",
+        )
+    return hit, path
+
+
+@media.get("/assets/{asset_id}/image", response_class=FileResponse, summary="The asset's original file")
+def asset_image(asset_id: AssetId, state: Annotated[AppState, Depends(get_state)]) -> FileResponse:
+    hit, path = _file(state, asset_id)
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(
+        path,
+        media_type=media_type,
+        content_disposition_type="inline",
+        filename=hit.filename or path.name,
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+@media.get("/assets/{asset_id}/thumb", response_class=FileResponse, summary="A JPEG thumbnail (cached)")
+def asset_thumb(
+    asset_id: AssetId,
+    state: Annotated[AppState, Depends(get_state)],
+    size: Annotated[int, Param(description="long side in pixels: 256, 512 or 1024")] = 256,
+) -> FileResponse:
+    if size not in state.config.thumb_sizes:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"size must be one of {', '.join(map(str, state.config.thumb_sizes))}",
+        )
+    _, source = _file(state, asset_id)  # checked every time, cached thumbnail or not
+    path = state.thumbs.get(asset_id, source, size)
+    # the id is the content hash, so the thumbnail for this URL never changes
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=604800, immutable"})

@@ -1,0 +1,74 @@
+"""Search by text, by an uploaded image, or both."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile, status
+from fastapi import Query as Param
+from starlette.concurrency import run_in_threadpool
+
+from assetrag.decode import decode_bytes
+from assetrag.server.routes.common import Filters, Paging, filters, paging
+from assetrag.server.schemas import MAX_LIMIT, Asset, Page
+from assetrag.server.state import AppState, get_state
+from assetrag.server.uploads import check_image
+
+router = APIRouter(tags=["search"])
+
+
+MODE_HELP = "hybrid (default for text: meaning fused with file-name/tag/caption matches) or vector (meaning only)"
+
+
+def _search(
+    state: AppState, text: str | None, image: Any, f: Filters, p: Paging, text_weight: float, mode: str | None
+) -> dict:
+    state.ensure_model()
+    extra = {"mode": mode} if mode else {}  # the library's default otherwise
+    hits = state.library.search(
+        text or None, image=image, k=p.limit, offset=p.offset, text_weight=text_weight, **f.kwargs(), **extra
+    )
+    return p.page([state.hit_dict(h) for h in hits])
+
+
+@router.get("/search", response_model=Page[Asset], summary="Search by text")
+def search_text(
+    q: Annotated[str, Param(min_length=1, max_length=1000, description="what to look for, in words")],
+    f: Annotated[Filters, Depends(filters)],
+    p: Annotated[Paging, Depends(paging)],
+    state: Annotated[AppState, Depends(get_state)],
+    mode: Annotated[str | None, Param(pattern="^(vector|hybrid)$", description=MODE_HELP)] = None,
+) -> dict:
+    return _search(state, q, None, f, p, 0.5, mode)
+
+
+@router.post("/search", response_model=Page[Asset], summary="Search by an uploaded image, text, or both")
+async def search_image(
+    state: Annotated[AppState, Depends(get_state)],
+    image: Annotated[UploadFile | None, File(description="query image")] = None,
+    q: Annotated[str | None, Form(max_length=1000)] = None,
+    collection: Annotated[list[str] | None, Form()] = None,
+    tag: Annotated[list[str] | None, Form()] = None,
+    source: Annotated[str | None, Form(pattern="^(ingested|synthetic)$")] = None,
+    min_score: Annotated[float | None, Form(ge=-1.0, le=1.0)] = None,
+    text_weight: Annotated[float, Form(ge=0.0, le=1.0, description="text share when both are given")] = 0.5,
+    mode: Annotated[str | None, Form(pattern="^(vector|hybrid)$", description=MODE_HELP)] = None,
+    offset: Annotated[int, Form(ge=0, le=16000)] = 0,
+    limit: Annotated[int, Form(ge=1, le=MAX_LIMIT)] = 24,
+) -> dict:
+    query_image = None
+    if image is not None and (image.filename or image.size):
+        limit_bytes = state.config.max_upload_bytes
+        data = await image.read(limit_bytes + 1)
+        if len(data) > limit_bytes:
+            raise HTTPException(
+                413,  # (the constant was renamed across Starlette versions)
+                f"the query image is larger than the {limit_bytes // (1024 * 1024)} MB upload limit",
+            )
+        name = image.filename or "query image"
+        check_image(data, name)
+        query_image = decode_bytes(data, name).image
+    if query_image is None and not (q and q.strip()):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "give a text query, an image, or both")
+    f = filters(collection, tag, source, min_score)
+    return await run_in_threadpool(_search, state, q, query_image, f, Paging(offset, limit), text_weight, mode)

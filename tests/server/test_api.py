@@ -1,0 +1,406 @@
+"""The REST API over a real Milvus Lite library and the offline model (FastAPI's TestClient)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from server_support import TOKEN, jpeg_bytes, rag_ready, server_config, wait_job
+
+from assetrag.server import ServerConfig
+
+# -- health, stats, docs, the page ------------------------------------------------------------------
+
+
+def test_health_stats_facets(client):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["exists"] and health["auth"] is False
+    stats = client.get("/api/stats").json()
+    assert stats["count"] == 5 and stats["collections"] == {"animals": 1, "people": 2, "things": 2}
+    facets = client.get("/api/facets").json()
+    assert {c["name"]: c["count"] for c in facets["collections"]} == {"animals": 1, "people": 2, "things": 2}
+    assert {"name": "space", "count": 1} in facets["tags"]
+
+
+def test_openapi_docs_and_page(client):
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in ("/api/search", "/api/assets/{asset_id}/thumb", "/api/ingest", "/api/generate/plan", "/api/jobs"):
+        assert p in paths
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>assetrag</title>" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    js = client.get("/static/app.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+
+
+# -- search -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("q", "expected"), [("a cat", "cat.jpg"), ("a rocket", "rocket.jpg")])
+def test_text_search_ranks_the_right_photo_first(client, q, expected):
+    page = client.get("/api/search", params={"q": q, "limit": 3}).json()
+    items = page["items"]
+    assert items[0]["filename"] == expected
+    assert [i["rank"] for i in items] == [1, 2, 3]
+    vector = client.get("/api/search", params={"q": q, "limit": 3, "mode": "vector"}).json()["items"]
+    assert vector[0]["filename"] == expected
+    assert vector[0]["score"] > vector[1]["score"] > vector[2]["score"]
+    assert items[0]["thumb_url"] == f"/api/assets/{items[0]['id']}/thumb"
+    assert page["offset"] == 0 and page["limit"] == 3 and page["next_offset"] == 3
+
+
+def test_search_pages_do_not_overlap(client):
+    whole = client.get("/api/search", params={"q": "a photo", "limit": 5}).json()["items"]
+    first = client.get("/api/search", params={"q": "a photo", "limit": 2}).json()
+    second = client.get("/api/search", params={"q": "a photo", "limit": 2, "offset": first["next_offset"]}).json()
+    last = client.get("/api/search", params={"q": "a photo", "limit": 2, "offset": 4}).json()
+    assert [i["id"] for i in first["items"] + second["items"] + last["items"]] == [i["id"] for i in whole]
+    assert [i["rank"] for i in second["items"]] == [3, 4]
+    assert last["next_offset"] is None
+
+
+def test_search_filters(client):
+    things = client.get("/api/search", params={"q": "a photo", "collection": "things"}).json()["items"]
+    assert {i["collection"] for i in things} == {"things"} and len(things) == 2
+    two = client.get("/api/search", params=[("q", "x"), ("collection", "animals"), ("collection", "people")])
+    assert {i["filename"] for i in two.json()["items"]} == {"cat.jpg", "astronaut.jpg", "camera.jpg"}
+    space = client.get("/api/search", params={"q": "a photo", "tag": "space"}).json()["items"]
+    assert [i["filename"] for i in space] == ["rocket.jpg"]
+    assert client.get("/api/search", params={"q": "a photo", "source": "synthetic"}).json()["items"] == []
+    assert client.get("/api/search", params={"q": "a cat", "min_score": 0.999}).json()["items"] == []
+    assert client.get("/api/search", params={"q": "a cat", "source": "stolen"}).status_code == 422
+    assert client.get("/api/search", params={"q": "a cat", "mode": "magic"}).status_code == 422
+    assert client.get("/api/search", params={"q": "a cat", "limit": 10_000}).status_code == 422
+    assert client.get("/api/search", params={"q": ""}).status_code == 422
+
+
+def test_image_search_finds_the_same_photo(client, photo_arrays):
+    files = {"image": ("query.jpg", jpeg_bytes(photo_arrays["rocket"]), "image/jpeg")}
+    items = client.post("/api/search", files=files, data={"limit": "3"}).json()["items"]
+    assert items[0]["filename"] == "rocket.jpg" and items[0]["score"] > 0.98
+
+
+def test_text_plus_image_search_blends_both(client, photo_arrays):
+    files = {"image": ("cat.jpg", jpeg_bytes(photo_arrays["cat"]), "image/jpeg")}
+    data = {"q": "a cup of coffee", "text_weight": "0.9", "limit": "2"}
+    assert client.post("/api/search", files=files, data=data).json()["items"][0]["filename"] == "coffee.jpg"
+    filtered = client.post("/api/search", files=files, data={"collection": "people", "limit": "5"}).json()
+    assert {i["collection"] for i in filtered["items"]} == {"people"}
+
+
+def test_image_search_refuses_what_is_not_an_image(client):
+    r = client.post("/api/search", files={"image": ("x.jpg", b"<html>not an image</html>", "image/jpeg")})
+    assert r.status_code == 415 and "not an image" in r.json()["detail"]
+    assert client.post("/api/search", data={"limit": "3"}).status_code == 400
+
+
+# -- assets -----------------------------------------------------------------------------------------
+
+
+def _id_of(client, filename: str) -> str:
+    items = client.get("/api/assets", params={"limit": 50}).json()["items"]
+    return next(i["id"] for i in items if i["filename"] == filename)
+
+
+def test_browse_assets_is_paginated(client):
+    first = client.get("/api/assets", params={"limit": 3}).json()
+    assert first["total"] == 5 and len(first["items"]) == 3 and first["next_offset"] == 3
+    rest = client.get("/api/assets", params={"limit": 3, "offset": 3}).json()
+    assert len(rest["items"]) == 2 and rest["next_offset"] is None
+    ids = {i["id"] for i in first["items"] + rest["items"]}
+    assert len(ids) == 5
+    people = client.get("/api/assets", params={"collection": "people"}).json()
+    assert people["total"] == 2 and {i["collection"] for i in people["items"]} == {"people"}
+
+
+def test_asset_detail(client, photo_root):
+    aid = _id_of(client, "rocket.jpg")
+    a = client.get(f"/api/assets/{aid}").json()
+    assert a["path"] == str(photo_root / "things" / "space" / "rocket.jpg")
+    assert a["collection"] == "things" and set(a["tags"]) >= {"things", "space"}
+    assert a["source"] == "ingested" and a["lineage"] == {} and a["references"] == []
+    assert a["file_available"] is True and a["width"] > 0 and a["height"] > 0
+    assert client.get(f"/api/assets/{'0' * 64}").status_code == 404
+
+
+def test_image_is_the_original_file(client, photo_root):
+    aid = _id_of(client, "coffee.jpg")
+    r = client.get(f"/api/assets/{aid}/image")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.content == (photo_root / "things" / "drinks" / "coffee.jpg").read_bytes()
+
+
+def test_thumbnail_is_made_once_and_cached(client, served):
+    aid = _id_of(client, "astronaut.jpg")
+    cached = served[1] / "cache" / "thumbs" / aid[:2] / f"{aid}-256.jpg"
+    cached.unlink(missing_ok=True)
+    r = client.get(f"/api/assets/{aid}/thumb")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert "immutable" in r.headers["cache-control"]
+    assert max(Image.open(io.BytesIO(r.content)).size) == 256
+    assert cached.is_file() and cached.read_bytes() == r.content
+    made = cached.stat().st_mtime_ns
+    again = client.get(f"/api/assets/{aid}/thumb")
+    assert again.content == r.content and cached.stat().st_mtime_ns == made  # served from the cache
+    big = client.get(f"/api/assets/{aid}/thumb", params={"size": 512})
+    assert max(Image.open(io.BytesIO(big.content)).size) == 512
+    assert client.get(f"/api/assets/{aid}/thumb", params={"size": 333}).status_code == 400
+
+
+def test_find_similar_excludes_itself_and_pages(client):
+    aid = _id_of(client, "cat.jpg")
+    whole = client.get(f"/api/assets/{aid}/similar", params={"limit": 4}).json()
+    assert len(whole["items"]) == 4 and aid not in {i["id"] for i in whole["items"]}
+    assert [i["rank"] for i in whole["items"]] == [1, 2, 3, 4]
+    p1 = client.get(f"/api/assets/{aid}/similar", params={"limit": 2}).json()
+    p2 = client.get(f"/api/assets/{aid}/similar", params={"limit": 2, "offset": 2}).json()
+    assert [i["id"] for i in p1["items"] + p2["items"]] == [i["id"] for i in whole["items"]]
+    assert [i["rank"] for i in p2["items"]] == [3, 4]
+    end = client.get(f"/api/assets/{aid}/similar", params={"limit": 2, "offset": 4}).json()
+    assert end["items"] == [] and end["next_offset"] is None
+    filtered = client.get(f"/api/assets/{aid}/similar", params={"collection": "people"}).json()
+    assert {i["collection"] for i in filtered["items"]} == {"people"}
+    assert client.get(f"/api/assets/{'f' * 64}/similar").status_code == 404
+
+
+# -- ingest and uploads (each on a library of its own) ----------------------------------------------
+
+
+def test_ingest_folder_job_reports_progress_and_result(make_library, photo_dir, app_client, tmp_path):
+    lib = make_library()
+    c = app_client(lib, server_config(tmp_path, roots=(photo_dir.parent,)))
+    assert c.get("/api/assets").json() == {"items": [], "offset": 0, "limit": 24, "next_offset": None, "total": 0}
+    r = c.post("/api/ingest", json={"path": str(photo_dir), "tags": ["brand"], "collection": "photos"})
+    assert r.status_code == 202 and r.json()["kind"] == "ingest"
+    job = wait_job(c, r.json()["id"])
+    assert job["status"] == "done", job["error"]
+    assert job["progress"] == {"total": 5, "done": 5, "fraction": 1.0, "description": "done"}
+    assert job["result"]["added"] == 5 and job["result"]["errors"] == []
+    hits = c.get("/api/search", params={"q": "a cup of coffee", "tag": "brand"}).json()["items"]
+    assert hits[0]["filename"] == "coffee.jpg" and hits[0]["collection"] == "photos"
+    listed = c.get("/api/jobs").json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == job["id"]
+    again = wait_job(c, c.post("/api/ingest", json={"path": str(photo_dir)}).json()["id"])
+    assert again["result"]["unchanged"] == 5 and again["result"]["decoded"] == 0
+    assert c.get("/api/jobs/" + "0" * 32).status_code == 404
+
+
+def test_ingest_relative_path_is_under_the_first_root(make_library, photo_dir, app_client, tmp_path):
+    c = app_client(make_library(), server_config(tmp_path, roots=(photo_dir,)))
+    job = wait_job(c, c.post("/api/ingest", json={"path": "things"}).json()["id"])
+    assert job["status"] == "done" and job["result"]["added"] == 2
+    assert c.post("/api/ingest", json={"path": "nowhere"}).status_code == 404
+
+
+def test_upload_then_find_it(make_library, app_client, tmp_path, photo_arrays):
+    lib = make_library()
+    config = server_config(tmp_path)
+    c = app_client(lib, config)
+    rocket = jpeg_bytes(photo_arrays["rocket"])
+    r = c.post(
+        "/api/ingest/uploads",
+        files=[("files", ("My Rocket!.JPG", rocket, "image/jpeg")), ("files", ("notes.png", b"hello", "image/png"))],
+        data={"collection": "launch", "tag": ["campaign"]},
+    )
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert [s["name"] for s in body["saved"]] == ["My Rocket!.JPG"]
+    saved = body["saved"][0]
+    assert saved["path"] == str(config.upload_dir / "launch" / "My-Rocket.jpg")
+    assert Path(saved["path"]).read_bytes() == rocket
+    assert body["rejected"] == [{"name": "notes.png", "reason": body["rejected"][0]["reason"]}]
+    assert "not an image" in body["rejected"][0]["reason"]
+    job = wait_job(c, body["job"]["id"])
+    assert job["status"] == "done" and job["result"]["added"] == 1
+    files = {"image": ("q.jpg", rocket, "image/jpeg")}
+    hit = c.post("/api/search", files=files).json()["items"][0]
+    assert hit["id"] == saved["id"] and hit["collection"] == "launch" and set(hit["tags"]) >= {"upload", "campaign"}
+    assert c.get(hit["image_url"]).content == rocket  # the upload folder is always servable
+
+
+def test_uploads_are_size_limited_and_checked(make_library, app_client, tmp_path, photo_arrays):
+    config = server_config(tmp_path, max_upload_bytes=20_000, max_request_bytes=200_000)
+    c = app_client(make_library(), config)
+    big = jpeg_bytes(photo_arrays["astronaut"], quality=95)
+    assert len(big) > 20_000
+    r = c.post("/api/ingest/uploads", files=[("files", ("big.jpg", big, "image/jpeg"))])
+    assert r.status_code == 413 and "upload limit" in r.json()["detail"]
+    huge = b"\xff" * 300_000
+    r = c.post("/api/ingest/uploads", files=[("files", ("huge.jpg", huge, "image/jpeg"))])
+    assert r.status_code == 413
+    truncated = jpeg_bytes(photo_arrays["camera"], quality=50)[:5000]
+    r = c.post("/api/ingest/uploads", files=[("files", ("cut.jpg", truncated, "image/jpeg"))])
+    assert r.status_code == 415 and "truncated" in r.json()["detail"]
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    assert c.post("/api/ingest/uploads", files=[("files", ("x.svg", svg, "image/svg+xml"))]).status_code == 415
+    assert not any((config.upload_dir).rglob("*.*"))  # nothing was kept
+
+
+# -- security ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def token_client(served, app_client, tmp_path):
+    return app_client(served[0], server_config(tmp_path, api_token=TOKEN, roots=(served[1] / "roots",)))
+
+
+def test_token_is_required_on_every_api_route(token_client):
+    c = token_client
+    for method, path in [
+        ("get", "/api/health"),
+        ("get", "/api/stats"),
+        ("get", "/api/search?q=cat"),
+        ("get", "/api/assets"),
+        ("get", "/api/facets"),
+        ("get", "/api/jobs"),
+        ("get", f"/api/assets/{'a' * 64}"),
+        ("get", f"/api/assets/{'a' * 64}/image"),
+        ("get", f"/api/assets/{'a' * 64}/thumb"),
+        ("post", "/api/ingest"),
+        ("post", "/api/generate/plan"),
+    ]:
+        r = getattr(c, method)(path)
+        assert r.status_code == 401, (path, r.status_code)
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert c.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert c.get("/api/health", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert c.get("/api/health", headers={"X-API-Token": TOKEN}).status_code == 200
+    assert c.get("/api/health", params={"token": TOKEN}).status_code == 401  # never in a URL
+    assert c.get("/").status_code == 200  # the page itself holds no data; it asks for the token
+
+
+def test_image_urls_are_signed_and_the_token_never_echoed(token_client):
+    c = token_client
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = c.get("/api/search", params={"q": "a cat", "limit": 2}, headers=auth)
+    assert TOKEN not in r.text
+    hit = r.json()["items"][0]
+    assert "sig=" in hit["thumb_url"] and TOKEN not in hit["thumb_url"]
+    assert c.get(hit["thumb_url"]).status_code == 200  # an <img src> needs no header
+    assert c.get(hit["image_url"]).status_code == 200
+    other = r.json()["items"][1]["id"]
+    forged = hit["thumb_url"].replace(hit["id"], other)  # a signature is for one asset only
+    assert c.get(forged).status_code == 401
+    assert c.get(hit["thumb_url"].replace("sig=", "sig=0")).status_code == 401
+    expired = hit["thumb_url"].split("?")[0] + "?exp=1&sig=" + hit["thumb_url"].split("sig=")[1]
+    assert c.get(expired).status_code == 401
+    assert c.get(f"/api/assets/{hit['id']}", params=hit["thumb_url"].split("?")[1]).status_code == 401
+
+
+def test_secrets_are_redacted_from_errors_and_logs(served, app_client, tmp_path, monkeypatch, caplog):
+    secret = "sk-test-SECRET-" + "x" * 24
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    config = server_config(tmp_path)
+    c = app_client(served[0], config)
+    caplog.set_level(logging.INFO)
+    logging.getLogger("assetrag.server").warning("calling with key %s", secret)
+    r = c.post("/api/ingest", json={"path": str(config.roots[0] / secret)})
+    assert r.status_code == 404
+    assert secret not in r.text and "***" in r.json()["detail"]
+    assert secret not in caplog.text and "calling with key ***" in caplog.text
+    assert secret not in repr(ServerConfig(api_token=secret))
+
+
+def test_cross_site_writes_are_refused(client, photo_root):
+    body = {"path": str(photo_root)}
+    assert client.post("/api/ingest", json=body, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert client.post("/api/ingest", json=body, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.post("/api/ingest", json=body, headers={"Origin": "null"}).status_code == 403
+    # a text/plain "simple request" from another page is not read as JSON
+    r = client.post("/api/ingest", content=b'{"path": "/"}', headers={"Content-Type": "text/plain"})
+    assert r.status_code == 422
+
+
+def test_request_body_limit(served, app_client, tmp_path):
+    c = app_client(served[0], server_config(tmp_path, max_request_bytes=1000))
+    r = c.post("/api/search", files={"image": ("x.jpg", b"\0" * 5000, "image/jpeg")})
+    assert r.status_code == 413
+
+
+# -- generation -------------------------------------------------------------------------------------
+
+
+def test_generate_endpoints_without_rag_say_so(client, monkeypatch):
+    monkeypatch.setitem(sys.modules, "assetrag.rag", None)  # a build without the RAG loop
+    r = client.post("/api/generate/plan", json={"brief": "a cat on a rocket"})
+    assert r.status_code == 501 and "assetrag.rag" in r.json()["detail"]
+    assert client.post("/api/generate", json={"brief": "a cat"}).status_code == 501
+    assert client.get("/api/generate/backends").json()["default"] == "board"
+
+
+@pytest.mark.skipif(not rag_ready(), reason="assetrag.rag (plan/run) is not available")
+def test_generate_plan_edit_and_run_with_the_board(client):
+    brief = "a cat next to a cup of coffee"
+    r = client.post("/api/generate/plan", json={"brief": brief, "backend": "board"})
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["backend"] == "board" and plan["limit"] >= 2
+    by_item = {it["item"]: it for it in plan["items"]}
+    assert by_item["cat"]["chosen"]["filename"] == "cat.jpg"
+    assert by_item["cup of coffee"]["chosen"]["filename"] == "coffee.jpg"
+    assert all(c["thumb_url"].startswith("/api/assets/") for it in plan["items"] for c in it["candidates"])
+
+    # the user keeps the cat, swaps the coffee for the rocket, and drops everything else
+    rocket = next(c for c in plan["chosen"] + by_item["cat"]["candidates"] if c["filename"] != "cat.jpg")
+    refs = {"cat": [by_item["cat"]["chosen"]["id"]], "cup of coffee": [rocket["id"]]}
+    r = client.post("/api/generate", json={"brief": brief, "backend": "board", "refs": refs})
+    assert r.status_code == 202, r.text
+    job = wait_job(client, r.json()["id"], timeout=120)
+    assert job["status"] == "done", job["error"]
+    run_plan, result = job["result"]["plan"], job["result"]["result"]
+    assert [c["id"] for c in run_plan["chosen"]] == [refs["cat"][0], rocket["id"]]
+    assert [c["item"] for c in run_plan["chosen"]] == ["cat", "cup of coffee"]
+    scores = {c["id"]: c["score"] for c in run_plan["chosen"]}  # retrieval scores, not the 1.0 of a lookup
+    assert scores[refs["cat"][0]] == by_item["cat"]["chosen"]["score"]
+    assert 0.0 < scores[rocket["id"]] < 0.99
+    assert result["backend"] == "board" and result["reference_ids"] == [refs["cat"][0], rocket["id"]]
+    board = client.get(result["output_url"])
+    assert board.status_code == 200 and board.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(board.content)).size == (result["width"], result["height"])
+    assert not os.path.exists("generated")  # rag.run wrote into the server's folder, not the CWD
+
+
+@pytest.mark.skipif(not rag_ready(), reason="assetrag.rag (plan/run) is not available")
+def test_generated_image_comes_back_as_a_synthetic_asset_with_lineage(make_library, photo_dir, app_client, tmp_path):
+    lib = make_library()
+    lib.ingest(photo_dir)
+    c = app_client(lib, server_config(tmp_path, roots=(photo_dir,)))
+    r = c.post("/api/generate", json={"brief": "a rocket", "backend": "board", "store_back": True})
+    job = wait_job(c, r.json()["id"], timeout=120)
+    assert job["status"] == "done", job["error"]
+    result = job["result"]["result"]
+    assert result["asset"]["source"] == "synthetic" and result["asset_id"] == result["asset"]["id"]
+    synthetic = c.get("/api/assets", params={"source": "synthetic"}).json()
+    assert synthetic["total"] == 1 and synthetic["items"][0]["id"] == result["asset_id"]
+    detail = c.get(f"/api/assets/{result['asset_id']}").json()
+    assert detail["lineage"]["brief"] == "a rocket" and detail["file_available"] is True
+    assert detail["references"] and detail["references"][0]["filename"] == "rocket.jpg"
+    assert detail["references"][0]["item"] == "rocket" and "thumb_url" in detail["references"][0]
+    assert c.get(detail["image_url"]).content == c.get(result["output_url"]).content
+
+
+def test_generate_refuses_bad_references(client):
+    if not rag_ready():
+        pytest.skip("assetrag.rag (plan/run) is not available")
+    bad = client.post("/api/generate", json={"brief": "a cat", "refs": {"cat": ["../../etc/passwd"]}})
+    assert bad.status_code == 400
+    unknown = client.post("/api/generate", json={"brief": "a cat", "refs": {"cat": ["e" * 64]}})
+    assert unknown.status_code == 400 and "not in this library" in unknown.json()["detail"]
+    ids = [i["id"] for i in client.get("/api/assets").json()["items"]]
+    too_many = client.post("/api/generate", json={"brief": "a cat", "refs": {"cat": ids}, "max_refs": 2})
+    assert too_many.status_code == 400 and "at most 2" in too_many.json()["detail"]
+    assert client.get("/api/generate/" + "0" * 32 + "/image").status_code == 404
+    assert client.get("/api/generate/nothex/image").status_code == 400
+
+
+def test_unknown_routes_and_methods(client):
+    assert client.get("/api/nothing").status_code == 404
+    assert client.delete("/api/search").status_code == 405
+    assert client.get("/static/app.css").headers["content-type"].startswith("text/css")

@@ -1,0 +1,235 @@
+"""End to end in headless Chromium: the page, served by uvicorn, over a real library (offline model).
+
+The server runs with an API token, so every test also walks through the token prompt and loads its
+thumbnails through signed image URLs. Screenshots of each step go to test-output/screenshots/.
+Needs Debian's `chromium` (/usr/bin/chromium), driven by Playwright for Python (no browser download).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from server_support import TOKEN, build_photo_tree, rag_ready, server_config
+
+from assetrag import Library
+from assetrag.server import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "test-output" / "screenshots"
+UPLOAD_SAMPLE = REPO / "samples" / "library" / "watches" / "blue-wristwatch.png"
+TIMEOUT_MS = 15_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="headless Chromium is not installed at /usr/bin/chromium (Debian: apt-get install chromium)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, photo_arrays, offline_embedder) -> Iterator[str]:
+    """The app (with an API token) served by uvicorn on an ephemeral 127.0.0.1 port, in a thread."""
+    import uvicorn
+
+    base = tmp_path_factory.mktemp("browser")
+    build_photo_tree(base / "roots" / "library", photo_arrays)
+    lib = Library(base / "lib.db", library="assets", embedder=offline_embedder)
+    lib.ingest(base / "roots" / "library")
+    app = create_app(lib, server_config(base, api_token=TOKEN))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+    sock.close()
+    lib.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh tab (empty sessionStorage) on the app; JS errors fail the test (the 401s that make the page
+    ask for the token are expected: Chromium logs each as a console error)."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=live_server)
+    context.set_default_timeout(TIMEOUT_MS)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" and "status of 401" not in m.text else None)
+    yield pg
+    context.close()
+    assert errors == [], errors
+
+
+def shot(pg, name: str, *, full: bool = False) -> None:
+    pg.mouse.move(1, 1)  # no hover effect in the picture
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
+
+
+def open_app(pg) -> None:
+    """Load the page and give the token once (the server asks for it)."""
+    pg.goto("/")
+    pg.wait_for_selector("#token-dialog[open]")
+    pg.fill("#token-input", TOKEN)
+    pg.click("#token-save")
+    pg.wait_for_selector("#results .asset")
+    pg.wait_for_function("() => /\\d+ assets/.test(document.querySelector('#lib-status').textContent)")
+
+
+def search(pg, text: str) -> None:
+    pg.fill("#q", text)
+    pg.press("#q", "Enter")
+    pg.wait_for_function("t => document.querySelector('#result-info').textContent.includes(t)", arg=f"“{text}”")
+
+
+def first_card(pg):
+    card = pg.locator("#results .asset").first
+    card.locator("img").evaluate("img => img.decode()")  # the thumbnail really loaded
+    return card
+
+
+def score_of(card) -> float:
+    return float(card.locator(".score").inner_text())
+
+
+def all_images_loaded(pg, selector: str) -> bool:
+    return pg.eval_on_selector_all(selector, "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+
+
+def test_search_shows_the_expected_thumbnail_first(page):
+    open_app(page)
+    shot(page, "01-library")
+    search(page, "a cup of coffee")
+    card = first_card(page)
+    assert card.get_attribute("data-filename") == "coffee.jpg"
+    assert 0.0 < score_of(card) <= 1.0 and page.locator("#results .asset .score").count() == 5
+    assert all_images_loaded(page, "#results .asset img")
+    srcs = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.src)")
+    assert all(TOKEN not in s for s in srcs) and any("sig=" in s for s in srcs)  # signed, token-free URLs
+    shot(page, "02-search-text")
+
+
+def test_upload_an_image_and_find_it(page):
+    open_app(page)
+    page.click("#tab-btn-ingest")
+    page.set_input_files("#upload-input", str(UPLOAD_SAMPLE))
+    page.fill("#upload-collection", "campaign")
+    page.fill("#upload-tags", "summer, hero")
+    page.click("#upload-btn")
+    page.wait_for_selector('.job[data-status="done"]')
+    assert "1 added" in page.locator(".job").first.inner_text()
+    shot(page, "03-ingest-upload")
+
+    page.click("#tab-btn-search")
+    page.set_input_files("#search-file", str(UPLOAD_SAMPLE))  # search by the same image
+    page.wait_for_function("() => document.querySelector('#result-info').textContent.includes('blue-wristwatch.png')")
+    card = first_card(page)
+    assert card.get_attribute("data-filename") == "blue-wristwatch.png"
+    assert score_of(card) > 0.99
+    shot(page, "04-search-image")
+
+    page.select_option("#f-collection", "campaign")  # and it is filed where it was put
+    page.wait_for_function("() => document.querySelectorAll('#results .asset').length === 1")
+    assert page.locator("#results .asset").first.get_attribute("data-filename") == "blue-wristwatch.png"
+
+
+def test_open_a_result_and_find_similar(page):
+    open_app(page)
+    search(page, "a rocket")
+    card = first_card(page)
+    assert card.get_attribute("data-filename") == "rocket.jpg"
+    card.click()
+    page.wait_for_selector("#detail:not([hidden])")
+    assert page.inner_text("#detail-title") == "rocket.jpg"
+    assert {"things", "space"} <= set(page.locator("#detail-tags .chip").all_inner_texts())
+    page.locator("#detail-img").evaluate("img => img.decode()")
+    assert "things" in page.inner_text("#detail-meta")
+    shot(page, "05-detail")
+
+    page.click("#similar-btn")
+    page.wait_for_function(
+        "() => document.querySelector('#result-info').textContent.startsWith('Similar to rocket.jpg')"
+    )
+    page.wait_for_function("() => document.querySelectorAll('#results .asset').length >= 3")
+    names = page.locator("#results .asset").evaluate_all("cards => cards.map(c => c.dataset.filename)")
+    assert "rocket.jpg" not in names and len(names) >= 3
+    scores = [float(s) for s in page.locator("#results .asset .score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True)
+    assert page.locator("#detail").is_hidden()
+    shot(page, "06-similar")
+
+
+@pytest.mark.xfail(not rag_ready(), reason="assetrag.rag (plan/run) is not written yet", strict=False)
+def test_generate_a_plan_with_the_board_backend(page):
+    open_app(page)
+    page.click("#tab-btn-generate")
+    page.fill("#brief", "a cat next to a cup of coffee")
+    page.select_option("#gen-backend", "board")
+    page.click("#plan-btn")
+    cat = page.locator('.plan-item[data-label="cat"]')
+    coffee = page.locator('.plan-item[data-label="cup of coffee"]')
+    cat.locator(".ref img").first.evaluate("img => img.decode()")
+    assert cat.locator(".ref .ref-info").first.inner_text().startswith("cat.jpg")
+    shot(page, "07-plan")
+
+    # swap the coffee reference for another candidate, and remove every reference outside the two items
+    before = coffee.locator(".ref").first.get_attribute("data-id")
+    coffee.locator(".ref .swap").first.click()
+    coffee.locator(".candidates .mini").first.click()
+    after = coffee.locator(".ref").first.get_attribute("data-id")
+    assert after != before
+    for label in ("whole brief", "style"):
+        group = page.locator(f'.plan-item[data-label="{label}"]')
+        while group.count() and group.locator(".ref .remove").count():
+            group.locator(".ref .remove").first.click()
+    shot(page, "08-plan-edited")
+
+    page.click("#generate-btn")
+    page.wait_for_selector("#gen-result:not([hidden]) #gen-image")
+    page.locator("#gen-image").evaluate("img => img.decode()")
+    width = page.locator("#gen-image").evaluate("img => img.naturalWidth")
+    assert width > 300  # the board: titled rows of reference tiles
+    refs = page.locator("#gen-refs .mini").evaluate_all("tiles => tiles.map(t => t.dataset.id)")
+    assert refs[1] == after and len(refs) == 2
+    assert re.match(r"n/a|\d\.\d{3}", page.inner_text("#gen-fidelity"))
+    page.evaluate("() => window.scrollTo(0, 0)")
+    shot(page, "09-board", full=True)

@@ -1,0 +1,241 @@
+"""Lexical side of search: tokenizer, BM25, the per-library index cache, hybrid fusion, query understanding."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from PIL import Image
+
+from assetrag import Query, QueryError, lexical, search
+from assetrag.lexical import LexicalIndex, split_words, stem, tokenize, understand
+
+# -- words and BM25 (no store, no model) ------------------------------------------------------------------
+
+
+def test_split_words_handles_separators_camel_case_and_digits():
+    assert split_words("RedCape2025_final-v2.png") == ["red", "cape", "2025", "final", "v", "2", "png"]
+    assert split_words("HTMLParser lunar.collection") == ["html", "parser", "lunar", "collection"]
+    assert split_words("Café-Crème") == ["café", "crème"]
+
+
+def test_stem_folds_plurals_only():
+    assert [stem(w) for w in ["watches", "galaxies", "shoes", "dress", "glass", "bus", "hats", "cat"]] == [
+        "watch",
+        "galaxy",
+        "shoe",
+        "dress",
+        "glass",
+        "bus",
+        "hat",
+        "cat",
+    ]
+    assert tokenize("a photo of the Red-Hats") == ["red", "hat"]  # stop words and "photo" carry nothing
+
+
+def _row(rid, filename, tags=(), collection="c", metadata=None, mtime=1):
+    return {
+        "id": rid,
+        "filename": filename,
+        "paths": [f"/lib/{collection}/{filename}"],
+        "tags": list(tags),
+        "collection": collection,
+        "source": "ingested",
+        "metadata": metadata or {},
+        "lineage": {},
+        "mtime": mtime,
+    }
+
+
+def test_bm25_ranks_rare_and_repeated_terms_higher():
+    index = LexicalIndex.build(
+        [
+            _row("a", "red-cape.png", ["capes"], "lunar-2025"),
+            _row("b", "red-shoe.png", ["shoes"]),
+            _row("c", "blue-cape.png", ["capes"]),
+            _row("d", "IMG_0001.png", metadata={"caption": "A red silk cape with gold trim", "usage": "red"}),
+        ]
+    )
+    ranked = index.search(tokenize("red cape"), 10)
+    assert [rid for rid, _ in ranked][:2] == ["a", "d"] or [rid for rid, _ in ranked][:1] == ["a"]
+    assert {rid for rid, _ in ranked} == {"a", "b", "c", "d"}
+    assert all(s > 0 for _, s in ranked)
+    assert index.search(tokenize("gold trim"), 10)[0][0] == "d"  # sidecar captions count
+    assert index.search(tokenize("usage"), 10) == []  # … but not the usage flag
+    assert index.search(tokenize("lunar"), 10)[0][0] == "a"  # the collection counts
+    assert index.search(tokenize("nothing here"), 10) == []
+    only_c = index.allow(collections=["c"], tags=["capes"])
+    assert [rid for rid, _ in index.search(tokenize("red cape"), 10, allow=only_c)] == ["c"]
+    assert index.collections == ["c", "lunar-2025"] and "capes" in index.tag_names
+
+
+# -- query understanding ----------------------------------------------------------------------------------
+
+COLLECTIONS = ["lunar-2025", "lunar-2024", "photos", "brand-style", "watches"]
+TAGS = ["summer", "red", "cats"]
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "values", "left"),
+    [
+        ("the red cape from the lunar-2025 collection", "collection", ["lunar-2025"], "the red cape"),
+        ("red cape Lunar 2025", "collection", ["lunar-2025"], "red cape"),
+        ("a cape from luner-2025", "collection", ["lunar-2025"], "a cape"),  # a typo
+        ("the lunar collection red cape", "collection", ["lunar-2024", "lunar-2025"], "red cape"),
+        ("a brand style guide", "collection", ["brand-style"], "guide"),
+        ("anything from 2024", "collection", ["lunar-2024"], "anything"),
+        ("cats tagged summer", "tag", ["summer"], "cats"),
+        ("#red shoes", "tag", ["red"], "shoes"),
+        ("a watch from the watches collection", "collection", ["watches"], "a watch"),
+    ],
+)
+def test_understand_finds_the_librarys_own_names(text, field, values, left):
+    u = understand(text, COLLECTIONS, TAGS)
+    assert [(f.field, f.values) for f in u.found] == [(field, values)]
+    assert u.text == left
+    assert field in u.describe()
+
+
+@pytest.mark.parametrize("text", ["photos of cats", "a red watch", "summer dress", "a cape"])
+def test_understand_leaves_ordinary_words_alone(text):
+    u = understand(text, COLLECTIONS, TAGS)
+    assert not u and u.text == text
+
+
+def test_understand_keeps_the_words_when_nothing_else_is_left():
+    u = understand("the lunar-2025 collection", COLLECTIONS, TAGS)
+    assert u.collections == ["lunar-2025"] and u.text == "the lunar-2025 collection"
+
+
+# -- hybrid search on a real library (Lite and server) ----------------------------------------------------
+
+
+LAYOUT = {"cat": "animals/cats", "coffee": "things/drinks", "rocket": "things/space", "astronaut": "people"}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, photo_arrays, offline_embedder):
+    """A small library on Milvus Lite for the tests that only read (ingested once for the module)."""
+    from assetrag import Library
+
+    tmp = tmp_path_factory.mktemp("lexical")
+    for name, folder in LAYOUT.items():
+        (tmp / "library" / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(photo_arrays[name]).save(tmp / "library" / folder / f"{name}.jpg", quality=90)
+    lib = Library(str(tmp / "lib.db"), embedder=offline_embedder)
+    lib.ingest(tmp / "library")
+    yield lib
+    lib.close()
+
+
+@pytest.fixture
+def lib(make_library, photo_dir):
+    """A small library on Milvus Lite, for tests that write to it."""
+    lib = make_library()
+    lib.ingest(photo_dir)
+    return lib
+
+
+@pytest.fixture
+def any_lib(make_library, photo_dir, store_uri):
+    """The same on Milvus Lite and on a Milvus server."""
+    lib = make_library()
+    lib.ingest(photo_dir)
+    return lib
+
+
+def test_hybrid_keeps_cosine_scores_and_explains_ranks(shared):
+    lib = shared
+    vec = {h.id: h for h in lib.search("a cup of coffee", k=5, mode="vector")}
+    hyb = lib.search("a cup of coffee", k=5)
+    assert hyb[0].filename == "coffee.jpg" and hyb[0].lexical_rank == 1
+    assert [h.rank for h in hyb] == [1, 2, 3, 4]
+    for h in hyb:
+        assert h.score == pytest.approx(vec[h.id].score, abs=1e-5)  # the score is the cosine, unchanged
+        assert h.vector_rank == vec[h.id].rank and h.fused_score > 0
+    assert all(a.fused_score >= b.fused_score for a, b in itertools.pairwise(hyb))
+    assert "fused_score" in hyb[0].to_dict()
+    assert all(h.fused_score is None for h in vec.values())  # vector mode: as before
+
+
+def test_hybrid_without_matching_words_is_the_vector_ranking(shared):
+    lib = shared
+    a = lib.search("something fluffy", k=5, mode="vector")
+    b = lib.search("something fluffy", k=5, mode="hybrid")
+    assert [h.id for h in a] == [h.id for h in b]
+    assert all(h.lexical_rank is None for h in b)
+
+
+def test_hybrid_brings_name_matches_the_vector_side_missed(lib, photo_dir, monkeypatch):
+    """A file whose name matches but whose picture does not still comes back, with its true cosine."""
+    from assetrag import search as search_mod
+
+    monkeypatch.setattr(search_mod, "HYBRID_CANDIDATES", 1)
+    Image.open(photo_dir / "animals" / "cats" / "cat.jpg").save(
+        photo_dir / "people" / "zanzibar-sunset.jpg", quality=70
+    )
+    lib.ingest(photo_dir)  # a write: the cached lexical index is rebuilt
+    by_meaning = lib.search("zanzibar", k=10, mode="vector")
+    assert "zanzibar-sunset.jpg" not in {h.filename for h in by_meaning[:2]}  # not a vector candidate at k=2
+    hits = lib.search("zanzibar", k=2)
+    named = next(h for h in hits if h.filename == "zanzibar-sunset.jpg")
+    assert named.lexical_rank == 1 and named.vector_rank is None
+    assert named.score == pytest.approx(next(h.score for h in by_meaning if h.id == named.id), abs=1e-5)
+
+
+def test_hybrid_respects_filters_and_pages(shared):
+    lib = shared
+    hits = lib.search("a rocket in space", k=10, collection="things")
+    assert hits and {h.collection for h in hits} == {"things"}
+    assert lib.search("a rocket", k=10, where='collection == "animals"')[0].filename == "cat.jpg"
+    assert all(h.filename != "rocket.jpg" for h in lib.search("a rocket", k=10, where='collection == "animals"'))
+    first = lib.search("space", k=2)
+    second = lib.search("space", k=2, offset=2)
+    assert [h.rank for h in second] == [3, 4]
+    assert not {h.id for h in first} & {h.id for h in second}
+    assert lib.search("a rocket", k=10, min_score=1.01) == []
+    with pytest.raises(QueryError, match="mode must be"):
+        lib.search("a rocket", mode="bm25")
+
+
+def test_sidecar_captions_are_searchable(lib, photo_dir):
+    (photo_dir / "people" / "camera.jpg.json").write_text(json.dumps({"caption": "vintage Hasselblad"}))
+    lib.ingest(photo_dir)
+    hits = lib.search("hasselblad", k=3)
+    assert hits[0].filename == "camera.jpg" and hits[0].lexical_rank == 1
+
+
+def test_index_follows_removals_and_writes_it_was_not_told_about(any_lib, photo_dir, monkeypatch):
+    lib = any_lib
+    monkeypatch.setattr(lexical, "SERVER_RECHECK_S", 0.0)  # a server re-checks at most every 10 s
+    assert lib.search("rocket", k=1)[0].lexical_rank == 1
+    lib.remove([str(photo_dir / "things" / "space" / "rocket.jpg")])
+    # (a server's Session-consistent vector search may still return a just-deleted row for a moment)
+    assert all(h.lexical_rank is None for h in lib.search("rocket", k=10))
+    # writes straight to the store (no invalidate call): the signature check catches them
+    cat = lib.search("a cat", k=1, mode="vector")[0]
+    row = lib.store.get([cat.id], (*lexical.INDEX_FIELDS, "vector", "mtimes", "size", "width", "height"))[0]
+    row.update(filename="zebra.jpg", mtime=row["mtime"] + 1)  # same count, a newer mtime
+    lib.store.upsert([row])
+    assert lib.search("zebra", k=1)[0].id == cat.id
+    lib.store.delete([cat.id])  # one row fewer
+    assert all(h.lexical_rank is None for h in lib.search("zebra", k=10))
+
+
+def test_query_understanding_turns_names_into_filters(shared):
+    lib = shared
+    u = lib.understand("a cup of coffee from the things collection")
+    assert u.collections == ["things"] and u.text == "a cup of coffee"
+    hits = lib.search("a cup of coffee from the things collection", k=10, understand=True)
+    assert hits and {h.collection for h in hits} == {"things"}
+    # an explicit filter wins over an understood one
+    hits = lib.search("a cat from the things collection", k=10, understand=True, collection="animals")
+    assert {h.collection for h in hits} == {"animals"}
+    # off: the words are searched as given
+    assert {h.collection for h in lib.search("coffee from the things collection", k=10)} != {"things"}
+
+
+def test_any_tags_filter():
+    q = Query(text="x", any_tags=["a", 'b"'])
+    assert search.build_filter(q) == 'array_contains_any(tags, ["a", "b\\""])'
