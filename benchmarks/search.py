@@ -38,9 +38,7 @@ QUERIES = [
 
 def clustered(n: int, centers: np.ndarray, rng: np.random.Generator, noise: float = 0.35) -> np.ndarray:
     idx = rng.integers(0, len(centers), n)
-    x = centers[idx] + noise * rng.standard_normal((n, centers.shape[1])).astype(np.float32) / np.sqrt(
-        centers.shape[1]
-    )
+    x = centers[idx] + noise * rng.standard_normal((n, centers.shape[1])).astype(np.float32) / np.sqrt(centers.shape[1])
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -102,6 +100,7 @@ def main() -> None:
             t0 = time.perf_counter()
             for s in range(0, n, 5000):
                 store.upsert(rows_for(vecs[s : s + 5000], s))
+            store.flush()  # seal the growing segments so Lite indexes them (unflushed rows are brute-forced)
             insert_s = time.perf_counter() - t0
             store.search(vecs[:1], 10)  # warm-up / load
             enc, srch, exact, recall = [], [], [], []
