@@ -6,16 +6,19 @@ client, one query per call; and batches of 100 queries per call), recall@10 of t
 search on the same data, memory (RSS) and disk.
 
 Vectors are synthetic (the store does not care where they come from): 512-d like CLIP ViT-B/32, clustered
-around 2,000 random unit "concepts" with noise, L2-normalised. Queries are other noisy copies of concept centres
-— shaped like a text query landing near a concept. (Uniform random vectors would make any ANN index look
-broken — MILVUS_NOTES.md. Real text encoding adds its own time: benchmarks/search.py measures that.)
+around n/100 random unit "concepts" (~100 near-alike assets each) with noise, L2-normalised. Queries are other
+noisy copies of concept centres — shaped like a text query landing near a concept. (Uniform random vectors
+would make any ANN index look broken — MILVUS_NOTES.md. Real text encoding adds its own time:
+benchmarks/search.py measures that.)
 
-Milvus Lite runs in a child process per size (clean RSS, memory given back); above `--lite-max` it is not run
-(its RSS grows ~20 MB per 1k rows here, so 1M would need ~20 GB) and the table says so.
+Milvus Lite runs in a child process per size (clean RSS, memory given back); above `--lite-max` (default 300k)
+it is not run and the table says so: at 1M it would need ~9 GB and most of an hour here, and every query
+would cost ~0.8 s (see docs/milvus-server.md for where Lite's time goes).
 The server is the PyPI `milvus` 2.3.5 standalone (`pip install milvus==2.3.5`), started here in a private
 loopback-only network namespace (root, or unprivileged user namespaces), client in the same namespace.
 
-    python benchmarks/scale.py [--sizes 10000,100000,1000000] [--lite-max 100000] [--backends lite,server,numpy]
+    python benchmarks/scale.py [--sizes 10000,100000,1000000] [--lite-max 300000] [--backends numpy,lite,server]
+                               [--server-data DIR]   # keep the server's data: re-measure queries later
 """
 
 from __future__ import annotations
@@ -129,25 +132,27 @@ def du_mb(path: Path) -> float:
 # -- one store, measured --------------------------------------------------------------------------------
 
 
-def measure_store(store, x: np.ndarray, q: np.ndarray, truth: np.ndarray, wait_index, log) -> dict:
-    """Insert x, wait for its index, then query. `wait_index()` returns once the index covers the rows."""
+def measure_store(store, x, q: np.ndarray, truth: np.ndarray, wait_index, log, insert: bool = True) -> dict:
+    """Insert x, wait for its index, then query. `wait_index()` returns once the index covers the rows.
+    With `insert=False` the store already holds x (kept from an earlier run): queries only."""
     n = len(x)
-    store.ensure("bench:synthetic-512", DIM)
-    t0 = time.perf_counter()
-    for s in range(0, n, BATCH_ROWS):
-        store.upsert(rows_for(x[s : s + BATCH_ROWS], s))
-        if s and s % 100_000 == 0:
-            log(f"  {s:,} rows, {s / (time.perf_counter() - t0):,.0f} rows/s")
-    insert_s = time.perf_counter() - t0
-    out: dict = {"insert_rows_s": n / insert_s}
-    # what a search costs before anything is flushed / indexed (Lite: the in-memory table)
-    t = time.perf_counter()
-    for v in q[:5]:
-        store.search(v, K)
-    out["search_unflushed_ms"] = (time.perf_counter() - t) / 5 * 1000
-    t0 = time.perf_counter()
-    wait_index()
-    out["index_s"] = time.perf_counter() - t0
+    out: dict = {"insert_rows_s": None, "search_unflushed_ms": None, "index_s": None}
+    if insert:
+        store.ensure("bench:synthetic-512", DIM)
+        t0 = time.perf_counter()
+        for s in range(0, n, BATCH_ROWS):
+            store.upsert(rows_for(x[s : s + BATCH_ROWS], s))
+            if s and s % 100_000 == 0:
+                log(f"  {s:,} rows, {s / (time.perf_counter() - t0):,.0f} rows/s")
+        out["insert_rows_s"] = n / (time.perf_counter() - t0)
+        # what a search costs before anything is flushed / indexed (Lite: the in-memory table)
+        t = time.perf_counter()
+        for v in q[:5]:
+            store.search(v, K)
+        out["search_unflushed_ms"] = (time.perf_counter() - t) / 5 * 1000
+        t0 = time.perf_counter()
+        wait_index()
+        out["index_s"] = time.perf_counter() - t0
     for v in q[:10]:  # warm-up
         store.search(v, K)
     lat, found = [], []
@@ -165,6 +170,13 @@ def measure_store(store, x: np.ndarray, q: np.ndarray, truth: np.ndarray, wait_i
         batches += len(q[s : s + 100])
     out["qps_batch100"] = batches / (time.perf_counter() - t)
     out["recall"] = recall(found, truth)
+    # where a query's time goes: the same queries returning the id only (no scalar fields to fetch)
+    lat = []
+    for v in q[:100]:
+        t = time.perf_counter()
+        store.search(v, K, fields=("id",))
+        lat.append(time.perf_counter() - t)
+    out["p50_id_only_ms"] = ms(lat, 50)
     return out
 
 
@@ -240,11 +252,13 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def run_server(server: Server, n: int, x: np.ndarray, q: np.ndarray, truth: np.ndarray, log) -> dict:
+def run_server(server: Server, n: int, x, q: np.ndarray, truth: np.ndarray, log, keep: bool = False) -> dict:
     from assetrag.store import Store
 
     store = Store(server.uri, f"bench_{n}")
-    store.drop()
+    reuse = keep and store.exists() and store.count() == n  # kept from an earlier run: queries only
+    if not reuse:
+        store.drop()
     base_rss, base_disk = server.rss_mb(), du_mb(server.data / "data")
 
     def wait_index() -> None:
@@ -257,11 +271,12 @@ def run_server(server: Server, n: int, x: np.ndarray, q: np.ndarray, truth: np.n
             time.sleep(1.0)
         time.sleep(3.0)  # let the query node load the sealed, indexed segments
 
-    res = measure_store(store, x, q, truth, wait_index, log)
-    res["rss_mb"] = server.rss_mb() - base_rss
-    res["disk_mb"] = du_mb(server.data / "data") - base_disk
+    res = measure_store(store, x, q, truth, wait_index, log, insert=not reuse)
+    res["rss_mb"] = None if reuse else server.rss_mb() - base_rss
+    res["disk_mb"] = None if reuse else du_mb(server.data / "data") - base_disk
     res["rss_total_mb"] = server.rss_mb()
-    store.drop()
+    if not keep:
+        store.drop()
     store.close()
     return res
 
@@ -305,9 +320,15 @@ def fmt(v: object, spec: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000")
-    ap.add_argument("--lite-max", type=int, default=100_000)
+    ap.add_argument("--lite-max", type=int, default=300_000)
     ap.add_argument("--backends", default="numpy,lite,server")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument(
+        "--server-data",
+        type=Path,
+        help="keep the server's data here (and its collections): a later run with the same DIR re-measures "
+        "the queries without inserting and indexing again",
+    )
     ap.add_argument("--lite-child", action="store_true", help=argparse.SUPPRESS)
     for name in ("n", "x", "q", "truth", "workdir", "out"):
         ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -334,9 +355,10 @@ def main() -> None:
         work = Path(tmp)
         server = None
         if "server" in backends:
-            (work / "milvus").mkdir()
+            data = args.server_data or work / "milvus"
+            data.mkdir(parents=True, exist_ok=True)
             log("starting Milvus standalone 2.3.5")
-            server = Server(work / "milvus")
+            server = Server(data)
         try:
             for n in sizes:
                 log(f"generating {n:,} × {DIM} clustered vectors and {args.queries} queries")
@@ -350,7 +372,7 @@ def main() -> None:
                     log(f"numpy {n:,}: {results[('numpy', n)]}")
                 if server is not None:
                     log(f"Milvus server {n:,}")
-                    results[("server", n)] = run_server(server, n, x, q, truth, log)
+                    results[("server", n)] = run_server(server, n, x, q, truth, log, keep=bool(args.server_data))
                     log(f"Milvus server {n:,}: {results[('server', n)]}")
                 if "lite" in backends and n <= args.lite_max:
                     del x  # the child maps it from disk
@@ -363,7 +385,9 @@ def main() -> None:
 
     # merge with the figures of earlier runs (a long backend/size can be run on its own and still be in the table)
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    stored.update({f"{b}:{n}": {**r, "run_s": round(time.perf_counter() - t_start)} for (b, n), r in results.items()})
+    for (b, n), r in results.items():  # a queries-only re-run keeps the earlier insert/index/memory figures
+        fresh = {k: v for k, v in r.items() if v is not None}
+        stored[f"{b}:{n}"] = {**stored.get(f"{b}:{n}", {}), **fresh}
     RESULTS.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
     names = {"numpy": "exact numpy", "lite": "Milvus Lite 3.2.2 (HNSW)", "server": "Milvus 2.3.5 server (HNSW)"}
     all_sizes = sorted({int(key.split(":")[1]) for key in stored})
@@ -372,22 +396,23 @@ def main() -> None:
         for n in all_sizes:
             r = stored.get(f"{backend}:{n}")
             if r is None:
-                rows.append([names[backend], f"{n:,}", "not run", *["—"] * 9])
+                rows.append([names[backend], f"{n:,}", "not run", *["—"] * 10])
                 continue
             rows.append(
                 [
                     names[backend],
                     f"{n:,}",
-                    fmt(r["insert_rows_s"], ",.0f"),
-                    fmt(r["index_s"], ".1f"),
+                    fmt(r.get("insert_rows_s"), ",.0f"),
+                    fmt(r.get("index_s"), ".1f"),
                     fmt(r.get("search_unflushed_ms"), ",.0f"),
                     fmt(r["p50_ms"], ".1f"),
                     fmt(r["p95_ms"], ".1f"),
+                    fmt(r.get("p50_id_only_ms"), ".1f"),
                     fmt(r["qps_1"], ",.0f"),
                     fmt(r["qps_batch100"], ",.0f"),
                     fmt(r["recall"], ".4f"),
-                    fmt(r["rss_mb"], ",.0f"),
-                    fmt(r["disk_mb"], ",.0f"),
+                    fmt(r.get("rss_mb"), ",.0f"),
+                    fmt(r.get("disk_mb"), ",.0f"),
                 ]
             )
     from report import table, write_section
@@ -400,6 +425,7 @@ def main() -> None:
         "search before flush ms",
         "p50 ms",
         "p95 ms",
+        "p50 ms, id only",
         "QPS (1 query/call)",
         "QPS (100/call)",
         "recall@10",
@@ -413,7 +439,7 @@ def main() -> None:
         "covers every row (Lite: flush + its background segment builds; server: flush + index build + a 3 s "
         "load allowance). 'search before flush': a query right after inserting. RSS: growth of the Lite "
         "process / of the server's process group; numpy: the matrix. One run per row, on a machine shared "
-        "with other jobs; raw figures (and each run's length) in docs/benchmarks-scale.json."
+        "with other jobs; raw figures in docs/benchmarks-scale.json."
     )
     body = note + "\n\n" + table(headers, rows)
     write_section("scale", "The store at 10k / 100k / 1M vectors (benchmarks/scale.py)", body)

@@ -209,6 +209,7 @@ def test_sidecar_captions_are_searchable(lib, photo_dir):
 def test_index_follows_removals_and_writes_it_was_not_told_about(any_lib, photo_dir, monkeypatch):
     lib = any_lib
     monkeypatch.setattr(lexical, "SERVER_RECHECK_S", 0.0)  # a server re-checks at most every 10 s
+    monkeypatch.setattr(lexical, "LITE_RECHECK_S", 0.0)  # Lite every second
     assert lib.search("rocket", k=1)[0].lexical_rank == 1
     lib.remove([str(photo_dir / "things" / "space" / "rocket.jpg")])
     # (a server's Session-consistent vector search may still return a just-deleted row for a moment)

@@ -132,9 +132,8 @@ def load_embedder(
         embedder = BACKENDS[key](arg or None, device, batch_size, allow_download)
         if key in ("offline", "conse", "offline-head"):
             say(
-                f"Using the built-in offline model {embedder.name}: an ImageNet classifier and a small "
-                "head trained on clipart and emoji, much weaker than CLIP "
-                "(use --model clip when CLIP weights are available)."
+                f"Using the built-in offline model {embedder.name} ({_offline_blurb(embedder.name)}): it is "
+                "much weaker than CLIP (use --model clip when CLIP weights are available)."
             )
         return embedder
     if Path(text).expanduser().is_dir() or looks_like_hub_id(text) or _looks_like_path(text):
@@ -160,11 +159,16 @@ def _auto(device: str, batch_size: int, say: Announce) -> Embedder:
         reason = f"CLIP weights ({DEFAULT_CLIP_CHECKPOINT}) are not on this machine"
     embedder = _offline(None, device, batch_size, False)
     say(
-        f"{reason}; using the built-in offline model {embedder.name} (an ImageNet classifier and a small "
-        f"head trained on clipart and emoji), which is much weaker than CLIP. To use CLIP, "
-        f"{how_to_get_weights()}."
+        f"{reason}; using the built-in offline model {embedder.name} ({_offline_blurb(embedder.name)}), "
+        f"which is much weaker than CLIP. To use CLIP, {how_to_get_weights()}."
     )
     return embedder
+
+
+def _offline_blurb(name: str) -> str:
+    if "head" in name:
+        return "an ImageNet classifier plus a small head trained on clipart and emoji"
+    return "it only knows ImageNet's 1,000 classes"
 
 
 def _looks_like_path(text: str) -> bool:

@@ -40,6 +40,7 @@ def save_head(path: str | os.PathLike[str], weights: dict[str, np.ndarray], meta
     tensors = {k: np.ascontiguousarray(v, dtype=np.float16) for k, v in weights.items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"assetrag": json.dumps(meta, sort_keys=True)})
+    os.chmod(path, 0o644)  # a package data file, readable by all
 
 
 def load_head(path: str | os.PathLike[str] = HEAD_FILE) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
