@@ -10,9 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-HEADER = (
-    "# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each section is replaced when its script runs.\n"
-)
+HEADER = "# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each section is replaced when its script runs.\n"
 
 
 def machine() -> str:
@@ -35,9 +33,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def write_section(key: str, title: str, body: str) -> None:
     """Replace (or append) the section `key` of docs/benchmarks.md and print it."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = (
-        f"<!-- {key}:start -->\n## {title}\n\n_{stamp} · {machine()}_\n\n{body.strip()}\n<!-- {key}:end -->\n"
-    )
+    section = f"<!-- {key}:start -->\n## {title}\n\n_{stamp} · {machine()}_\n\n{body.strip()}\n<!-- {key}:end -->\n"
     print(section)
     DOC.parent.mkdir(parents=True, exist_ok=True)
     text = DOC.read_text() if DOC.exists() else HEADER

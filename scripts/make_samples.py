@@ -1,4 +1,4 @@
-"""Build the bundled sample library `samples/library/` (plus `samples/README.md` and `samples/queries.jsonl`).
+"""Build the bundled sample library `samples/library/` (plus `samples/README.md` and `samples/queries*.jsonl`).
 
 The library is small (a few MB), real and redistributable:
 
@@ -20,7 +20,7 @@ Needs, besides Pillow and scikit-image (the `dev` extra):
 re-renders a drawing from its SVG when the packaged PNG is too small after cropping — without it the
 PNG is upscaled instead, and the output differs a little.)
 
-Usage: python scripts/make_samples.py [--root samples]   (rewrites ROOT/library, README.md, queries.jsonl)
+Usage: python scripts/make_samples.py [--root samples]   (rewrites ROOT/library, README.md, queries*.jsonl)
 """
 
 from __future__ import annotations
@@ -104,11 +104,7 @@ def alpha_bbox(im: Image.Image) -> tuple[int, int, int, int] | None:
     box = rgba.getchannel("A").point(lambda a: 255 if a > 8 else 0).getbbox()
     if box is None or box == (0, 0, *rgba.size):
         white = Image.new("RGB", rgba.size, "white")
-        diff = (
-            ImageChops.difference(rgba.convert("RGB"), white)
-            .convert("L")
-            .point(lambda v: 255 if v > 12 else 0)
-        )
+        diff = ImageChops.difference(rgba.convert("RGB"), white).convert("L").point(lambda v: 255 if v > 12 else 0)
         box = diff.getbbox() or box
     return box
 
@@ -141,9 +137,7 @@ def render_svg(svg: Path, width: int) -> Image.Image | None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.png"
-        proc = subprocess.run(
-            [exe, "-w", str(width), "-a", "-o", str(out), str(svg)], capture_output=True, check=False
-        )
+        proc = subprocess.run([exe, "-w", str(width), "-a", "-o", str(out), str(svg)], capture_output=True, check=False)
         if proc.returncode != 0 or not out.exists():
             return None
         with Image.open(out) as im:
@@ -395,9 +389,7 @@ def compose_blue_wristwatch() -> Image.Image:
         outline=(190, 190, 196, 255),
         width=7 * s,
     )  # buckle
-    d.rectangle(
-        [(cx - 90) * s, (cy - 80) * s, (cx + 90) * s, (cy + 80) * s], fill=(175, 178, 186, 255)
-    )  # lugs
+    d.rectangle([(cx - 90) * s, (cy - 80) * s, (cx + 90) * s, (cy + 80) * s], fill=(175, 178, 186, 255))  # lugs
     d.rounded_rectangle(
         [(cx + 124) * s, (cy - 16) * s, (cx + 146) * s, (cy + 16) * s],
         radius=5 * s,
@@ -513,9 +505,7 @@ LIBRARY: dict[str, Source] = {
     "accessories/charms/plush-monster-charm-brown.png": Clipart(
         "recreation/toys/domo_kun_nicu_buculei_02.svg", keep_alpha=True
     ),
-    "accessories/charms/plush-monster-charm-white.png": Clipart(
-        "recreation/toys/domo_kun_nicu_buculei_01.svg"
-    ),
+    "accessories/charms/plush-monster-charm-white.png": Clipart("recreation/toys/domo_kun_nicu_buculei_01.svg"),
     "accessories/charms/teddy-bear-with-bow.png": Clipart("recreation/toys/simple_teddy_bear_with__01.svg"),
     "accessories/charms/keyring-with-keys.png": Clipart("tools/keyring_as_.svg"),
     # --- beach
@@ -702,6 +692,165 @@ QUERIES: list[tuple[str, list[str]]] = [
 ]
 
 
+#: the labelled queries in other languages (same relevance labels), written to queries.<lang>.jsonl: for
+#: measuring multilingual search (docs/quality.md, "Multilingual queries"). Translated by hand.
+QUERY_TRANSLATIONS: dict[str, dict[str, str]] = {
+    "fr": {
+        "a cat": "un chat",
+        "a cup of coffee": "une tasse de café",
+        "a rocket": "une fusée",
+        "an astronaut": "un astronaute",
+        "a man with a camera on a tripod": "un homme avec un appareil photo sur un trépied",
+        "a horse": "un cheval",
+        "galaxies in deep space": "des galaxies dans l'espace lointain",
+        "old coins": "de vieilles pièces de monnaie",
+        "a brick wall": "un mur de briques",
+        "a diamond necklace": "un collier de diamants",
+        "a necklace": "un collier",
+        "a diamond": "un diamant",
+        "wedding rings": "des alliances",
+        "an earring": "une boucle d'oreille",
+        "a wrist watch": "une montre-bracelet",
+        "a blue watch": "une montre bleue",
+        "a stopwatch": "un chronomètre",
+        "a wall clock": "une horloge murale",
+        "high heels": "des talons hauts",
+        "shoes": "des chaussures",
+        "sneakers": "des baskets",
+        "a hiking boot": "une chaussure de randonnée",
+        "sandals": "des sandales",
+        "a dress": "une robe",
+        "a woman wearing a dress": "une femme portant une robe",
+        "a t-shirt": "un t-shirt",
+        "a shirt": "une chemise",
+        "a convertible sports car": "une voiture de sport décapotable",
+        "a blue convertible": "une décapotable bleue",
+        "a sports car": "une voiture de sport",
+        "a race car": "une voiture de course",
+        "a motorcycle": "une moto",
+        "a jeep": "une jeep",
+        "sunglasses": "des lunettes de soleil",
+        "a handbag": "un sac à main",
+        "a hat": "un chapeau",
+        "a sombrero": "un sombrero",
+        "a plush toy pendant": "un pendentif en peluche",
+        "a teddy bear": "un ours en peluche",
+        "a bunch of keys": "un trousseau de clés",
+        "the beach": "la plage",
+        "a beach umbrella": "un parasol de plage",
+        "a beach ball": "un ballon de plage",
+        "a palm tree": "un palmier",
+        "a mug": "une tasse",
+        "a piggy bank": "une tirelire",
+        "a brand colour palette": "une palette de couleurs de marque",
+        "a sunset over the sea": "un coucher de soleil sur la mer",
+        "a logo": "un logo",
+    },
+    "de": {
+        "a cat": "eine Katze",
+        "a cup of coffee": "eine Tasse Kaffee",
+        "a rocket": "eine Rakete",
+        "an astronaut": "ein Astronaut",
+        "a man with a camera on a tripod": "ein Mann mit einer Kamera auf einem Stativ",
+        "a horse": "ein Pferd",
+        "galaxies in deep space": "Galaxien im tiefen Weltraum",
+        "old coins": "alte Münzen",
+        "a brick wall": "eine Ziegelmauer",
+        "a diamond necklace": "eine Diamantkette",
+        "a necklace": "eine Halskette",
+        "a diamond": "ein Diamant",
+        "wedding rings": "Eheringe",
+        "an earring": "ein Ohrring",
+        "a wrist watch": "eine Armbanduhr",
+        "a blue watch": "eine blaue Uhr",
+        "a stopwatch": "eine Stoppuhr",
+        "a wall clock": "eine Wanduhr",
+        "high heels": "hochhackige Schuhe",
+        "shoes": "Schuhe",
+        "sneakers": "Turnschuhe",
+        "a hiking boot": "ein Wanderstiefel",
+        "sandals": "Sandalen",
+        "a dress": "ein Kleid",
+        "a woman wearing a dress": "eine Frau in einem Kleid",
+        "a t-shirt": "ein T-Shirt",
+        "a shirt": "ein Hemd",
+        "a convertible sports car": "ein Cabrio-Sportwagen",
+        "a blue convertible": "ein blaues Cabrio",
+        "a sports car": "ein Sportwagen",
+        "a race car": "ein Rennwagen",
+        "a motorcycle": "ein Motorrad",
+        "a jeep": "ein Jeep",
+        "sunglasses": "eine Sonnenbrille",
+        "a handbag": "eine Handtasche",
+        "a hat": "ein Hut",
+        "a sombrero": "ein Sombrero",
+        "a plush toy pendant": "ein Plüschanhänger",
+        "a teddy bear": "ein Teddybär",
+        "a bunch of keys": "ein Schlüsselbund",
+        "the beach": "der Strand",
+        "a beach umbrella": "ein Sonnenschirm am Strand",
+        "a beach ball": "ein Wasserball",
+        "a palm tree": "eine Palme",
+        "a mug": "ein Becher",
+        "a piggy bank": "ein Sparschwein",
+        "a brand colour palette": "die Farbpalette einer Marke",
+        "a sunset over the sea": "ein Sonnenuntergang über dem Meer",
+        "a logo": "ein Logo",
+    },
+    "es": {
+        "a cat": "un gato",
+        "a cup of coffee": "una taza de café",
+        "a rocket": "un cohete",
+        "an astronaut": "un astronauta",
+        "a man with a camera on a tripod": "un hombre con una cámara sobre un trípode",
+        "a horse": "un caballo",
+        "galaxies in deep space": "galaxias en el espacio profundo",
+        "old coins": "monedas antiguas",
+        "a brick wall": "una pared de ladrillos",
+        "a diamond necklace": "un collar de diamantes",
+        "a necklace": "un collar",
+        "a diamond": "un diamante",
+        "wedding rings": "anillos de boda",
+        "an earring": "un pendiente",
+        "a wrist watch": "un reloj de pulsera",
+        "a blue watch": "un reloj azul",
+        "a stopwatch": "un cronómetro",
+        "a wall clock": "un reloj de pared",
+        "high heels": "zapatos de tacón alto",
+        "shoes": "zapatos",
+        "sneakers": "zapatillas deportivas",
+        "a hiking boot": "una bota de montaña",
+        "sandals": "sandalias",
+        "a dress": "un vestido",
+        "a woman wearing a dress": "una mujer con un vestido",
+        "a t-shirt": "una camiseta",
+        "a shirt": "una camisa",
+        "a convertible sports car": "un deportivo descapotable",
+        "a blue convertible": "un descapotable azul",
+        "a sports car": "un coche deportivo",
+        "a race car": "un coche de carreras",
+        "a motorcycle": "una moto",
+        "a jeep": "un jeep",
+        "sunglasses": "gafas de sol",
+        "a handbag": "un bolso",
+        "a hat": "un sombrero",
+        "a sombrero": "un sombrero mexicano",
+        "a plush toy pendant": "un colgante de peluche",
+        "a teddy bear": "un osito de peluche",
+        "a bunch of keys": "un manojo de llaves",
+        "the beach": "la playa",
+        "a beach umbrella": "una sombrilla de playa",
+        "a beach ball": "una pelota de playa",
+        "a palm tree": "una palmera",
+        "a mug": "una taza",
+        "a piggy bank": "una hucha",
+        "a brand colour palette": "la paleta de colores de una marca",
+        "a sunset over the sea": "una puesta de sol sobre el mar",
+        "a logo": "un logotipo",
+    },
+}
+
+
 # ------------------------------------------------------------------------------------------- building
 
 
@@ -742,9 +891,7 @@ def build(root: Path) -> list[dict[str, str]]:
         elif isinstance(src, Clipart):
             meta = clipart_meta(src.svg)
             save(load_clipart(src), out, keep_alpha=src.keep_alpha)
-            source = (
-                f"openclipart `{Path(src.svg).with_suffix('.png')}`: “{meta['title']}” by {meta['creator']}"
-            )
+            source = f"openclipart `{Path(src.svg).with_suffix('.png')}`: “{meta['title']}” by {meta['creator']}"
             source += " (cropped)" if src.crop else ""
             licence = OPENCLIPART_LICENCE
         elif isinstance(src, Drawn):
@@ -774,9 +921,7 @@ def check(root: Path) -> tuple[int, list[tuple[str, str]]]:
     for f in sorted(library.rglob("*")):
         if f.is_file():
             total += f.stat().st_size
-            by_hash.setdefault(hashlib.sha256(f.read_bytes()).hexdigest(), []).append(
-                f.relative_to(library).as_posix()
-            )
+            by_hash.setdefault(hashlib.sha256(f.read_bytes()).hexdigest(), []).append(f.relative_to(library).as_posix())
             with Image.open(f) as im:
                 if max(im.size) > MAX_SIDE:
                     raise SystemExit(f"{f}: {im.size} is larger than {MAX_SIDE} px")
@@ -816,7 +961,8 @@ It is generated by `scripts/make_samples.py` — edit the script, not the files 
   the pumps are drawn, and plush-monster (Domo-kun) charms stand in for the pendant.
 
 `queries.jsonl` holds one JSON object per line, `{{"query": ..., "relevant": [paths relative to library/]}}`,
-for retrieval-quality evaluation.
+for retrieval-quality evaluation; `queries.fr.jsonl`, `queries.de.jsonl`, `queries.es.jsonl` are the same
+queries translated by hand into French, German and Spanish, with the same labels (multilingual search).
 
 Licences: scikit-image photos as stated in the `skimage.data` docstrings (quoted per file below);
 Open Clip Art drawings carry the Open Clip Art Library public-domain dedication (each SVG's `cc:license`
@@ -852,6 +998,18 @@ def write_docs(root: Path, rows: list[dict[str, str]], total: int, dup: tuple[st
     with (root / "queries.jsonl").open("w", encoding="utf-8") as f:
         for query, relevant in QUERIES:
             f.write(json.dumps({"query": query, "relevant": relevant}) + "\n")
+    write_translated_queries(root)
+
+
+def write_translated_queries(root: Path) -> None:
+    """queries.<lang>.jsonl: QUERIES with each query in another language and the same relevance labels."""
+    for lang, table in QUERY_TRANSLATIONS.items():
+        missing = [q for q, _ in QUERIES if q not in table]
+        if missing or len(table) != len(QUERIES):
+            raise SystemExit(f"QUERY_TRANSLATIONS[{lang!r}] must translate every query; missing {missing}")
+        with (root / f"queries.{lang}.jsonl").open("w", encoding="utf-8") as f:
+            for query, relevant in QUERIES:
+                f.write(json.dumps({"query": table[query], "relevant": relevant}, ensure_ascii=False) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,3 +56,6 @@ def test_cli_user_errors_are_one_clear_line(tmp_path, photo_dir):
     assert "Traceback" not in res.stderr
     res = _run("--uri", str(tmp_path / "nodb"), "stats", uri=uri, check=False)
     assert res.returncode == 2 and "neither a Milvus Lite path" in res.stderr
+    res = _run("--library", "my-assets", "stats", uri=uri, check=False)
+    assert res.returncode == 2 and "library name 'my-assets' is not allowed" in res.stderr
+    assert "use e.g. 'my_assets'" in res.stderr and "Traceback" not in res.stderr

@@ -98,9 +98,9 @@ def _write_signature(db: Path) -> tuple:
     return tuple(sorted(sig))
 
 
-def _ingest_cmd(db: Path, root: Path, prune: bool) -> list[str]:
+def _ingest_cmd(db: Path, root: Path, prune: bool, pipeline: str = "simple") -> list[str]:
     cmd = [sys.executable, "-m", "assetrag.cli", "--uri", str(db), "--batch-size", str(BATCH), "--workers", "2"]
-    return [*cmd, "ingest", str(root), "--json", *(["--prune"] if prune else [])]
+    return [*cmd, "ingest", str(root), "--json", "--pipeline", pipeline, *(["--prune"] if prune else [])]
 
 
 def _kill_during_writes(jobs: list[tuple[Path, list[str], float]], timeout: float = 180.0) -> list[str]:
@@ -183,7 +183,9 @@ def test_ingest_killed_at_random_points_recovers_to_a_clean_run(tmp_path, offlin
                 shutil.copytree(tmp_path / "before-update.db", db)
             # the victims embed on one thread each, beside other work: slower than the reference run here
             window = fresh_s if kind == "fresh" else update_s
-            jobs.append((db, _ingest_cmd(db, lib_dir, prune=kind == "update"), rng.uniform(0.0, window)))
+            # every other pair runs the fast pipeline (embed and write threads, more batches in flight)
+            pipeline = "fast" if i % 4 >= 2 else "simple"
+            jobs.append((db, _ingest_cmd(db, lib_dir, kind == "update", pipeline), rng.uniform(0.0, window)))
         with ThreadPoolExecutor(1) as killer:
             killed = killer.submit(_kill_during_writes, jobs)
             if previous:

@@ -44,9 +44,7 @@ def test_contact_sheet_is_a_png_of_the_grid_size(tmp_path):
         sample("accessories/eyewear/sunglasses-black.png", 0.2),  # RGBA
         sample("photos/horse-silhouette.png", -0.05),  # RGBA, negative score
     ]
-    out = render_contact_sheet(
-        '"a cat"', tiles, tmp_path / "nested" / "dir" / "sheet.png", columns=3, tile_px=160
-    )
+    out = render_contact_sheet('"a cat"', tiles, tmp_path / "nested" / "dir" / "sheet.png", columns=3, tile_px=160)
 
     assert out == tmp_path / "nested" / "dir" / "sheet.png"
     im = open_png(out)

@@ -99,12 +99,12 @@ def test_two_concurrent_ingests_of_different_folders_both_complete(auth_server, 
 @pytest.mark.server
 @pytest.mark.slow
 def test_server_killed_mid_ingest_fails_clearly_and_a_rerun_after_restart_fixes_everything(auth_server, tmp_path):
-    folder = _images(tmp_path / "photos", 16, seed=3)
+    folder = _images(tmp_path / "photos", 48, seed=3)  # 24 batches: the server dies with most still to write
     args = ("--uri", auth_server.uri, "--token", TOKEN, "--library", "crashy", "--batch-size", "2")
     proc = _cli(*args, "ingest", str(folder), "--json", wait=False)
     store = Store(auth_server.uri, "crashy", token=TOKEN)
     deadline = time.monotonic() + 240
-    while not (store.exists() and store.count() >= 4):  # part of the library is written
+    while not (store.exists() and store.count() >= 2):  # the first batch is written
         assert proc.poll() is None, proc.stderr.read()[-3000:]
         assert time.monotonic() < deadline, "the ingest never wrote anything"
         time.sleep(0.2)

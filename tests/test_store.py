@@ -138,6 +138,70 @@ def test_unknown_index_and_rebuilding_nothing_are_explained(tmp_path):
     store.close()
 
 
+def test_a_new_library_gets_the_configured_index(make_library, photo_dir):
+    """`--index` / Settings.index is the index a library is *created* with (not only what `assetrag index`
+    rebuilds)."""
+    from assetrag.config import Settings
+
+    lib = make_library(settings=Settings(index="flat"))
+    assert lib.store.index.index_type == "FLAT"
+    lib.ingest(photo_dir)
+    assert lib.store.index_info()["index_type"] == "FLAT" and lib.stats()["index"] == "FLAT"
+    assert lib.search("a cat", k=1)[0].filename == "cat.jpg"
+    default = make_library("other")
+    default.ingest(photo_dir / "animals")
+    assert default.stats()["index"] == "HNSW"
+
+
+def test_model_mismatch_says_which_model_spec_to_use(make_store):
+    from assetrag.embedding import spec_for_name
+    from assetrag.embedding.conse import NAME as CONSE
+    from assetrag.embedding.head import NAME_COMBINED
+
+    assert spec_for_name(NAME_COMBINED) == "offline:v2"  # not plain "offline", which loads v1
+    store = make_store("v2lib")
+    store.ensure(NAME_COMBINED, 384)
+    with pytest.raises(ModelMismatchError, match=r"built with model .*Use --model offline:v2 \(the model it was"):
+        store.ensure(CONSE, 384)
+    clip = make_store("cliplib")
+    clip.ensure("clip:openai/clip-vit-base-patch32", 512)
+    with pytest.raises(ModelMismatchError, match="Use --model clip:openai/clip-vit-base-patch32 "):
+        clip.ensure(NAME_COMBINED, 384)
+
+
+def test_a_library_written_by_a_newer_schema_is_refused_with_what_to_do(make_store):
+    store = make_store("future")
+    store.ensure("model-a", 8)
+    store.client.alter_collection_properties(store.name, properties={"assetrag.schema": "2"})
+    store.close()
+    reopened = make_store("future")
+    newer = r"written by a newer assetrag \(schema 2; this version knows schema 1\); upgrade"
+    with pytest.raises(StoreError, match=newer):
+        reopened.ensure("model-a", 8)
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [("lunar-2025", "lunar_2025"), ("2025_assets", "_2025_assets"), ("brand assets", "brand_assets"), ("été", "ete")],
+)
+def test_library_names_a_milvus_server_refuses_are_refused_everywhere(tmp_path, name, suggestion):
+    """Milvus Lite takes '-' in a collection name, a server does not: refused up front, whatever the way in."""
+    from assetrag import Library
+    from assetrag.config import Settings
+
+    message = rf"library name '{name}' is not allowed: .*letters, digits and '_'.*use e.g. '{suggestion}'"
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(library=name)  # the CLI's --library / ASSETRAG_LIBRARY
+    with pytest.raises(ConfigError, match=message):
+        Library(tmp_path / "a.db", library=name)
+    with pytest.raises(ConfigError, match=message):
+        Library(settings=Settings(uri=str(tmp_path / "a.db"), library=name))
+    with pytest.raises(ConfigError, match="is 256 characters long"):
+        Settings.from_env(library="a" * 256)
+    for fine in ("assets", "lunar_2025", "_private", "A" * 255):
+        assert Settings.from_env(library=fine).library == fine
+
+
 def test_ivf_clusters_grow_with_the_library():
     spec = IndexSpec.named("ivf_flat")
     assert spec.scaled(1000) == spec

@@ -110,11 +110,18 @@ def ingest(
     errors: Annotated[Path | None, typer.Option(help="write the per-file errors as JSON here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    pipeline: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (fast on CUDA) | simple | fast: fast decodes straight to the model's input size and "
+            "overlaps decode, embedding and writes (env ASSETRAG_PIPELINE)"
+        ),
+    ] = None,
 ) -> None:
     """Add or refresh the images under PATHS (incremental: unchanged files are skipped)."""
     with _lib() as lib:
         sink = RichProgress(err) if progress and not as_json else None
-        report = lib.ingest(paths, collection=collection, tags=tag or [], prune=prune, progress=sink)
+        report = lib.ingest(paths, collection=collection, tags=tag or [], prune=prune, progress=sink, pipeline=pipeline)
     if errors:
         errors.parent.mkdir(parents=True, exist_ok=True)
         errors.write_text(json.dumps([e.__dict__ for e in report.errors], indent=2, ensure_ascii=False))
@@ -158,6 +165,13 @@ def search(
         bool,
         typer.Option(help="read collection / tag / year names in the text as filters (--no-understand: don't)"),
     ] = True,
+    lang: Annotated[
+        str,
+        typer.Option(
+            help="the text's language: auto (detect; non-English goes through the offline model's multilingual "
+            "text encoder) | en | fr, de, es, … | multi"
+        ),
+    ] = "auto",
 ) -> None:
     """Find assets by text, by image, or both."""
     with _lib() as lib:
@@ -176,7 +190,14 @@ def search(
             text_weight=text_weight,
             mode=mode,
             understand=understand,
+            lang=lang,
         )
+        if text and text.strip() and not as_json and lib.store.model_info() is not None:
+            from assetrag.embedding.multilingual import describe_choice
+
+            note = describe_choice(lib.embedder, understood.text if understood else text, lang)
+            if note:
+                err.print(f"[cyan]{note}[/]")
     title = " + ".join(x for x in (f'"{text}"' if text else "", f"image {image.name}" if image else "") if x)
     if sheet:
         from assetrag.render import SheetTile, render_contact_sheet
@@ -276,7 +297,7 @@ def _print_json(data: Any) -> None:
     out.print_json(json.dumps(data, ensure_ascii=False, default=str))
 
 
-_EVAL_KEYS = ("model", "mode", "templates", "understand", "label")
+_EVAL_KEYS = ("model", "mode", "templates", "understand", "lang", "label")
 
 
 def _eval_config(spec: str, base: dict[str, Any]) -> dict[str, Any]:
@@ -312,6 +333,7 @@ def eval_(
     mode: Annotated[str, typer.Option(help="hybrid | vector")] = DEFAULT_MODE,
     templates: Annotated[str | None, typer.Option(help="prompt templates: none | photo | ensemble")] = None,
     understand: Annotated[bool, typer.Option(help="read collection / tag names in queries as filters")] = True,
+    lang: Annotated[str, typer.Option(help="the queries' language: auto | en | fr, de, es, … | multi")] = "auto",
     compare: Annotated[
         list[str] | None,
         typer.Option(help="another configuration to run side by side, e.g. 'mode=vector' or 'model=offline'"),
@@ -327,7 +349,13 @@ def eval_(
 
     queries = load_queries(queries_file, root)
     base_root = root if root is not None else queries_file.parent
-    base = {"model": state.settings.model, "mode": mode, "templates": templates, "understand": understand}
+    base = {
+        "model": state.settings.model,
+        "mode": mode,
+        "templates": templates,
+        "understand": understand,
+        "lang": lang,
+    }
     configs = [dict(base, label=None)] + [_eval_config(c, base) for c in compare or []]
     reports = []
     first_model = None
@@ -335,8 +363,8 @@ def eval_(
     for cfg in configs:
         settings = replace(state.settings, model=cfg["model"])
         if first_model is not None and cfg["model"] != first_model:
-            slug = "".join(ch if ch.isalnum() else "-" for ch in cfg["model"]).strip("-")[:40]
-            settings = replace(settings, library=f"{state.settings.library}-{slug}")
+            slug = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in cfg["model"]).strip("_")[:40]
+            settings = replace(settings, library=f"{state.settings.library}_{slug}")  # a name a server takes
         first_model = first_model or cfg["model"]
         announce = (lambda msg: err.print(f"[yellow]{msg}[/]")) if cfg["model"] not in embedders else None
         with Library(settings=settings, announce=announce, embedder=embedders.get(cfg["model"])) as lib:
@@ -358,6 +386,7 @@ def eval_(
                     understand=cfg["understand"],
                     depth=depth,
                     label=cfg["label"],
+                    lang=cfg["lang"],
                 )
             )
     if as_json:
@@ -389,6 +418,7 @@ def eval_(
                 c["mode"],
                 f"templates={c['templates']}" if c["templates"] else "",
                 "understand" if c["understand"] else "",
+                f"lang={c['lang']}" if c.get("lang") not in (None, "auto") else "",
             )
             if x
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -14,6 +16,33 @@ DEFAULT_MODEL = "auto"
 DEFAULT_CLIP_CHECKPOINT = "openai/clip-vit-base-patch32"
 #: vector index choices (`--index`, ASSETRAG_INDEX); "auto" is the backend's default (HNSW on both today)
 INDEX_CHOICES = ("auto", "hnsw", "flat", "ivf_flat", "autoindex")
+#: ingest pipelines (`assetrag ingest --pipeline`, ASSETRAG_PIPELINE); "auto" is fast on CUDA, simple elsewhere
+PIPELINE_CHOICES = ("auto", "simple", "fast")
+
+
+#: what a Milvus server accepts as a collection name (Milvus Lite accepts more, e.g. '-': a library made there
+#: could never move to a server)
+LIBRARY_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+LIBRARY_NAME_MAX = 255
+
+
+def check_library_name(name: str) -> None:
+    """Refuse a library (Milvus collection) name a Milvus server would refuse, saying what would do."""
+    if LIBRARY_NAME_RE.fullmatch(name or "") and len(name) <= LIBRARY_NAME_MAX:
+        return
+    rule = (
+        f"a library name holds only ASCII letters, digits and '_', starts with a letter or '_' and has at most "
+        f"{LIBRARY_NAME_MAX} characters (a Milvus server refuses anything else, '-' included)"
+    )
+    if not name:
+        raise ConfigError(f"the library name is empty: {rule}; e.g. {DEFAULT_LIBRARY!r}")
+    if len(name) > LIBRARY_NAME_MAX:
+        raise ConfigError(f"library name {name[:40]!r}… is {len(name)} characters long: {rule}")
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()  # été → ete
+    suggestion = re.sub(r"\W", "_", plain or name, flags=re.ASCII)
+    if not re.match(r"[A-Za-z_]", suggestion):
+        suggestion = "_" + suggestion
+    raise ConfigError(f"library name {name!r} is not allowed: {rule}; use e.g. {suggestion!r} instead")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -45,6 +74,8 @@ class Settings:
     token: str | None = field(default=None, repr=False)  # never printed
     db_name: str | None = None
     index: str = "auto"  # the vector index a new library gets, and what `assetrag index` builds
+    #: ingest pipeline: auto (fast on CUDA, else simple) | simple | fast — see `assetrag.ingest`
+    pipeline: str = "auto"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -60,6 +91,7 @@ class Settings:
             token=os.environ.get("ASSETRAG_MILVUS_TOKEN") or None,
             db_name=os.environ.get("ASSETRAG_MILVUS_DB") or None,
             index=os.environ.get("ASSETRAG_INDEX") or "auto",
+            pipeline=os.environ.get("ASSETRAG_PIPELINE") or "auto",
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         settings = replace(base, **clean)
@@ -73,10 +105,9 @@ class Settings:
             raise ConfigError(f"workers must be ≥ 1, got {self.workers}")
         if self.index.lower().replace("-", "_") not in INDEX_CHOICES:
             raise ConfigError(f"unknown index {self.index!r}; choose one of {', '.join(INDEX_CHOICES)}")
-        if not self.library.replace("_", "a").replace("-", "a").isalnum() or not self.library[0].isalpha():
-            raise ConfigError(
-                f"library name {self.library!r} must start with a letter and hold only letters, digits, '_' and '-'"
-            )
+        if self.pipeline not in PIPELINE_CHOICES:
+            raise ConfigError(f"unknown ingest pipeline {self.pipeline!r}; choose one of {', '.join(PIPELINE_CHOICES)}")
+        check_library_name(self.library)
 
     @property
     def is_server(self) -> bool:

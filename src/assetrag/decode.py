@@ -30,8 +30,13 @@ class Decoded:
     height: int
 
 
-def decode_bytes(data: bytes, name: str, max_side: int | None = DEFAULT_MAX_SIDE) -> Decoded:
-    """Decode `data` (the bytes of file `name`) to RGB, EXIF-upright, alpha on white, long side ≤ max_side."""
+def decode_bytes(
+    data: bytes, name: str, max_side: int | None = DEFAULT_MAX_SIDE, *, draft_side: int | None = None
+) -> Decoded:
+    """Decode `data` (the bytes of file `name`) to RGB, EXIF-upright, alpha on white, long side ≤ max_side.
+
+    A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides ≥ `draft_side`
+    (default: `max_side`); `max_side=None, draft_side=224` gives a short side of at least 224, unresized."""
     if not data:
         raise BadImageError(name, "empty file (0 bytes); re-export or remove it")
     try:
@@ -48,8 +53,9 @@ def decode_bytes(data: bytes, name: str, max_side: int | None = DEFAULT_MAX_SIDE
             orientation = img.getexif().get(0x0112, 1)
             if orientation in (5, 6, 7, 8):
                 width, height = height, width
-            if max_side and img.format == "JPEG":
-                img.draft("RGB", (max_side, max_side))  # DCT-domain downscale: much less to decode
+            draft = draft_side or max_side
+            if draft and img.format == "JPEG":
+                img.draft("RGB", (draft, draft))  # DCT-domain downscale: much less to decode
             img.seek(0)  # first frame of an animation
             img.load()
             img = ImageOps.exif_transpose(img)
@@ -59,9 +65,7 @@ def decode_bytes(data: bytes, name: str, max_side: int | None = DEFAULT_MAX_SIDE
     except BadImageError:
         raise
     except UnidentifiedImageError as exc:
-        raise BadImageError(
-            name, "not an image Pillow can read (wrong extension or unsupported format)"
-        ) from exc
+        raise BadImageError(name, "not an image Pillow can read (wrong extension or unsupported format)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadImageError(name, f"too many pixels (possible decompression bomb): {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:

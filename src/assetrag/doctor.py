@@ -44,9 +44,7 @@ def run_checks(settings: Settings) -> list[Check]:
             Check(
                 "device",
                 "ok",
-                f"CUDA: {torch.cuda.get_device_name(0)}"
-                if cuda
-                else f"CPU ({os.cpu_count()} cores), no CUDA",
+                f"CUDA: {torch.cuda.get_device_name(0)}" if cuda else f"CPU ({os.cpu_count()} cores), no CUDA",
             )
         )
     except Exception as exc:  # a broken torch install is exactly what doctor is for
@@ -57,17 +55,12 @@ def run_checks(settings: Settings) -> list[Check]:
     lib = Library(settings=settings)
     try:
         info = lib.stats()
-        built = (
-            f", built with {info['model']} (dim {info['dim']})"
-            if info["exists"]
-            else " (empty: not created yet)"
-        )
+        built = f", built with {info['model']} (dim {info['dim']})" if info["exists"] else " (empty: not created yet)"
         checks.append(
             Check(
                 "store",
                 "ok",
-                f"{info['backend']} at {settings.uri}, library "
-                f"{settings.library!r}: {info['count']} assets{built}",
+                f"{info['backend']} at {settings.uri}, library {settings.library!r}: {info['count']} assets{built}",
             )
         )
     except AssetragError as exc:

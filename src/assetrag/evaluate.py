@@ -222,8 +222,10 @@ def evaluate(
     understand: bool = False,
     depth: int = DEFAULT_DEPTH,
     label: str | None = None,
+    lang: str | None = None,
 ) -> EvalReport:
-    """Run every query against `lib` with one search configuration and score the results."""
+    """Run every query against `lib` with one search configuration and score the results (`lang`: the queries'
+    language, see `Query.lang`)."""
     root = Path(root)
     t0 = time.perf_counter()
     catalogue = _Catalogue(lib)
@@ -242,7 +244,15 @@ def evaluate(
         hits = search(
             lib.store,
             embedder,
-            Query(text=q.text, image=q.image, k=depth, mode=mode, templates=templates, understand=understand),
+            Query(
+                text=q.text,
+                image=q.image,
+                k=depth,
+                mode=mode,
+                templates=templates,
+                understand=understand,
+                lang=lang,
+            ),
         )
         ranks = [h.rank for h in hits if h.id in relevant]
         results.append(
@@ -263,6 +273,7 @@ def evaluate(
         "mode": mode,
         "templates": templates if isinstance(templates, str) or templates is None else list(templates),
         "understand": understand,
+        "lang": lang,
         "library": lib.settings.library,
         "assets": lib.store.count(),
         "depth": depth,

@@ -53,6 +53,7 @@ class Library:
             from dataclasses import replace
 
             settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+            settings.validate()  # e.g. a library name a Milvus server would refuse
         self.settings = settings
         self._announce = announce or (lambda _msg: None)
         self._store: Store | None = None
@@ -64,7 +65,8 @@ class Library:
     def store(self) -> Store:
         if self._store is None:
             s = self.settings
-            self._store = Store(s.uri, s.library, token=s.token, db_name=s.db_name)
+            # the index a new library gets (`--index`); an existing one keeps its own (`assetrag index` rebuilds)
+            self._store = Store(s.uri, s.library, token=s.token, db_name=s.db_name, index=s.index)
         return self._store
 
     @property
@@ -102,8 +104,10 @@ class Library:
         tags: Sequence[str] = (),
         prune: bool = False,
         progress: ProgressSink | None = None,
+        pipeline: str | None = None,
     ) -> IngestReport:
-        """Add/refresh every image under `paths` (files or folders); see `assetrag.ingest`."""
+        """Add/refresh every image under `paths` (files or folders); see `assetrag.ingest`. `pipeline`:
+        auto | simple | fast (default: the settings', auto = fast on CUDA)."""
         roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         ingestor = Ingestor(
             self.store,
@@ -111,6 +115,8 @@ class Library:
             batch_size=self.settings.batch_size,
             workers=self.settings.workers,
             progress=progress,
+            pipeline=pipeline or self.settings.pipeline,
+            device=self.settings.device,
         )
         try:
             return ingestor.run([os.fspath(p) for p in roots], collection=collection, tags=tags, prune=prune)
@@ -133,8 +139,9 @@ class Library:
         mode: str = DEFAULT_MODE,
         templates: str | Sequence[str] | None = None,
         understand: bool = False,
+        lang: str | None = None,
     ) -> list[SearchHit]:
-        """Top-k assets for a text and/or image query, best first (`mode`, `templates`, `understand`: see
+        """Top-k assets for a text and/or image query, best first (`mode`, `templates`, `understand`, `lang`: see
         `assetrag.search.Query`)."""
         return self.query(
             Query(
@@ -151,6 +158,7 @@ class Library:
                 mode=mode,
                 templates=templates,
                 understand=understand,
+                lang=lang,
             )
         )
 

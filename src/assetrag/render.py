@@ -48,9 +48,7 @@ def render_contact_sheet(
     """
     n = len(tiles)
     note = f"{n} result{'' if n == 1 else 's'}" if n else None
-    return _render(
-        title, note, [("", list(tiles))], out, min(5, max(n, 1)) if columns is None else columns, tile_px
-    )
+    return _render(title, note, [("", list(tiles))], out, min(5, max(n, 1)) if columns is None else columns, tile_px)
 
 
 def render_board(
@@ -164,9 +162,7 @@ def _render(
     for row in rows:
         for j, tile in enumerate(row.tiles):
             left = PAD + j * (tile_px + GAP)
-            _draw_tile(
-                fig, measure, tile, row.first_rank + j, (left, row.top), tile_px, (width, height), one_line
-            )
+            _draw_tile(fig, measure, tile, row.first_rank + j, (left, row.top), tile_px, (width, height), one_line)
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -208,9 +204,7 @@ def _draw_tile(
         label = [(f"#{rank}{score}", INK), (measure.ellipsize(tile.label, LABEL_PT, size), MUTED)]
     for i, (line, color) in enumerate(label):
         y = top + size + 5 + i * _px(LABEL_PT) * LINE
-        fig.text(
-            left / width, 1 - y / height, line, fontsize=LABEL_PT, color=color, va="top", parse_math=False
-        )
+        fig.text(left / width, 1 - y / height, line, fontsize=LABEL_PT, color=color, va="top", parse_math=False)
 
 
 def _label(tile: SheetTile, rank: int) -> str:
@@ -235,9 +229,7 @@ def _thumbnail(image: Path | Image.Image, size: int) -> tuple[np.ndarray | None,
             im = Image.fromarray(np.clip(np.asarray(im, dtype=np.float32) * scale, 0, 255).astype(np.uint8))
         im = im.convert("RGB")
         scale = size / max(im.size)
-        im = im.resize(
-            (max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS
-        )
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
         cell = Image.new("RGB", (size, size), CELL)
         cell.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
         return np.asarray(cell), ""

@@ -23,6 +23,7 @@ from PIL import Image
 
 from assetrag.decode import decode_file, to_rgb
 from assetrag.embedding.base import Embedder, l2_normalise
+from assetrag.embedding.multilingual import check_lang, text_encoder
 from assetrag.errors import QueryError
 from assetrag.lexical import Understanding, fetch_rows, lexical_index, tokenize, understand
 from assetrag.store import SCALAR_FIELDS, Store, quote
@@ -63,6 +64,10 @@ class Query:
     templates: str | Sequence[str] | None = None
     understand: bool = False  # read collection / tag / year names in the text as filters (`assetrag.lexical`)
     any_tags: Sequence[str] = ()  # assets with at least one of these tags
+    #: the text's language: None / "auto" (detect), "en", a code like "fr", or "multi". With an offline model a
+    #: non-English text goes through the multilingual text side (`assetrag.embedding.multilingual`); other
+    #: models always use their own text encoder.
+    lang: str | None = None
 
     def validate(self) -> None:
         if not (self.text and self.text.strip()) and self.image is None and self.vector is None:
@@ -78,6 +83,7 @@ class Query:
         if self.mode not in MODES:
             raise QueryError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         template_list(self.templates)  # raises on an unknown name or a template without "{}"
+        check_lang(self.lang)
 
 
 @dataclass
@@ -156,7 +162,7 @@ def query_vector(embedder: Embedder, q: Query) -> np.ndarray:
     has_text = bool(q.text and q.text.strip())
     has_image = q.image is not None or q.vector is not None
     if has_text:
-        vecs.append((q.text_weight if has_image else 1.0, text_vector(embedder, q.text, q.templates)))
+        vecs.append((q.text_weight if has_image else 1.0, text_vector(embedder, q.text, q.templates, q.lang)))
     if q.vector is not None:
         v = l2_normalise(np.asarray(q.vector, dtype=np.float32))[0]
         vecs.append(((1.0 - q.text_weight) if has_text else 1.0, v))
@@ -182,11 +188,14 @@ def template_list(templates: str | Sequence[str] | None) -> tuple[str, ...]:
     return out
 
 
-def text_vector(embedder: Embedder, text: str, templates: str | Sequence[str] | None = None) -> np.ndarray:
-    """The embedding of a text query: as written, or the mean over the filled-in prompt templates."""
+def text_vector(
+    embedder: Embedder, text: str, templates: str | Sequence[str] | None = None, lang: str | None = None
+) -> np.ndarray:
+    """The embedding of a text query: as written, or the mean over the filled-in prompt templates; `lang` picks
+    the text encoder (`Query.lang`)."""
     text = text.strip()
     forms = [t.format(text) for t in template_list(templates)] or [text]
-    vecs = embedder.embed_texts(forms)
+    vecs = text_encoder(embedder, text, lang).embed_texts(forms)
     return l2_normalise(vecs.mean(axis=0))[0]
 
 

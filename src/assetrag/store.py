@@ -230,6 +230,7 @@ class Store:
             props = self.properties()
             if PROP_MODEL not in props:
                 return None
+            _check_schema(props.get(PROP_SCHEMA, "1"), self.name, self.uri)
             self._model_info = props[PROP_MODEL], int(props.get(PROP_DIM, "0"))
         return self._model_info
 
@@ -246,11 +247,13 @@ class Store:
         else:
             built_model, built_dim = info
             if built_model != model or built_dim != dim:
+                from assetrag.embedding import spec_for_name
+
                 raise ModelMismatchError(
                     f"library {self.name!r} at {self.uri} was built with model {built_model!r} "
                     f"(dim {built_dim}); the model now in use is {model!r} (dim {dim}). Use --model "
-                    f"{built_model.split(':', 1)[-1] if built_model.startswith('clip:') else 'offline'} (the "
-                    "model it was built with), or another --library name (a new library) and re-ingest"
+                    f"{spec_for_name(built_model)} (the model it was built with; or --model auto, which reopens "
+                    "a library with its own model), or another --library name (a new library) and re-ingest"
                 )
         self.load()
 
@@ -554,6 +557,19 @@ class Store:
                     "an interrupted ingest picks up where it stopped"
                 ) from exc
             raise StoreError(f"Milvus ({self.uri}, library {self.name!r}) failed: {msg}") from exc
+
+
+def _check_schema(stored: str, name: str, uri: str) -> None:
+    """Refuse a collection written with a newer schema than this version knows (older ones: migrate here)."""
+    try:
+        version = int(stored)
+    except ValueError:
+        version = 1 << 30
+    if version > int(SCHEMA_VERSION):
+        raise StoreError(
+            f"library {name!r} at {uri} was written by a newer assetrag (schema {stored}; this version "
+            f"knows schema {SCHEMA_VERSION}); upgrade assetrag to open it"
+        )
 
 
 def _int_params(params: dict[str, Any]) -> list[tuple[str, int]]:

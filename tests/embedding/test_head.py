@@ -101,3 +101,9 @@ def test_a_library_built_with_v2_keeps_v2(tmp_path):
     with Library(uri) as lib:
         lib.store.ensure(NAME_COMBINED, 384)  # as if ingested with offline:v2
         assert _spec_for(lib.store.model_info()[0]) == "offline:v2"  # `auto` reopens it with v2
+
+
+def test_the_fast_ingest_path_gives_v2_the_same_vectors(v2, photos):
+    images = list(photos.values())
+    pixels = [v2.pixel_spec.prepare(im) for im in images]
+    np.testing.assert_allclose(v2.embed_pixels(pixels), v2.embed_images(images), atol=1e-5)

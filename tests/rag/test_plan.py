@@ -55,12 +55,32 @@ def test_seed_brief_plan_has_one_reference_per_item(brief_library, tmp_path):
     assert {ip.chosen.id for ip in plan.items if ip.chosen} <= set(chosen_ids)
     assert any(r.role == "style" and "brand-style" in r.path for r in plan.chosen)
     assert json.loads(json.dumps(plan.to_dict()))["brief"] == BRIEF
+    assert plan.mode == "hybrid" and plan.understood is None  # the brief names no collection
+    assert "retrieval: hybrid search" in plan.describe()
 
     # dry run: the reference board is written, nothing is stored back
     before = lib.stats()["count"]
     board = rag.run(lib, plan, backend=get_generator("board"), out=tmp_path / "board.png", store_back=False)
     assert Image.open(board.metadata["output_path"]).size[1] > 400
     assert lib.stats()["count"] == before
+
+
+def test_a_brief_that_names_a_collection_retrieves_from_it(brief_library):
+    """Understanding runs once on the brief (no explicit collection): the named collection filters the
+    item and whole-brief searches, and "the jewelry collection" is not taken for an item."""
+    lib, root = brief_library
+    brief = "a diamond necklace and gold rings from the jewelry collection"
+    plan = rag.plan(lib, brief, backend="board")
+    assert [ip.item for ip in plan.items] == ["diamond necklace", "gold rings"]
+    assert plan.understood["text"] == "a diamond necklace and gold rings"
+    assert [(f["field"], f["values"]) for f in plan.understood["filters"]] == [("collection", ["jewelry"])]
+    assert plan.chosen and {Path(r.path).relative_to(root).parts[0] for r in plan.chosen} == {"jewelry"}
+    assert plan.items[0].chosen.filename == "diamond-pendant-necklace.png"
+    assert any("understood: collection = jewelry" in n for n in plan.notes)
+    # an explicit collection is kept as given: no names are read from the brief
+    explicit = rag.plan(lib, brief, backend="board", collection="watches")
+    assert explicit.understood is None
+    assert {Path(r.path).relative_to(root).parts[0] for r in explicit.chosen} == {"watches"}
 
 
 def test_backend_limit_keeps_the_best_and_says_what_was_dropped(brief_library):

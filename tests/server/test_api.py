@@ -81,6 +81,64 @@ def test_search_filters(client):
     assert client.get("/api/search", params={"q": ""}).status_code == 422
 
 
+def test_search_reads_names_in_the_query_as_the_cli_does(client):
+    q = "a cup of coffee from the things collection"
+    page = client.get("/api/search", params={"q": q, "limit": 5}).json()
+    assert page["mode"] == "hybrid"
+    u = page["understood"]
+    assert u["applied"] is True and u["original"] == q and u["text"] == "a cup of coffee"
+    assert [(f["field"], f["values"], f["phrase"]) for f in u["filters"]] == [
+        ("collection", ["things"], "things collection")
+    ]
+    assert u["description"].startswith("understood: collection = things (from 'things collection')")
+    assert {i["collection"] for i in page["items"]} == {"things"} and page["items"][0]["filename"] == "coffee.jpg"
+
+    off = client.get("/api/search", params={"q": q, "limit": 5, "understand": "false"}).json()
+    assert off["understood"] is None and len({i["collection"] for i in off["items"]}) > 1  # no filter
+    # filters chosen explicitly win over understood ones (and the response says so)
+    mine = client.get("/api/search", params={"q": q, "collection": "people"}).json()
+    assert mine["understood"]["applied"] is False and {i["collection"] for i in mine["items"]} == {"people"}
+    # nothing to understand: an empty list of filters, the words searched as given
+    plain = client.get("/api/search", params={"q": "a cat", "mode": "vector"}).json()
+    assert plain["mode"] == "vector" and plain["understood"]["filters"] == []
+    assert plain["understood"]["text"] == "a cat"
+
+
+def test_search_mode_and_understand_are_validated_by_name(client):
+    for params, loc in (({"mode": "magic"}, ["query", "mode"]), ({"understand": "maybe"}, ["query", "understand"])):
+        r = client.get("/api/search", params={"q": "a cat", **params})
+        assert r.status_code == 422
+        assert [e["loc"] for e in r.json()["detail"]] == [loc]
+    msg = client.get("/api/search", params={"q": "x", "mode": "x"}).json()["detail"][0]["msg"]
+    assert "'vector' or 'hybrid'" in msg
+    r = client.post("/api/search", data={"q": "a cat", "mode": "lexicon"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "mode"]
+    form = client.post("/api/search", data={"q": "a rocket from the things collection", "understand": "false"}).json()
+    assert form["understood"] is None and form["mode"] == "hybrid"
+
+
+def test_api_asset_model_has_exactly_the_search_hit_fields():
+    """`search.SearchHit` is the one declaration of a hit's fields: the API's models are built from it."""
+    import dataclasses
+
+    from assetrag.lexical import Understood
+    from assetrag.search import SearchHit
+    from assetrag.server.schemas import Asset, AssetDetail, UnderstoodFilter
+
+    hit_fields = [f.name for f in dataclasses.fields(SearchHit)]
+    assert list(Asset.model_fields) == [*hit_fields, "image_url", "thumb_url"]
+    assert set(hit_fields) < set(AssetDetail.model_fields)
+    for f in dataclasses.fields(SearchHit):  # same defaults: optional in the dataclass, optional in the API
+        assert Asset.model_fields[f.name].is_required() == (
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ), f.name
+    assert list(UnderstoodFilter.model_fields) == [f.name for f in dataclasses.fields(Understood)]
+    hit = SearchHit(1, "a" * 64, 0.5, "/x.png", "x.png", "c", ["t"], "ingested", 1, 2, 3, fused_score=0.1)
+    assert Asset(**hit.to_dict(), image_url="/i", thumb_url="/t").model_dump(exclude={"image_url", "thumb_url"}) == (
+        hit.to_dict()
+    )
+
+
 def test_image_search_finds_the_same_photo(client, photo_arrays):
     files = {"image": ("query.jpg", jpeg_bytes(photo_arrays["rocket"]), "image/jpeg")}
     items = client.post("/api/search", files=files, data={"limit": "3"}).json()["items"]

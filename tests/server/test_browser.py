@@ -148,6 +148,28 @@ def test_search_shows_the_expected_thumbnail_first(page):
     shot(page, "02-search-text")
 
 
+def test_search_says_what_it_understood_and_can_search_the_words_as_given(page):
+    open_app(page)
+    search(page, "a cup of coffee from the things collection")
+    page.wait_for_selector("#understood:not([hidden])")
+    line = page.inner_text("#understood")
+    assert "collection = things (from “things collection”)" in line and "searching for “a cup of coffee”" in line
+    assert first_card(page).get_attribute("data-filename") == "coffee.jpg"
+    names = page.locator("#results .asset").evaluate_all("cards => cards.map(c => c.dataset.filename)")
+    assert set(names) == {"coffee.jpg", "rocket.jpg"}  # the things collection only
+    shot(page, "02b-search-understood")
+
+    with page.expect_response(lambda r: "/api/search?" in r.url and "understand=false" in r.url) as sent:
+        page.click("#understood-off")  # the same words, searched as given: no filter
+    assert sent.value.ok
+    page.wait_for_selector("#understood", state="hidden")
+    page.wait_for_function("() => document.querySelectorAll('#results .asset').length >= 5")
+    assert not page.is_checked("#f-understand")
+    with page.expect_response(lambda r: "/api/search?" in r.url and "mode=vector" in r.url) as sent:
+        page.select_option("#f-mode", "vector")  # the mode is a control too
+    assert sent.value.ok and sent.value.json()["mode"] == "vector"
+
+
 def test_upload_an_image_and_find_it(page):
     open_app(page)
     page.click("#tab-btn-ingest")

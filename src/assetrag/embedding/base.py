@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
+
+from assetrag.pixels import PixelSpec
 
 
 @runtime_checkable
@@ -26,6 +28,31 @@ class Embedder(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32, L2-normalised."""
         ...
+
+
+@runtime_checkable
+class PixelEmbedder(Embedder, Protocol):
+    """An embedder that also takes ready-made model input pixels (the fast ingest path).
+
+    `pixel_spec` says how to make them (None when this model's preprocessing is not one a `PixelSpec` can
+    describe: then use `embed_images`); `embed_pixels` must give the same rows as `embed_images` on the images
+    the pixels were made from (within float tolerance).
+    """
+
+    @property
+    def pixel_spec(self) -> PixelSpec | None: ...
+
+    def embed_pixels(self, pixels: Sequence[Any] | Any) -> np.ndarray:
+        """(n, dim) float32, L2-normalised, from n uint8 arrays of shape (views, H, W, 3) made by
+        `pixel_spec.prepare` — NumPy arrays or torch tensors (on any device), a list or one stacked array."""
+        ...
+
+
+def pixel_spec_of(embedder: Embedder) -> PixelSpec | None:
+    """The embedder's `PixelSpec` when it has the fast path, else None."""
+    if isinstance(embedder, PixelEmbedder):
+        return embedder.pixel_spec
+    return None
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

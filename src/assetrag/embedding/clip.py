@@ -28,6 +28,7 @@ from assetrag.embedding._runtime import (
 )
 from assetrag.embedding.base import l2_normalise
 from assetrag.errors import ModelUnavailableError
+from assetrag.pixels import PixelSpec
 
 _WEIGHT_FILES = (
     "model.safetensors",
@@ -88,6 +89,45 @@ def _features(out: Any) -> torch.Tensor:
     if pooled is None:
         raise ModelUnavailableError("the checkpoint returned no pooled embedding; is it a CLIP-family model?")
     return pooled
+
+
+def _pixel_spec(processor: Any) -> PixelSpec | None:
+    """A CLIP-style processor (RGB, resize the short side, centre crop, rescale, normalise) as a `PixelSpec`."""
+    try:
+        cfg = processor.to_dict()
+        size, crop = cfg.get("size"), cfg.get("crop_size")
+        if isinstance(size, int):
+            size = {"shortest_edge": size}
+        if isinstance(crop, int):
+            crop = {"height": crop, "width": crop}
+        resample = {2: "bilinear", 3: "bicubic"}.get(int(cfg.get("resample", 3)))
+        ok = (
+            cfg.get("do_resize", True)
+            and cfg.get("do_center_crop", True)
+            and cfg.get("do_rescale", True)
+            and cfg.get("do_normalize", True)
+            and not cfg.get("do_pad")
+            and isinstance(size, dict)
+            and set(k for k, v in size.items() if v) == {"shortest_edge"}
+            and isinstance(crop, dict)
+            and resample is not None
+        )
+        if not ok:
+            return None
+        mean, std = tuple(float(v) for v in cfg["image_mean"]), tuple(float(v) for v in cfg["image_std"])
+        if len(mean) != 3 or len(std) != 3:
+            return None
+        return PixelSpec(
+            short_side=int(size["shortest_edge"]),
+            crop_h=int(crop["height"]),
+            crop_w=int(crop["width"]),
+            mean=mean,  # type: ignore[arg-type]
+            std=std,  # type: ignore[arg-type]
+            scale=float(cfg.get("rescale_factor", 1 / 255)),
+            resample=resample,  # type: ignore[arg-type]
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
 
 
 class ClipEmbedder:
@@ -181,6 +221,8 @@ class ClipEmbedder:
         self._model = model.to(device=self.device, dtype=self.dtype).eval()
         self._tokenizer = tokenizer
         self._processor = processor
+        self._pixel_spec = _pixel_spec(processor)
+        self._stager: Any = None
         text_cfg = getattr(config, "text_config", None)
         limits = [
             getattr(tokenizer, "model_max_length", None),
@@ -202,6 +244,34 @@ class ClipEmbedder:
                 feats = _features(self._model.get_image_features(pixel_values=pixels.to(self.device, self.dtype)))
             out.append(feats.float().cpu().numpy())
         return self._finish(out)
+
+    @property
+    def pixel_spec(self) -> PixelSpec | None:
+        """The processor's recipe as a `PixelSpec` (None for processors it cannot describe, e.g. SigLIP's)."""
+        return self._pixel_spec
+
+    def embed_pixels(self, pixels: Sequence[Any] | Any) -> np.ndarray:
+        """(n, dim) float32, L2-normalised, from uint8 pixels made by `pixel_spec.prepare` (see `PixelEmbedder`).
+
+        One forward pass for the whole batch: the caller picks its size. On CUDA the pixels go through a
+        pinned buffer and a non-blocking copy, and are normalised on the GPU in float32, then cast to fp16.
+        """
+        from assetrag.embedding.tensors import HostStager, normalise, to_device
+
+        spec = self._pixel_spec
+        if spec is None:
+            raise ValueError(f"{self.name} has no pixel fast path; use embed_images")
+        if len(pixels) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            if self._stager is None:
+                self._stager = HostStager()
+            batch = to_device(pixels, self.device, self._stager)
+            if tuple(batch.shape[1:]) != (1, spec.crop_h, spec.crop_w, 3):
+                raise ValueError(f"pixels of shape {tuple(batch.shape)} do not match {spec}")
+            x = normalise(batch, spec, self.dtype)
+            feats = _features(self._model.get_image_features(pixel_values=x)).float().cpu().numpy()
+        return self._finish([feats])
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32, L2-normalised."""

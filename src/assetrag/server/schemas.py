@@ -2,37 +2,51 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from assetrag.lexical import Understood as _Understood
+from assetrag.search import SearchHit
 
 T = TypeVar("T")
 
 MAX_LIMIT = 200
 
 
-class Asset(BaseModel):
+def model_of(cls: type, name: str, doc: str, *, config: ConfigDict | None = None, **extra: Any) -> type[BaseModel]:
+    """A pydantic model with the fields of dataclass `cls` (same names, types and defaults) plus `extra`
+    (name=(type, default)): the dataclass stays the one place a field is declared."""
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=f.default_factory)
+        else:
+            default = ...
+        fields[f.name] = (hints[f.name], default)
+    model = create_model(name, __config__=config, __doc__=doc, __module__=__name__, **fields, **extra)
+    return model
+
+
+#: a stored asset: `search.SearchHit`'s fields, plus the URLs of its image and thumbnail
+Asset = model_of(
+    SearchHit,
+    "Asset",
     """A stored asset. `rank` is its place in the list; `score` its cosine similarity to the query (1.0
-    outside a search). Hybrid text searches order by `fused_score`, so `score` need not decrease."""
+    outside a search). Hybrid text searches order by `fused_score` (`vector_rank` / `lexical_rank` say how
+    it got its place), so `score` need not decrease.""",
+    config=ConfigDict(extra="allow"),
+    image_url=(str, ...),
+    thumb_url=(str, ...),
+)
 
-    model_config = ConfigDict(extra="allow")
-
-    rank: int
-    id: str
-    score: float
-    path: str
-    filename: str
-    collection: str
-    tags: list[str]
-    source: str
-    width: int
-    height: int
-    size: int
-    paths: list[str] = []
-    lineage: dict[str, Any] = {}
-    metadata: dict[str, Any] = {}
-    image_url: str
-    thumb_url: str
+#: one filter read from a query (`lexical.Understood`)
+UnderstoodFilter = model_of(_Understood, "UnderstoodFilter", "One collection / tag filter read from the query.")
 
 
 class AssetDetail(Asset):
@@ -108,6 +122,30 @@ class GenerateRequest(PlanRequest):
     min_fidelity: float | None = Field(None, ge=-1.0, le=1.0, description="flag results below this fidelity")
     store_back: bool | None = Field(
         None, description="add the result to the library as a synthetic asset (default: yes, except for board)"
+    )
+
+
+class Understanding(BaseModel):
+    """What query understanding read from the text (`lexical.Understanding.to_dict()`)."""
+
+    original: str = Field(description="the query as written")
+    text: str = Field(description="the words searched for once the names were taken out")
+    filters: list[UnderstoodFilter] = Field(  # type: ignore[valid-type]
+        description="collection / tag filters found in the query: the words they came from, the field, the "
+        "library's value(s)"
+    )
+    applied: bool = Field(
+        description="whether they were used: filters set explicitly (collection=, tag=) win over understood ones"
+    )
+    description: str = Field(description="the same in one line, as `assetrag search` prints it")
+
+
+class SearchPage(Page[Asset]):  # type: ignore[valid-type]
+    """A page of search results, with how the query was read."""
+
+    mode: str = Field(description="the search mode used: hybrid or vector (image-only searches are vector)")
+    understood: Understanding | None = Field(
+        None, description="what `understand` read from the text; null when it was off or there was no text"
     )
 
 

