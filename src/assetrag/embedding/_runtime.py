@@ -7,11 +7,12 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from assetrag.errors import ConfigError
+from assetrag.errors import ConfigError, ModelUnavailableError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 _TRUE = {"1", "on", "yes", "true"}
@@ -70,3 +71,33 @@ def quiet_transformers() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+def save_weights(path: str | os.PathLike[str], tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write arrays and their JSON metadata (under the key "assetrag") to a safetensors file readable by all
+    (the files under assetrag/data are package data)."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    save_file(arrays, str(path), metadata={"assetrag": json.dumps(meta, sort_keys=True, ensure_ascii=False)})
+    os.chmod(path, 0o644)
+
+
+def load_weights(path: str | os.PathLike[str], missing: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(float32 arrays, metadata) of a file written by `save_weights`; `missing` is the error message's start
+    when the file is not there (what it is and how to get it back)."""
+    import json
+
+    import numpy as np
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        raise ModelUnavailableError(f"{missing} ({path} is missing)")
+    with safe_open(str(path), framework="numpy") as fh:
+        meta = json.loads((fh.metadata() or {}).get("assetrag", "{}"))
+        arrays = {k: fh.get_tensor(k).astype(np.float32) for k in fh.keys()}  # noqa: SIM118 (not a dict)
+    return arrays, meta

@@ -13,7 +13,6 @@ docs/offline-model.md (model card, data, numbers).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from assetrag.embedding._runtime import load_weights, save_weights
 from assetrag.embedding.base import l2_normalise
 from assetrag.embedding.conse import DIM, FEATURE_DIM, ConseEmbedder
 from assetrag.errors import ModelUnavailableError
@@ -33,27 +33,16 @@ NAME_HEAD = f"offline:head-effnetlite0-minilm-v{HEAD_VERSION}"
 
 def save_head(path: str | os.PathLike[str], weights: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Write head weights (float16) and their metadata to a safetensors file."""
-    from safetensors.numpy import save_file
-
-    tensors = {k: np.ascontiguousarray(v, dtype=np.float16) for k, v in weights.items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"assetrag": json.dumps(meta, sort_keys=True)})
-    os.chmod(path, 0o644)  # a package data file, readable by all
+    save_weights(path, {k: np.asarray(v, dtype=np.float16) for k, v in weights.items()}, meta)
 
 
 def load_head(path: str | os.PathLike[str] = HEAD_FILE) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(float32 weights, metadata) of a head file."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelUnavailableError(
-            f"the offline model's head file {path} is missing; reinstall assetrag (it ships in the package) "
-            "or retrain it with scripts/train_head.py"
-        )
-    with safe_open(str(path), framework="numpy") as fh:
-        meta = json.loads((fh.metadata() or {}).get("assetrag", "{}"))
-        weights = {k: fh.get_tensor(k).astype(np.float32) for k in fh.keys()}  # noqa: SIM118 (not a dict)
+    weights, meta = load_weights(
+        path,
+        "the offline model's head file is missing; reinstall assetrag (it ships in the package) or retrain it "
+        "with scripts/train_head.py",
+    )
     if weights.get("mean") is None or weights["mean"].shape != (FEATURE_DIM,):
         raise ModelUnavailableError(f"{path} is not an assetrag head file (no {FEATURE_DIM}-d feature statistics)")
     return weights, meta

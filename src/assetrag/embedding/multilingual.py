@@ -21,7 +21,6 @@ Latin letters with diacritics) than English ones. A one-word query with no accen
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from assetrag.embedding._runtime import load_weights, save_weights
 from assetrag.embedding.base import l2_normalise
 from assetrag.errors import ModelUnavailableError, QueryError
 
@@ -154,32 +154,22 @@ def _accent_guess(letters: list[str], among: list[str]) -> str:
 
 def save_map(path: str | os.PathLike[str], weight: np.ndarray, bias: np.ndarray, meta: dict[str, Any]) -> None:
     """Write a USE → MiniLM map (float32) and its metadata to a safetensors file."""
-    from safetensors.numpy import save_file
-
     if weight.shape != (SOURCE_DIM, TARGET_DIM) or bias.shape != (TARGET_DIM,):
         raise ValueError(f"a map is {SOURCE_DIM}×{TARGET_DIM} plus a bias, got {weight.shape} and {bias.shape}")
-    tensors = {"weight": np.ascontiguousarray(weight, np.float32), "bias": np.ascontiguousarray(bias, np.float32)}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"assetrag": json.dumps(meta, sort_keys=True, ensure_ascii=False)})
-    os.chmod(path, 0o644)
+    save_weights(path, {"weight": weight.astype(np.float32), "bias": bias.astype(np.float32)}, meta)
 
 
 def load_map(path: str | os.PathLike[str] = MAP_FILE) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(weight (512, 384), bias (384,), metadata) of a map file."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelUnavailableError(
-            f"the multilingual query map {path} is missing; reinstall assetrag (it ships in the package) or "
-            "refit it with scripts/train_multilingual.py"
-        )
-    with safe_open(str(path), framework="numpy") as fh:
-        meta = json.loads((fh.metadata() or {}).get("assetrag", "{}"))
-        weight, bias = fh.get_tensor("weight"), fh.get_tensor("bias")
-    if weight.shape != (SOURCE_DIM, TARGET_DIM) or bias.shape != (TARGET_DIM,):
-        raise ModelUnavailableError(f"{path} is not a USE → MiniLM map ({weight.shape}, {bias.shape})")
-    return weight.astype(np.float32), bias.astype(np.float32), meta
+    arrays, meta = load_weights(
+        path,
+        "the multilingual query map is missing; reinstall assetrag (it ships in the package) or refit it with "
+        "scripts/train_multilingual.py",
+    )
+    weight, bias = arrays.get("weight"), arrays.get("bias")
+    if weight is None or bias is None or weight.shape != (SOURCE_DIM, TARGET_DIM) or bias.shape != (TARGET_DIM,):
+        raise ModelUnavailableError(f"{path} is not a USE → MiniLM map")
+    return weight, bias, meta
 
 
 # -- the multilingual text side --------------------------------------------------------------------------------
