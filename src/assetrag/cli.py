@@ -15,6 +15,7 @@ from rich.table import Table
 from assetrag.config import Settings
 from assetrag.errors import AssetragError
 from assetrag.library import Library
+from assetrag.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N, RERANKERS
 from assetrag.search import DEFAULT_MODE
 
 app = typer.Typer(
@@ -144,6 +145,22 @@ def ingest(
             out.print(f"… and {len(report.errors) - 50} more (use --errors FILE for the full list)")
 
 
+RERANK_HELP = (
+    "re-rank the top --rerank-n of a hybrid search: none | scores (by cosine and BM25 scores, standardised, instead "
+    "of ranks); see docs/quality.md"
+)
+
+
+def _rerank(value: str | None) -> str | None:
+    """'none' / 'off' / '' → None; a method name as it is (unknown ones: BadParameter)."""
+    v = (value or "").strip().lower()
+    if v in ("", "none", "off", "no", "false"):
+        return None
+    if v not in RERANKERS:
+        raise typer.BadParameter(f"--rerank takes none, {', '.join(RERANKERS)} (got {value!r})")
+    return v
+
+
 @app.command()
 def search(
     text: Annotated[str | None, typer.Argument(help="what to look for, in words")] = None,
@@ -172,6 +189,8 @@ def search(
             "text encoder) | en | fr, de, es, … | multi"
         ),
     ] = "auto",
+    rerank: Annotated[str, typer.Option(help=RERANK_HELP)] = DEFAULT_RERANK or "none",
+    rerank_n: Annotated[int, typer.Option(help="candidates re-ranked by --rerank")] = DEFAULT_RERANK_N,
 ) -> None:
     """Find assets by text, by image, or both."""
     with _lib() as lib:
@@ -191,6 +210,8 @@ def search(
             mode=mode,
             understand=understand,
             lang=lang,
+            rerank=_rerank(rerank),
+            rerank_n=rerank_n,
         )
         if text and text.strip() and not as_json and lib.store.model_info() is not None:
             from assetrag.embedding.multilingual import describe_choice
@@ -297,7 +318,7 @@ def _print_json(data: Any) -> None:
     out.print_json(json.dumps(data, ensure_ascii=False, default=str))
 
 
-_EVAL_KEYS = ("model", "mode", "templates", "understand", "lang", "label")
+_EVAL_KEYS = ("model", "mode", "templates", "understand", "lang", "rerank", "rerank_n", "label")
 
 
 def _eval_config(spec: str, base: dict[str, Any]) -> dict[str, Any]:
@@ -316,6 +337,12 @@ def _eval_config(spec: str, base: dict[str, Any]) -> dict[str, Any]:
             cfg[key] = value.lower() in ("1", "on", "yes", "true")
         elif key == "templates":
             cfg[key] = None if value.lower() in ("", "none", "off") else value
+        elif key == "rerank":
+            cfg[key] = _rerank(value)
+        elif key == "rerank_n":
+            if not value.isdigit():
+                raise typer.BadParameter(f"--compare rerank_n takes a number of candidates (got {value!r})")
+            cfg[key] = int(value)
         else:
             cfg[key] = value
     return cfg
@@ -334,9 +361,13 @@ def eval_(
     templates: Annotated[str | None, typer.Option(help="prompt templates: none | photo | ensemble")] = None,
     understand: Annotated[bool, typer.Option(help="read collection / tag names in queries as filters")] = True,
     lang: Annotated[str, typer.Option(help="the queries' language: auto | en | fr, de, es, … | multi")] = "auto",
+    rerank: Annotated[str, typer.Option(help=RERANK_HELP)] = DEFAULT_RERANK or "none",
+    rerank_n: Annotated[int, typer.Option(help="candidates re-ranked by --rerank")] = DEFAULT_RERANK_N,
     compare: Annotated[
         list[str] | None,
-        typer.Option(help="another configuration to run side by side, e.g. 'mode=vector' or 'model=offline'"),
+        typer.Option(
+            help="another configuration to run side by side, e.g. 'mode=vector', 'model=offline' or 'rerank=scores'"
+        ),
     ] = None,
     depth: Annotated[int, typer.Option(help="results retrieved per query (MRR is MRR@depth)")] = 100,
     per_query: Annotated[bool, typer.Option(help="show a row per query")] = True,
@@ -355,6 +386,8 @@ def eval_(
         "templates": templates,
         "understand": understand,
         "lang": lang,
+        "rerank": _rerank(rerank),
+        "rerank_n": rerank_n,
     }
     configs = [dict(base, label=None)] + [_eval_config(c, base) for c in compare or []]
     reports = []
@@ -387,6 +420,8 @@ def eval_(
                     depth=depth,
                     label=cfg["label"],
                     lang=cfg["lang"],
+                    rerank=cfg["rerank"],
+                    rerank_n=cfg["rerank_n"],
                 )
             )
     if as_json:
@@ -419,6 +454,9 @@ def eval_(
                 f"templates={c['templates']}" if c["templates"] else "",
                 "understand" if c["understand"] else "",
                 f"lang={c['lang']}" if c.get("lang") not in (None, "auto") else "",
+                f"rerank={c['rerank']}" + (f"@{c['rerank_n']}" if c.get("rerank_n") != DEFAULT_RERANK_N else "")
+                if c.get("rerank")
+                else "",
             )
             if x
         )

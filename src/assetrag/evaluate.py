@@ -32,6 +32,7 @@ import numpy as np
 from assetrag.embedding.base import Embedder
 from assetrag.errors import QueryError
 from assetrag.library import Library
+from assetrag.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N
 from assetrag.search import DEFAULT_MODE, Query, search, template_list, understand_query
 
 KS = (1, 5, 10)
@@ -223,9 +224,11 @@ def evaluate(
     depth: int = DEFAULT_DEPTH,
     label: str | None = None,
     lang: str | None = None,
+    rerank: str | None = DEFAULT_RERANK,
+    rerank_n: int = DEFAULT_RERANK_N,
 ) -> EvalReport:
     """Run every query against `lib` with one search configuration and score the results (`lang`: the queries'
-    language, see `Query.lang`)."""
+    language, see `Query.lang`; `rerank`, `rerank_n`: re-ranking of the top-N, see `Query.rerank`)."""
     root = Path(root)
     t0 = time.perf_counter()
     catalogue = _Catalogue(lib)
@@ -252,6 +255,8 @@ def evaluate(
                 templates=templates,
                 understand=understand,
                 lang=lang,
+                rerank=rerank,
+                rerank_n=rerank_n,
             ),
         )
         ranks = [h.rank for h in hits if h.id in relevant]
@@ -274,6 +279,8 @@ def evaluate(
         "templates": templates if isinstance(templates, str) or templates is None else list(templates),
         "understand": understand,
         "lang": lang,
+        "rerank": rerank,
+        "rerank_n": rerank_n if rerank else None,
         "library": lib.settings.library,
         "assets": lib.store.count(),
         "depth": depth,

@@ -22,6 +22,7 @@ from assetrag.embedding.base import Embedder
 from assetrag.errors import QueryError, StoreError
 from assetrag.ingest import Ingestor, IngestReport, ProgressSink
 from assetrag.lexical import Understanding
+from assetrag.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N
 from assetrag.search import DEFAULT_MODE, Query, SearchHit, search, understand_query
 from assetrag.store import SCALAR_FIELDS, Store, quote
 
@@ -140,9 +141,11 @@ class Library:
         templates: str | Sequence[str] | None = None,
         understand: bool = False,
         lang: str | None = None,
+        rerank: str | None = DEFAULT_RERANK,
+        rerank_n: int = DEFAULT_RERANK_N,
     ) -> list[SearchHit]:
-        """Top-k assets for a text and/or image query, best first (`mode`, `templates`, `understand`, `lang`: see
-        `assetrag.search.Query`)."""
+        """Top-k assets for a text and/or image query, best first (`mode`, `templates`, `understand`, `lang`,
+        `rerank`, `rerank_n`: see `assetrag.search.Query`)."""
         return self.query(
             Query(
                 text=text,
@@ -159,6 +162,8 @@ class Library:
                 templates=templates,
                 understand=understand,
                 lang=lang,
+                rerank=rerank,
+                rerank_n=rerank_n,
             )
         )
 

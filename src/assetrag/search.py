@@ -9,6 +9,9 @@ Two modes (`Query.mode`):
   score(d) = 1/(60 + vector rank) + 1/(60 + lexical rank). A hit's `score` stays its cosine similarity;
   `fused_score`, `vector_rank` and `lexical_rank` say how it got its place. With no word of the query in any
   name, tag or caption, hybrid returns exactly the vector ranking. Image-only queries are vector searches.
+
+`Query.rerank = "scores"` re-ranks the first `rerank_n` of hybrid's fused list by standardised cosine + BM25
+scores instead of ranks (`assetrag.rerank`); off by default, measured in docs/quality.md ("Re-ranking").
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ from PIL import Image
 
 from assetrag.decode import decode_file, to_rgb
 from assetrag.embedding.base import Embedder, l2_normalise
-from assetrag.embedding.multilingual import check_lang, text_encoder
+from assetrag.embedding.multilingual import AUTO, LANGUAGES, MULTI, check_lang, text_encoder
 from assetrag.errors import QueryError
 from assetrag.lexical import Understanding, fetch_rows, lexical_index, tokenize, understand
+from assetrag.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N, check_rerank, reorder, score_mix
 from assetrag.store import SCALAR_FIELDS, Store, quote
 
 SOURCES = ("ingested", "synthetic")
 MODES = ("vector", "hybrid")
+LANGS = (AUTO, MULTI, *LANGUAGES)  # `Query.lang` values (auto: detect; multi: the multilingual encoder always)
 DEFAULT_MODE = "hybrid"
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
 LEXICAL_WEIGHT = 1.0  # weight of the lexical rank in the fusion (the vector rank has 1.0)
@@ -68,6 +73,10 @@ class Query:
     #: non-English text goes through the multilingual text side (`assetrag.embedding.multilingual`); other
     #: models always use their own text encoder.
     lang: str | None = None
+    #: re-rank the first `rerank_n` candidates of a hybrid search: None (off) or "scores" (standardised cosine +
+    #: BM25 instead of ranks; `assetrag.rerank`). Vector and image-only searches and N ≤ 1: no change.
+    rerank: str | None = DEFAULT_RERANK
+    rerank_n: int = DEFAULT_RERANK_N
 
     def validate(self) -> None:
         if not (self.text and self.text.strip()) and self.image is None and self.vector is None:
@@ -84,6 +93,7 @@ class Query:
             raise QueryError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         template_list(self.templates)  # raises on an unknown name or a template without "{}"
         check_lang(self.lang)
+        check_rerank(self.rerank, self.rerank_n)
 
 
 @dataclass
@@ -112,6 +122,7 @@ class SearchHit:
     fused_score: float | None = None
     vector_rank: int | None = None
     lexical_rank: int | None = None
+    rerank_score: float | None = None  # with `Query.rerank`: the score it was re-ranked by (the first N only)
 
     @classmethod
     def from_fields(cls, rank: int, rid: str, score: float, f: dict[str, Any]) -> SearchHit:
@@ -254,7 +265,8 @@ def search(store: Store, embedder: Embedder, q: Query) -> list[SearchHit]:
 def _hybrid(store: Store, vec: np.ndarray, q: Query) -> list[SearchHit]:
     """Reciprocal-rank fusion of the vector top-N and the lexical top-N (see the module doc)."""
     want = q.k + q.offset
-    n = min(MAX_K, max(want, HYBRID_CANDIDATES))
+    rerank = q.rerank if q.rerank_n > 1 else None
+    n = min(MAX_K, max(want, HYBRID_CANDIDATES, q.rerank_n if rerank else 0))
     flt = build_filter(q)
     vhits = store.search(vec[None, :], n, filter=flt, fields=SCALAR_FIELDS)[0]
     fields = {h.id: h.fields for h in vhits}
@@ -262,12 +274,15 @@ def _hybrid(store: Store, vec: np.ndarray, q: Query) -> list[SearchHit]:
     vrank = {h.id: i + 1 for i, h in enumerate(vhits)}
 
     lexical: list[str] = []
+    bm25: dict[str, float] = {}
     terms = tokenize(q.text or "")
     if terms:
         index = lexical_index(store)
         names = [q.collection] if isinstance(q.collection, str) else list(q.collection or [])
         allow = index.allow(names, q.tags, q.any_tags, q.source)
-        found = [rid for rid, _ in index.search(terms, n, allow=allow)]
+        found_scores = index.search(terms, n, allow=allow)
+        bm25 = dict(found_scores)
+        found = [rid for rid, _ in found_scores]
         # assets the vector side did not bring: fetched with their vectors, through the full filter
         missing = [rid for rid in found if rid not in fields]
         extra = {r["id"]: r for r in fetch_rows(store, missing, (*SCALAR_FIELDS, "vector"), flt)}
@@ -282,12 +297,19 @@ def _hybrid(store: Store, vec: np.ndarray, q: Query) -> list[SearchHit]:
         f = 1.0 / (RRF_K + vrank[rid]) if rid in vrank else 0.0
         return f + (LEXICAL_WEIGHT / (RRF_K + lrank[rid]) if rid in lrank else 0.0)
 
-    order = sorted(fields, key=lambda rid: (-fused(rid), -cosine[rid], rid))[q.offset : want]
+    order = sorted(fields, key=lambda rid: (-fused(rid), -cosine[rid], rid))
+    rescored: dict[str, float] = {}
+    if rerank:  # re-rank the first rerank_n of the fused list (`assetrag.rerank`)
+        head = order[: q.rerank_n]
+        scores = score_mix([cosine[r] for r in head], [bm25[r] if r in lrank else 0.0 for r in head])
+        rescored = {r: float(s) for r, s in zip(head, scores, strict=True)}
+        order = [head[i] for i in reorder(scores)] + order[len(head) :]
     out = []
-    for i, rid in enumerate(order):
+    for i, rid in enumerate(order[q.offset : want]):
         hit = SearchHit.from_fields(q.offset + i + 1, rid, cosine[rid], fields[rid])
         hit.fused_score = round(fused(rid), 6)
         hit.vector_rank = vrank.get(rid)
         hit.lexical_rank = lrank.get(rid)
+        hit.rerank_score = round(rescored[rid], 6) if rid in rescored else None
         out.append(hit)
     return out

@@ -117,6 +117,18 @@ def test_search_mode_and_understand_are_validated_by_name(client):
     assert form["understood"] is None and form["mode"] == "hybrid"
 
 
+def test_search_in_another_language_goes_through_the_multilingual_encoder(client):
+    # the photo_dir library (5 photos, file names that say nothing in French): the vector side must find it
+    page = client.get("/api/search", params={"q": "un chat", "mode": "vector", "limit": 1}).json()
+    assert page["items"][0]["filename"] == "cat.jpg"
+    forced = client.get("/api/search", params={"q": "un chat", "mode": "vector", "lang": "fr", "limit": 1}).json()
+    assert forced["items"][0]["id"] == page["items"][0]["id"]  # auto detected French: the same query vector
+    r = client.get("/api/search", params={"q": "un chat", "lang": "klingon"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "lang"]
+    r = client.post("/api/search", data={"q": "un chat", "lang": "xx"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "lang"]
+
+
 def test_api_asset_model_has_exactly_the_search_hit_fields():
     """`search.SearchHit` is the one declaration of a hit's fields: the API's models are built from it."""
     import dataclasses

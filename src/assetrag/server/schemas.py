@@ -39,7 +39,7 @@ Asset = model_of(
     "Asset",
     """A stored asset. `rank` is its place in the list; `score` its cosine similarity to the query (1.0
     outside a search). Hybrid text searches order by `fused_score` (`vector_rank` / `lexical_rank` say how
-    it got its place), so `score` need not decrease.""",
+    it got its place), or by `rerank_score` with `rerank=scores`, so `score` need not decrease.""",
     config=ConfigDict(extra="allow"),
     image_url=(str, ...),
     thumb_url=(str, ...),

@@ -9,7 +9,8 @@ from fastapi import Query as Param
 from starlette.concurrency import run_in_threadpool
 
 from assetrag.decode import decode_bytes
-from assetrag.search import DEFAULT_MODE, MODES, Query, apply_understanding
+from assetrag.rerank import DEFAULT_RERANK, RERANKERS
+from assetrag.search import DEFAULT_MODE, LANGS, MODES, Query, apply_understanding
 from assetrag.server.routes.common import Filters, Paging, filters, paging
 from assetrag.server.schemas import MAX_LIMIT, SearchPage
 from assetrag.server.state import AppState, get_state
@@ -19,6 +20,16 @@ router = APIRouter(tags=["search"])
 
 #: the search modes (`search.MODES`); a value outside them is a 422 that names the field and the choices
 Mode = Literal[MODES]  # type: ignore[valid-type]
+Lang = Literal[LANGS]  # type: ignore[valid-type]
+LANG_HELP = (
+    "the text's language: auto (detect; with the offline models a non-English text goes through the multilingual "
+    "text encoder), en, multi, or a language code; CLIP-family models use their own text tower"
+)
+Rerank = Literal[("none", *RERANKERS)]  # type: ignore[valid-type]
+RERANK_HELP = (
+    "re-rank the top 100 of a hybrid search: none, or scores (by cosine and BM25 scores, standardised, instead of "
+    "ranks; each hit's rerank_score); see docs/quality.md"
+)
 MODE_HELP = "hybrid (default for text: meaning fused with file-name/tag/caption matches) or vector (meaning only)"
 UNDERSTAND_HELP = (
     "read collection / tag / year names written in the text as filters, e.g. 'a red cape from the lunar-2025 "
@@ -35,10 +46,20 @@ def _search(
     text_weight: float,
     mode: str,
     understand: bool,
+    lang: str = "auto",
+    rerank: str = DEFAULT_RERANK or "none",
 ) -> dict:
     state.ensure_model()
     q = Query(
-        text=text or None, image=image, k=p.limit, offset=p.offset, text_weight=text_weight, mode=mode, **f.kwargs()
+        text=text or None,
+        image=image,
+        k=p.limit,
+        offset=p.offset,
+        text_weight=text_weight,
+        mode=mode,
+        lang=lang,
+        rerank=None if rerank == "none" else rerank,
+        **f.kwargs(),
     )
     understood = None
     if understand and text and text.strip():
@@ -60,8 +81,10 @@ def search_text(
     state: Annotated[AppState, Depends(get_state)],
     mode: Annotated[Mode, Param(description=MODE_HELP)] = DEFAULT_MODE,
     understand: Annotated[bool, Param(description=UNDERSTAND_HELP)] = True,
+    lang: Annotated[Lang, Param(description=LANG_HELP)] = "auto",
+    rerank: Annotated[Rerank, Param(description=RERANK_HELP)] = DEFAULT_RERANK or "none",
 ) -> dict:
-    return _search(state, q, None, f, p, 0.5, mode, understand)
+    return _search(state, q, None, f, p, 0.5, mode, understand, lang, rerank)
 
 
 @router.post("/search", response_model=SearchPage, summary="Search by an uploaded image, text, or both")
@@ -76,6 +99,8 @@ async def search_image(
     text_weight: Annotated[float, Form(ge=0.0, le=1.0, description="text share when both are given")] = 0.5,
     mode: Annotated[Mode, Form(description=MODE_HELP)] = DEFAULT_MODE,
     understand: Annotated[bool, Form(description=UNDERSTAND_HELP)] = True,
+    lang: Annotated[Lang, Form(description=LANG_HELP)] = "auto",
+    rerank: Annotated[Rerank, Form(description=RERANK_HELP)] = DEFAULT_RERANK or "none",
     offset: Annotated[int, Form(ge=0, le=16000)] = 0,
     limit: Annotated[int, Form(ge=1, le=MAX_LIMIT)] = 24,
 ) -> dict:
@@ -95,5 +120,5 @@ async def search_image(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "give a text query, an image, or both")
     f = filters(collection, tag, source, min_score)
     return await run_in_threadpool(
-        _search, state, q, query_image, f, Paging(offset, limit), text_weight, mode, understand
+        _search, state, q, query_image, f, Paging(offset, limit), text_weight, mode, understand, lang, rerank
     )
