@@ -46,7 +46,7 @@ def test_standardise_score_mix_and_reorder():
 
 def test_scores_rescores_hybrid_by_cosine_and_bm25(lib):
     text = "a cat, people"
-    plain = lib.search(text, k=5)
+    plain = lib.search(text, k=5, rerank=None)
     hits = lib.search(text, k=5, rerank="scores")
     assert sorted(_names(hits)) == sorted(_names(plain)) and [h.rank for h in hits] == [1, 2, 3, 4, 5]
     # both people photos match "people" alike: RRF orders them by their lexical rank, `scores` by the cosine
@@ -73,7 +73,7 @@ def test_scores_rescores_hybrid_by_cosine_and_bm25(lib):
 
 def test_rerank_is_a_no_op_for_n_up_to_one_and_respects_k_offset_filters(lib):
     text = "a cat, people"
-    plain = lib.search(text, k=5)
+    plain = lib.search(text, k=5, rerank=None)
     for n in (0, 1):
         same = lib.search(text, k=5, rerank="scores", rerank_n=n)
         assert _names(same) == _names(plain) and all(h.rerank_score is None for h in same)

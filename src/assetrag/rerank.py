@@ -20,7 +20,7 @@ import numpy as np
 from assetrag.errors import QueryError
 
 RERANKERS = ("scores",)
-DEFAULT_RERANK: str | None = None  # off (docs/quality.md, "Re-ranking": why)
+DEFAULT_RERANK: str | None = "scores"  # on: docs/quality.md, "Re-ranking"
 DEFAULT_RERANK_N = 100  # candidates re-ranked: the first N of the fused list
 LEXICAL_WEIGHT = 1.0  # weight of z(BM25) against z(cosine): equal, not tuned on the labelled sets
 

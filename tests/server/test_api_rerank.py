@@ -5,7 +5,9 @@ from __future__ import annotations
 
 def test_search_takes_rerank(client):
     params = {"q": "a cat, people", "limit": 5, "understand": "false"}
-    plain = client.get("/api/search", params=params).json()["items"]
+    plain = client.get("/api/search", params={**params, "rerank": "none"}).json()["items"]
+    default = client.get("/api/search", params=params).json()["items"]  # re-ranked by default
+    assert all(h["rerank_score"] is not None for h in default)
     page = client.get("/api/search", params={**params, "rerank": "scores"}).json()
     items = page["items"]
     assert page["mode"] == "hybrid" and sorted(h["id"] for h in items) == sorted(h["id"] for h in plain)
