@@ -225,3 +225,22 @@ def test_cli_on_a_lite_library_in_use_says_so_and_exits_2(tmp_path, photo_dir):
     assert res.returncode == 2, res.stdout + res.stderr
     assert "another process is using it" in res.stderr and "milvus-lite server" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_flush_on_lite_waits_for_the_background_index_build(tmp_path):
+    """`Store.flush` reaches into milvus-lite (no public call) to wait for its segment indexes; it swallows a
+    changed internal API so that an upgrade cannot break ingest — this test is what notices such a change."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    store = Store(str(tmp_path / "lib.db"), "lib")
+    store.ensure("model-a", 8)
+    store.upsert([_row(i) for i in range(50)])
+    _, lite, _ = server_manager_instance._servers[os.path.abspath(store.uri)]
+    collection = lite.get_collection("lib")
+    waited = []
+    real = collection._wait_for_bg
+    collection._wait_for_bg = lambda *a, **k: (waited.append(1), real(*a, **k))[1]
+    store.flush()
+    assert waited == [1]
+    assert store.search(np.eye(8, dtype=np.float32)[3], k=1)[0][0].score == pytest.approx(1.0)
+    store.close()

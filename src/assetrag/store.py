@@ -180,6 +180,7 @@ class Store:
                 )
             parent = os.path.dirname(os.path.abspath(uri))
             os.makedirs(parent, exist_ok=True)
+        self.db_name = db_name
         kwargs: dict[str, Any] = {}
         if token:
             kwargs["token"] = token
@@ -306,10 +307,23 @@ class Store:
 
         Lite searches unflushed rows by converting each one in Python (~50 µs/row per search) and only
         flushes by itself every 128 MB (~50k rows here), so after an ingest, searches could take seconds.
+        It then builds the new segments' indexes in a background thread, and searches are brute force until
+        that is done; this waits for it (closing the last client waits for it anyway), so that a search right
+        after an ingest in the same process — the web app's, a script's — is indexed: 50k rows, 0.7 s → 30 ms.
         A server seals and indexes segments by itself (and rate-limits flush): nothing to do there.
         """
         if not self.is_server and self.exists():
             self._call(self.client.flush, self.name)
+            self._wait_for_lite_indexing()
+
+    def _wait_for_lite_indexing(self) -> None:
+        # milvus-lite 3.x has no public call for this; without these internals, `close()` still waits
+        with contextlib.suppress(ImportError, KeyError, AttributeError, TypeError, ValueError):
+            from milvus_lite.server_manager import server_manager_instance
+
+            _, lite, _ = server_manager_instance._servers[os.path.abspath(self.uri)]
+            kw = {"database_name": self.db_name} if self.db_name else {}
+            lite.get_collection(self.name, **kw)._wait_for_bg()
 
     # -- the vector index -------------------------------------------------------------------------
 
