@@ -244,3 +244,27 @@ def test_flush_on_lite_waits_for_the_background_index_build(tmp_path):
     assert waited == [1]
     assert store.search(np.eye(8, dtype=np.float32)[3], k=1)[0][0].score == pytest.approx(1.0)
     store.close()
+
+
+def test_a_library_another_process_is_still_creating_is_waited_for(make_store, store_uri):
+    """pymilvus creates a collection, then its index, then loads it: a second process can come in between
+    (two ingests starting at once) and must wait for the index instead of failing with "index not found"."""
+    import threading
+
+    if not store_uri.startswith("http"):
+        pytest.skip("Milvus Lite is one process per file")
+    creator = make_store("racing")
+    creator.ensure("model-a", 8)
+    creator.client.release_collection(creator.name)
+    creator.client.drop_index(creator.name, "vector")  # as if caught between create_collection and create_index
+    timer = threading.Timer(
+        1.5, lambda: creator.client.create_index(creator.name, creator._index_params(creator.index))
+    )
+    timer.start()
+    try:
+        second = make_store("racing")
+        second.ensure("model-a", 8)  # loads: waits for the index rather than failing
+        second.upsert([_row(i) for i in range(4)])
+        assert second.count() == 4
+    finally:
+        timer.join()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,8 +26,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+#: piped or redirected output (no terminal, no COLUMNS) gets tables this wide instead of Rich's 80 columns, which
+#: would cut long paths; a terminal keeps its own width
+PIPE_WIDTH = 240
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    tty = getattr(stream, "isatty", lambda: False)()
+    return Console(stderr=stderr, soft_wrap=True, width=None if tty or os.environ.get("COLUMNS") else PIPE_WIDTH)
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 class _State:

@@ -292,8 +292,23 @@ class Store:
     def load(self) -> None:
         """Load the collection into memory (collections are released after a restart)."""
         if not self._loaded:
-            self._call(self.client.load_collection, self.name)
+            try:
+                self._call(self.client.load_collection, self.name)
+            except StoreError as exc:
+                # another process is creating this library: pymilvus creates the collection, then its index,
+                # then loads it — three calls, and we came in between. Its index follows in a moment.
+                if "index not found" not in str(exc) or not self._wait_for_any_index(60.0):
+                    raise
+                self._call(self.client.load_collection, self.name)
             self._loaded = True
+
+    def _wait_for_any_index(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._call(self.client.list_indexes, self.name):
+                return True
+            time.sleep(0.2)
+        return False
 
     def drop(self) -> None:
         if self.exists():
