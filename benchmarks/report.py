@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = "# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each section is replaced when its script runs.\n"
 
@@ -40,3 +42,32 @@ def write_section(key: str, title: str, body: str) -> None:
     pattern = re.compile(rf"<!-- {re.escape(key)}:start -->.*?<!-- {re.escape(key)}:end -->\n", re.S)
     text = pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     DOC.write_text(text)
+
+
+def synthetic_rows(vecs: np.ndarray, start: int) -> list[dict]:
+    """Whole assetrag rows (every field, realistic sizes) around synthetic vectors, ids from `start`."""
+    return [
+        {
+            "id": f"{start + i:064x}",
+            "vector": v.tolist(),
+            "path": f"/library/{(start + i) % 97}/{start + i}.jpg",
+            "paths": [f"/library/{(start + i) % 97}/{start + i}.jpg"],
+            "mtimes": [1_700_000_000_000_000_000],
+            "filename": f"{start + i}.jpg",
+            "size": 250_000,
+            "mtime": 1_700_000_000_000_000_000,
+            "width": 1024,
+            "height": 768,
+            "tags": [f"folder{(start + i) % 97}"],
+            "collection": f"c{(start + i) % 10}",
+            "source": "ingested",
+            "lineage": {},
+            "metadata": {},
+        }
+        for i, v in enumerate(vecs)
+    ]
+
+
+def percentile_ms(xs: list[float], p: float) -> float:
+    """The p-th percentile of durations in seconds, in milliseconds."""
+    return float(np.percentile(np.asarray(xs) * 1000, p))

@@ -39,6 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))  # the server helper (tests/milvus_server.py)
+from report import percentile_ms, synthetic_rows  # noqa: E402
 
 DIM = 512
 RESULTS = HERE.parent / "docs" / "benchmarks-scale.json"  # raw figures of every backend/size run so far
@@ -80,33 +81,6 @@ def exact_top_k(x: np.ndarray, q: np.ndarray, k: int = K) -> np.ndarray:
     return out
 
 
-def rows_for(vecs: np.ndarray, start: int) -> list[dict]:
-    return [
-        {
-            "id": f"{start + i:064x}",
-            "vector": v.tolist(),
-            "path": f"/library/{(start + i) % 97}/{start + i}.jpg",
-            "paths": [f"/library/{(start + i) % 97}/{start + i}.jpg"],
-            "mtimes": [1_700_000_000_000_000_000],
-            "filename": f"{start + i}.jpg",
-            "size": 250_000,
-            "mtime": 1_700_000_000_000_000_000,
-            "width": 1024,
-            "height": 768,
-            "tags": [f"folder{(start + i) % 97}"],
-            "collection": f"c{(start + i) % 10}",
-            "source": "ingested",
-            "lineage": {},
-            "metadata": {},
-        }
-        for i, v in enumerate(vecs)
-    ]
-
-
-def ms(xs: list[float], p: float) -> float:
-    return float(np.percentile(np.asarray(xs) * 1000, p))
-
-
 def recall(found: list[list[str]], truth: np.ndarray) -> float:
     hits = [len({int(h, 16) for h in f} & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)]
     return float(np.mean(hits))
@@ -141,7 +115,7 @@ def measure_store(store, x, q: np.ndarray, truth: np.ndarray, wait_index, log, i
         store.ensure("bench:synthetic-512", DIM)
         t0 = time.perf_counter()
         for s in range(0, n, BATCH_ROWS):
-            store.upsert(rows_for(x[s : s + BATCH_ROWS], s))
+            store.upsert(synthetic_rows(x[s : s + BATCH_ROWS], s))
             if s and s % 100_000 == 0:
                 log(f"  {s:,} rows, {s / (time.perf_counter() - t0):,.0f} rows/s")
         out["insert_rows_s"] = n / (time.perf_counter() - t0)
@@ -161,7 +135,7 @@ def measure_store(store, x, q: np.ndarray, truth: np.ndarray, wait_index, log, i
         hits = store.search(v, K)[0]
         lat.append(time.perf_counter() - t)
         found.append([h.id for h in hits])
-    out["p50_ms"], out["p95_ms"] = ms(lat, 50), ms(lat, 95)
+    out["p50_ms"], out["p95_ms"] = percentile_ms(lat, 50), percentile_ms(lat, 95)
     out["qps_1"] = len(q) / sum(lat)
     t = time.perf_counter()
     batches = 0
@@ -176,7 +150,7 @@ def measure_store(store, x, q: np.ndarray, truth: np.ndarray, wait_index, log, i
         t = time.perf_counter()
         store.search(v, K, fields=("id",))
         lat.append(time.perf_counter() - t)
-    out["p50_id_only_ms"] = ms(lat, 50)
+    out["p50_id_only_ms"] = percentile_ms(lat, 50)
     return out
 
 
@@ -300,8 +274,8 @@ def run_numpy(x: np.ndarray, q: np.ndarray) -> dict:
     return {
         "insert_rows_s": None,
         "index_s": 0.0,
-        "p50_ms": ms(lat, 50),
-        "p95_ms": ms(lat, 95),
+        "p50_ms": percentile_ms(lat, 50),
+        "p95_ms": percentile_ms(lat, 95),
         "qps_1": len(q) / sum(lat),
         "qps_batch100": batch,
         "recall": 1.0,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import table, write_section
+from report import percentile_ms, synthetic_rows, table, write_section
 
 QUERIES = [
     "a cat",
@@ -40,33 +40,6 @@ def clustered(n: int, centers: np.ndarray, rng: np.random.Generator, noise: floa
     idx = rng.integers(0, len(centers), n)
     x = centers[idx] + noise * rng.standard_normal((n, centers.shape[1])).astype(np.float32) / np.sqrt(centers.shape[1])
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
-def rows_for(vecs: np.ndarray, start: int) -> list[dict]:
-    return [
-        {
-            "id": f"{start + i:064x}",
-            "vector": v.tolist(),
-            "path": f"/lib/{start + i}.jpg",
-            "paths": [f"/lib/{start + i}.jpg"],
-            "mtimes": [0],
-            "filename": f"{start + i}.jpg",
-            "size": 0,
-            "mtime": 0,
-            "width": 0,
-            "height": 0,
-            "tags": [],
-            "collection": f"c{(start + i) % 10}",
-            "source": "ingested",
-            "lineage": {},
-            "metadata": {},
-        }
-        for i, v in enumerate(vecs)
-    ]
-
-
-def pct(xs: list[float], p: float) -> float:
-    return float(np.percentile(np.asarray(xs) * 1000, p))
 
 
 def main() -> None:
@@ -99,7 +72,7 @@ def main() -> None:
             vecs = clustered(n, centers, rng)
             t0 = time.perf_counter()
             for s in range(0, n, 5000):
-                store.upsert(rows_for(vecs[s : s + 5000], s))
+                store.upsert(synthetic_rows(vecs[s : s + 5000], s))
             insert_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             store.flush()  # as ingest does: seal the rows into a segment and wait for Lite to index it
@@ -124,12 +97,12 @@ def main() -> None:
                     f"{n:,}",
                     f"{n / insert_s:,.0f}",
                     f"{index_s:.1f}",
-                    f"{pct(enc, 50):.1f}",
-                    f"{pct(srch, 50):.1f}",
-                    f"{pct(srch, 95):.1f}",
-                    f"{pct(total, 50):.1f}",
-                    f"{pct(total, 95):.1f}",
-                    f"{pct(exact, 50):.1f}",
+                    f"{percentile_ms(enc, 50):.1f}",
+                    f"{percentile_ms(srch, 50):.1f}",
+                    f"{percentile_ms(srch, 95):.1f}",
+                    f"{percentile_ms(total, 50):.1f}",
+                    f"{percentile_ms(total, 95):.1f}",
+                    f"{percentile_ms(exact, 50):.1f}",
                     f"{np.mean(recall):.3f}",
                     f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f}",
                 ]
