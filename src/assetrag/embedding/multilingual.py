@@ -218,40 +218,46 @@ def multilingual_text() -> MultilingualText:
         return _shared
 
 
+def _route(embedder: Any, text: str, lang: str | None) -> tuple[bool, str | None]:
+    """(whether `text` goes through the multilingual text side, the language `auto` detected — None when the
+    language was given)."""
+    value = check_lang(lang)
+    if value == NATIVE or not supports(embedder):
+        return False, None
+    if value == AUTO:
+        found = detect_language(text)
+        return found != "en", found
+    return True, None
+
+
 def text_encoder(embedder: Any, text: str, lang: str | None = None) -> Any:
     """What embeds the query `text` for `embedder`: the embedder itself, or the multilingual text side (see the
     module doc). In `auto`, a query read as non-English falls back to the embedder, with a warning, when the
     multilingual package is missing; an explicit language raises `ModelUnavailableError` instead."""
     global _warned
-    value = check_lang(lang)
-    if value == NATIVE or not supports(embedder):
+    multi, found = _route(embedder, text, lang)
+    if not multi:
         return embedder
-    if value == AUTO:
-        found = detect_language(text)
-        if found == "en":
-            return embedder
-        try:
-            return multilingual_text()
-        except ModelUnavailableError as exc:
-            if not _warned:
-                _warned = True
-                warnings.warn(f"query read as non-English ({found}) but {exc}", RuntimeWarning, stacklevel=2)
-            return embedder
-    return multilingual_text()
+    if found is None:
+        return multilingual_text()
+    try:
+        return multilingual_text()
+    except ModelUnavailableError as exc:
+        if not _warned:
+            _warned = True
+            warnings.warn(f"query read as non-English ({found}) but {exc}", RuntimeWarning, stacklevel=2)
+        return embedder
 
 
 def describe_choice(embedder: Any, text: str, lang: str | None = None) -> str | None:
     """One line saying that `text` goes through the multilingual text side (None when it does not)."""
-    value = check_lang(lang)
-    if value == NATIVE or not supports(embedder):
+    multi, found = _route(embedder, text, lang)
+    if not multi:
         return None
-    if value == AUTO:
-        found = detect_language(text)
-        if found == "en":
-            return None
-        which = "" if found == "xx" else f" ({found})"
-        return (
-            f"query read as non-English{which}: searched with the multilingual text encoder (--lang en searches "
-            "it as English)"
-        )
-    return "searched with the multilingual text encoder"
+    if found is None:
+        return "searched with the multilingual text encoder"
+    which = "" if found == "xx" else f" ({found})"
+    return (
+        f"query read as non-English{which}: searched with the multilingual text encoder (--lang en searches "
+        "it as English)"
+    )
