@@ -65,7 +65,7 @@ from PIL import Image
 sys.path.insert(0, "benchmarks")
 from ingest_gpu import _photo, load_model
 from assetrag.embedding.tensors import GpuJpegDecoder
-from assetrag.pixels import decode_pixels
+from assetrag.embedding.pixels import decode_pixels
 
 out = {}
 gpu, what = load_model(os.environ["MODEL"], "cuda")

@@ -47,7 +47,7 @@ from assetrag.pipeline import (
     read_regular_file,
     sha256_bytes,
 )
-from assetrag.pixels import decode_pixels
+from assetrag.embedding.pixels import decode_pixels
 from assetrag.scan import FileEntry, scan
 from assetrag.store import MAX_PATHS, SCALAR_FIELDS, Store
 

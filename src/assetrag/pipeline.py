@@ -3,7 +3,7 @@
     files ─workers: read, sha256, decode to model input─▶ main: claim, batch ─▶ embed thread ─▶ write thread
 
 * `load_file` runs in a worker thread or process: it reads and hashes a file and, for bytes not stored yet,
-  decodes it to what the embedder takes — model input pixels (`assetrag.pixels`), a PIL image for an embedder
+  decodes it to what the embedder takes — model input pixels (`assetrag.embedding.pixels`), a PIL image for an embedder
   without a pixel path, or nothing at all for a JPEG left to the GPU decoder. Errors become reasons, never
   exceptions.
 * `Stages` runs the embed and write steps in two threads joined by bounded queues, so decoding, the model and
@@ -28,7 +28,7 @@ import numpy as np
 
 from assetrag.decode import DEFAULT_MAX_SIDE, Decoded, decode_bytes
 from assetrag.errors import BadImageError
-from assetrag.pixels import PixelSpec, decode_pixels, gpu_decodable
+from assetrag.embedding.pixels import PixelSpec, decode_pixels, gpu_decodable
 
 #: files are read whole (to hash and decode them); anything bigger is refused rather than risk the memory
 MAX_FILE_BYTES = 1 << 30

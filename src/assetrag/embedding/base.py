@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from assetrag.pixels import PixelSpec
+from assetrag.embedding.pixels import PixelSpec
 
 
 @runtime_checkable

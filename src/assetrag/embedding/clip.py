@@ -28,7 +28,7 @@ from assetrag.embedding._runtime import (
 )
 from assetrag.embedding.base import l2_normalise
 from assetrag.errors import ModelUnavailableError
-from assetrag.pixels import PixelSpec
+from assetrag.embedding.pixels import PixelSpec
 
 _WEIGHT_FILES = (
     "model.safetensors",

@@ -35,7 +35,7 @@ from assetrag.config import Settings
 from assetrag.embedding._runtime import quiet_transformers, resolve_device
 from assetrag.embedding.base import l2_normalise
 from assetrag.errors import ModelUnavailableError
-from assetrag.pixels import PixelSpec
+from assetrag.embedding.pixels import PixelSpec
 
 RECIPE_VERSION = 1
 CPU_IMAGE_BATCH = 2

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from assetrag.pixels import PixelSpec
+from assetrag.embedding.pixels import PixelSpec
 
 
 class HostStager:

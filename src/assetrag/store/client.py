@@ -11,7 +11,6 @@ once they are visible a search costs ~2 ms instead of Strong's ~280 ms). Milvus 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -124,11 +123,6 @@ def as_index_spec(index: IndexSpec | str | None, server: bool) -> IndexSpec:
     if index is None:
         return default_index(server)
     return index if isinstance(index, IndexSpec) else IndexSpec.named(index, server=server)
-
-
-def quote(value: str) -> str:
-    """A Milvus filter string literal for `value` (JSON escaping is what Milvus' parser accepts)."""
-    return json.dumps(value, ensure_ascii=False)
 
 
 _lite_users: dict[str, int] = {}  # open Stores per Milvus Lite path in this process
