@@ -175,7 +175,7 @@ class NullStore:
 
 def decode_rate(paths: list[Path], spec, pool: str, workers: int) -> float:
     """Images/s of read + sha256 + decode to model input, as the fast pipeline's workers do it."""
-    from assetrag.pipeline import Target, load_file, load_file_in_process
+    from assetrag.ingest.read import Target, load_file, load_file_in_process
 
     target = Target(spec=spec)
     t = time.perf_counter()
@@ -197,7 +197,7 @@ def decode_rate(paths: list[Path], spec, pool: str, workers: int) -> float:
 def simple_decode_rate(paths: list[Path], workers: int) -> float:
     """The simple pipeline's decode: read + sha256 + PIL decode with draft to 512 px, long side ≤ 512."""
     from assetrag.decode import decode_bytes
-    from assetrag.pipeline import read_regular_file, sha256_bytes
+    from assetrag.ingest.read import read_regular_file, sha256_bytes
 
     def one(p: Path) -> None:
         data = read_regular_file(str(p))

@@ -1,6 +1,6 @@
 """assetrag: find images in an asset library by meaning, and ground image generation on them."""
 
-from assetrag.config import Settings
+from assetrag.config import Settings, __version__
 from assetrag.errors import (
     AssetragError,
     BadImageError,
@@ -13,7 +13,7 @@ from assetrag.errors import (
 )
 from assetrag.ingest import IngestReport
 from assetrag.library import Library
-from assetrag.search import Query, SearchHit
+from assetrag.search import Query, SearchHit, SearchResult
 
 __all__ = [
     "AssetragError",
@@ -26,8 +26,9 @@ __all__ = [
     "Query",
     "QueryError",
     "SearchHit",
+    "SearchResult",
     "Settings",
     "StoreError",
     "StoreLockedError",
+    "__version__",
 ]
-__version__ = "0.1.0"

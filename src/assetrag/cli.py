@@ -14,10 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from assetrag.config import Settings
-from assetrag.errors import AssetragError
+from assetrag.errors import AssetragError, ConfigError
+from assetrag.evaluate import parse_rerank
 from assetrag.library import Library
-from assetrag.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N, RERANKERS
-from assetrag.search import DEFAULT_MODE
+from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N
 
 app = typer.Typer(
     name="assetrag",
@@ -123,6 +123,7 @@ def ingest(
     errors: Annotated[Path | None, typer.Option(help="write the per-file errors as JSON here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show where the time went, stage by stage")] = False,
     pipeline: Annotated[
         str | None,
         typer.Option(
@@ -146,6 +147,11 @@ def ingest(
         f"unchanged {report.unchanged} · duplicates {report.duplicates} · pruned {report.pruned} · "
         f"errors {len(report.errors)} · {report.elapsed_s:.1f}s ({report.images_per_s:.1f} img/s)"
     )
+    if verbose and report.stages:
+        table = Table("stage", "seconds", title="time per stage (summed over the threads that ran it)")
+        for stage, seconds in report.stages.items():
+            table.add_row(stage, f"{seconds:.2f}")
+        out.print(table)
     if report.missing:
         out.print(f"[yellow]{report.missing} stored files are gone from disk; run with --prune to remove them[/]")
     if report.errors:
@@ -165,12 +171,10 @@ RERANK_HELP = (
 
 def _rerank(value: str | None) -> str | None:
     """'none' / 'off' / '' → None; a method name as it is (unknown ones: BadParameter)."""
-    v = (value or "").strip().lower()
-    if v in ("", "none", "off", "no", "false"):
-        return None
-    if v not in RERANKERS:
-        raise typer.BadParameter(f"--rerank takes none, {', '.join(RERANKERS)} (got {value!r})")
-    return v
+    try:
+        return parse_rerank(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(f"--{exc}") from exc
 
 
 @app.command()
@@ -206,9 +210,6 @@ def search(
 ) -> None:
     """Find assets by text, by image, or both."""
     with _lib() as lib:
-        understood = lib.understand(text) if understand and text and text.strip() else None
-        if understood and not as_json:
-            err.print(f"[cyan]{understood.describe()}[/] (--no-understand searches the words as given)")
         hits = lib.search(
             text,
             image=image,
@@ -225,12 +226,11 @@ def search(
             rerank=_rerank(rerank),
             rerank_n=rerank_n,
         )
-        if text and text.strip() and not as_json and lib.store.model_info() is not None:
-            from assetrag.embedding.multilingual import describe_choice
-
-            note = describe_choice(lib.embedder, understood.text if understood else text, lang)
-            if note:
-                err.print(f"[cyan]{note}[/]")
+    if not as_json:
+        if hits.understood:
+            err.print(f"[cyan]{hits.understood.describe()}[/] (--no-understand searches the words as given)")
+        for note in hits.notes:
+            err.print(f"[cyan]{note}[/]")
     title = " + ".join(x for x in (f'"{text}"' if text else "", f"image {image.name}" if image else "") if x)
     if sheet:
         from assetrag.render import SheetTile, render_contact_sheet
@@ -330,36 +330,6 @@ def _print_json(data: Any) -> None:
     out.print_json(json.dumps(data, ensure_ascii=False, default=str))
 
 
-_EVAL_KEYS = ("model", "mode", "templates", "understand", "lang", "rerank", "rerank_n", "label")
-
-
-def _eval_config(spec: str, base: dict[str, Any]) -> dict[str, Any]:
-    """`model=offline,mode=vector,templates=photo,understand=off` → a configuration (unset keys: `base`)."""
-    cfg = dict(base, label=None)
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        key, sep, value = part.partition("=")
-        key = key.strip().lower()
-        if not sep or key not in _EVAL_KEYS:
-            raise typer.BadParameter(
-                f"--compare takes key=value pairs with keys {', '.join(_EVAL_KEYS)}, e.g. 'mode=vector' or "
-                f"'model=offline,templates=photo' (got {part!r})"
-            )
-        value = value.strip()
-        if key == "understand":
-            cfg[key] = value.lower() in ("1", "on", "yes", "true")
-        elif key == "templates":
-            cfg[key] = None if value.lower() in ("", "none", "off") else value
-        elif key == "rerank":
-            cfg[key] = _rerank(value)
-        elif key == "rerank_n":
-            if not value.isdigit():
-                raise typer.BadParameter(f"--compare rerank_n takes a number of candidates (got {value!r})")
-            cfg[key] = int(value)
-        else:
-            cfg[key] = value
-    return cfg
-
-
 @app.command("eval")
 def eval_(
     queries_file: Annotated[Path, typer.Argument(help="labelled queries: JSONL or CSV (see assetrag.evaluate)")],
@@ -375,10 +345,11 @@ def eval_(
     lang: Annotated[str, typer.Option(help="the queries' language: auto | en | fr, de, es, … | multi")] = "auto",
     rerank: Annotated[str, typer.Option(help=RERANK_HELP)] = DEFAULT_RERANK or "none",
     rerank_n: Annotated[int, typer.Option(help="candidates re-ranked by --rerank")] = DEFAULT_RERANK_N,
-    compare: Annotated[
+    compare_: Annotated[
         list[str] | None,
         typer.Option(
-            help="another configuration to run side by side, e.g. 'mode=vector', 'model=offline' or 'rerank=scores'"
+            "--compare",
+            help="another configuration to run side by side, e.g. 'mode=vector', 'model=offline' or 'rerank=scores'",
         ),
     ] = None,
     depth: Annotated[int, typer.Option(help="results retrieved per query (MRR is MRR@depth)")] = 100,
@@ -386,9 +357,7 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON")] = False,
 ) -> None:
     """Measure retrieval quality on labelled queries: recall@1/5/10, MRR, nDCG@10, per query and overall."""
-    from dataclasses import replace
-
-    from assetrag.evaluate import KS, NDCG_AT, evaluate, load_queries
+    from assetrag.evaluate import KS, NDCG_AT, compare, describe_config, load_queries, parse_config
 
     queries = load_queries(queries_file, root)
     base_root = root if root is not None else queries_file.parent
@@ -401,41 +370,19 @@ def eval_(
         "rerank": _rerank(rerank),
         "rerank_n": rerank_n,
     }
-    configs = [dict(base, label=None)] + [_eval_config(c, base) for c in compare or []]
-    reports = []
-    first_model = None
-    embedders: dict[str, Any] = {}  # one model load per model
-    for cfg in configs:
-        settings = replace(state.settings, model=cfg["model"])
-        if first_model is not None and cfg["model"] != first_model:
-            slug = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in cfg["model"]).strip("_")[:40]
-            settings = replace(settings, library=f"{state.settings.library}_{slug}")  # a name a server takes
-        first_model = first_model or cfg["model"]
-        announce = (lambda msg: err.print(f"[yellow]{msg}[/]")) if cfg["model"] not in embedders else None
-        with Library(settings=settings, announce=announce, embedder=embedders.get(cfg["model"])) as lib:
-            if ingest_root:
-                report = lib.ingest(base_root)
-                err.print(f"ingested {base_root} into library {settings.library!r}: {report.added} new")
-            elif lib.store.model_info() is None:
-                raise typer.BadParameter(
-                    f"library {settings.library!r} is empty; ingest the assets first or add --ingest"
-                )
-            embedders[cfg["model"]] = lib.embedder
-            reports.append(
-                evaluate(
-                    lib,
-                    queries,
-                    root=base_root,
-                    mode=cfg["mode"],
-                    templates=cfg["templates"],
-                    understand=cfg["understand"],
-                    depth=depth,
-                    label=cfg["label"],
-                    lang=cfg["lang"],
-                    rerank=cfg["rerank"],
-                    rerank_n=cfg["rerank_n"],
-                )
-            )
+    try:
+        configs = [dict(base, label=None)] + [parse_config(c, base) for c in compare_ or []]
+        reports = compare(
+            state.settings,
+            queries,
+            configs,
+            root=base_root,
+            ingest=ingest_root,
+            depth=depth,
+            announce=lambda msg: err.print(f"[yellow]{msg}[/]"),
+        )
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     if as_json:
         _print_json([r.to_dict() for r in reports])
         return
@@ -458,20 +405,7 @@ def eval_(
         summary.add_column(head, no_wrap=True, min_width=len(head), justify="right")
     for i, r in enumerate(reports):
         c = r.config
-        name = c["label"] or " · ".join(
-            x
-            for x in (
-                c["model"].removeprefix("offline:"),
-                c["mode"],
-                f"templates={c['templates']}" if c["templates"] else "",
-                "understand" if c["understand"] else "",
-                f"lang={c['lang']}" if c.get("lang") not in (None, "auto") else "",
-                f"rerank={c['rerank']}" + (f"@{c['rerank_n']}" if c.get("rerank_n") != DEFAULT_RERANK_N else "")
-                if c.get("rerank")
-                else "",
-            )
-            if x
-        )
+        name = describe_config(c)
         summary.add_row(str(i + 1), name, *[f"{r.overall.get(k, 0):.3f}" for k in keys], f"{r.seconds:.1f}")
     out.print(summary)
     for r in reports:
@@ -567,7 +501,7 @@ def index_cmd(
     """(Re)build the library's vector index over everything stored (blocks until it is built)."""
     chosen = kind or (state.settings.index if state.settings.index != "auto" else None)
     with _lib() as lib:
-        info = lib.store.rebuild_index(chosen)
+        info = lib.rebuild_index(chosen)
     if as_json:
         _print_json(info)
         return

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from assetrag.errors import ConfigError
 
+__version__ = "0.1.0"
 DEFAULT_URI = "./assetrag.db"
 DEFAULT_LIBRARY = "assets"
 DEFAULT_MODEL = "auto"
@@ -24,6 +25,11 @@ PIPELINE_CHOICES = ("auto", "simple", "fast")
 #: could never move to a server)
 LIBRARY_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LIBRARY_NAME_MAX = 255
+
+
+def is_server_uri(uri: str) -> bool:
+    """True when `uri` points at a Milvus server rather than a Milvus Lite directory."""
+    return uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
 def check_library_name(name: str) -> None:
@@ -112,7 +118,7 @@ class Settings:
     @property
     def is_server(self) -> bool:
         """True when `uri` points at a Milvus server rather than a Milvus Lite directory."""
-        return self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        return is_server_uri(self.uri)
 
     @property
     def cache_dir(self) -> Path:

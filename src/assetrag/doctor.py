@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-import os
 import platform
 from dataclasses import dataclass
 
@@ -37,16 +36,9 @@ def run_checks(settings: Settings) -> list[Check]:
         )
     ]
     try:
-        import torch
+        from assetrag.embedding.device import describe
 
-        cuda = torch.cuda.is_available()
-        checks.append(
-            Check(
-                "device",
-                "ok",
-                f"CUDA: {torch.cuda.get_device_name(0)}" if cuda else f"CPU ({os.cpu_count()} cores), no CUDA",
-            )
-        )
+        checks.append(Check("device", "ok", describe()[1]))
     except Exception as exc:  # a broken torch install is exactly what doctor is for
         checks.append(Check("device", "fail", f"torch does not import: {exc}; reinstall torch==2.13.0"))
 

@@ -22,18 +22,18 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from assetrag.config import Settings
 from assetrag.embedding.base import Embedder
-from assetrag.errors import QueryError
+from assetrag.errors import ConfigError, QueryError
 from assetrag.library import Library
-from assetrag.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N
-from assetrag.search import DEFAULT_MODE, Query, search, template_list, understand_query
+from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N, Query, template_list
 
 KS = (1, 5, 10)
 NDCG_AT = 10
@@ -186,7 +186,7 @@ class _Catalogue:
     """Every stored asset's id, paths, tags and collection, to resolve what is relevant."""
 
     def __init__(self, lib: Library) -> None:
-        self.rows = list(lib.store.iterate(("id", "paths", "tags", "collection")))
+        self.rows = list(lib.iterate(("id", "paths", "tags", "collection")))
         self.by_path: dict[str, str] = {}
         for r in self.rows:
             for p in r.get("paths") or []:
@@ -234,9 +234,7 @@ def evaluate(
     catalogue = _Catalogue(lib)
     embedder = _TextCache(lib.embedder)
     results: list[QueryResult] = []
-    understood_by_query = {
-        q.id: understand_query(lib.store, q.text) if understand and q.text else None for q in queries
-    }
+    understood_by_query = {q.id: lib.understand(q.text) if understand and q.text else None for q in queries}
     texts = [(u.text if (u := understood_by_query[q.id]) else q.text or "").strip() for q in queries]
     forms = template_list(templates)
     embedder.prefill([f.format(t) for t in texts if t for f in forms] or [t for t in texts if t])
@@ -244,9 +242,7 @@ def evaluate(
         relevant, missing = catalogue.relevant(q, root)
         u = understood_by_query[q.id]
         understood = u.describe() if u else None
-        hits = search(
-            lib.store,
-            embedder,
+        hits = lib.query(
             Query(
                 text=q.text,
                 image=q.image,
@@ -258,6 +254,7 @@ def evaluate(
                 rerank=rerank,
                 rerank_n=rerank_n,
             ),
+            embedder=embedder,
         )
         ranks = [h.rank for h in hits if h.id in relevant]
         results.append(
@@ -282,7 +279,122 @@ def evaluate(
         "rerank": rerank,
         "rerank_n": rerank_n if rerank else None,
         "library": lib.settings.library,
-        "assets": lib.store.count(),
+        "assets": lib.count(),
         "depth": depth,
     }
     return EvalReport(config, results, mean_metrics(r.metrics for r in scored), time.perf_counter() - t0)
+
+
+# -- several configurations side by side (`assetrag eval --compare`) -------------------------------------------
+
+#: the keys a configuration may set
+CONFIG_KEYS = ("model", "mode", "templates", "understand", "lang", "rerank", "rerank_n", "label")
+_OFF = ("", "none", "off", "no", "false")
+
+
+def parse_rerank(value: str | None) -> str | None:
+    """'none' / 'off' / '' → None; a method name as it is (an unknown one: `ConfigError`)."""
+    from assetrag.search import RERANKERS
+
+    v = (value or "").strip().lower()
+    if v in _OFF:
+        return None
+    if v not in RERANKERS:
+        raise ConfigError(f"rerank takes none, {', '.join(RERANKERS)} (got {value!r})")
+    return v
+
+
+def parse_config(spec: str, base: dict[str, Any]) -> dict[str, Any]:
+    """`model=offline,mode=vector,templates=photo,understand=off` → a configuration (unset keys: `base`)."""
+    cfg = dict(base, label=None)
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in CONFIG_KEYS:
+            raise ConfigError(
+                f"--compare takes key=value pairs with keys {', '.join(CONFIG_KEYS)}, e.g. 'mode=vector' or "
+                f"'model=offline,templates=photo' (got {part!r})"
+            )
+        value = value.strip()
+        if key == "understand":
+            cfg[key] = value.lower() in ("1", "on", "yes", "true")
+        elif key == "templates":
+            cfg[key] = None if value.lower() in _OFF else value
+        elif key == "rerank":
+            cfg[key] = parse_rerank(value)
+        elif key == "rerank_n":
+            if not value.isdigit():
+                raise ConfigError(f"--compare rerank_n takes a number of candidates (got {value!r})")
+            cfg[key] = int(value)
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def describe_config(c: dict[str, Any]) -> str:
+    """A configuration's short name for tables: its label, else what differs from the defaults."""
+    if c.get("label"):
+        return str(c["label"])
+    parts = (
+        str(c["model"]).removeprefix("offline:"),
+        c["mode"],
+        f"templates={c['templates']}" if c.get("templates") else "",
+        "understand" if c.get("understand") else "",
+        f"lang={c['lang']}" if c.get("lang") not in (None, "auto") else "",
+        f"rerank={c['rerank']}" + (f"@{c['rerank_n']}" if c.get("rerank_n") != DEFAULT_RERANK_N else "")
+        if c.get("rerank")
+        else "",
+    )
+    return " · ".join(x for x in parts if x)
+
+
+def compare(
+    settings: Settings,
+    queries: Sequence[LabelledQuery],
+    configs: Sequence[dict[str, Any]],
+    *,
+    root: str | os.PathLike[str],
+    ingest: bool = False,
+    depth: int = DEFAULT_DEPTH,
+    announce: Callable[[str], None] | None = None,
+) -> list[EvalReport]:
+    """Evaluate each configuration (see `parse_config`). Configurations with another model than the first use
+    their own library (`<library>_<model slug>`, a name a Milvus server accepts), ingested from `root` when
+    `ingest`; each model is loaded once."""
+    reports = []
+    first_model = None
+    embedders: dict[str, Any] = {}
+    say = announce or (lambda _msg: None)
+    for cfg in configs:
+        run_settings = replace(settings, model=cfg["model"])
+        if first_model is not None and cfg["model"] != first_model:
+            slug = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in cfg["model"]).strip("_")[:40]
+            run_settings = replace(run_settings, library=f"{settings.library}_{slug}")
+        first_model = first_model or cfg["model"]
+        with Library(
+            settings=run_settings,
+            announce=say if cfg["model"] not in embedders else None,
+            embedder=embedders.get(cfg["model"]),
+        ) as lib:
+            if ingest:
+                report = lib.ingest(root)
+                say(f"ingested {root} into library {run_settings.library!r}: {report.added} new")
+            elif not lib.exists():
+                raise ConfigError(f"library {run_settings.library!r} is empty; ingest the assets first or add --ingest")
+            embedders[cfg["model"]] = lib.embedder
+            reports.append(
+                evaluate(
+                    lib,
+                    queries,
+                    root=root,
+                    mode=cfg["mode"],
+                    templates=cfg["templates"],
+                    understand=cfg["understand"],
+                    depth=depth,
+                    label=cfg["label"],
+                    lang=cfg["lang"],
+                    rerank=cfg["rerank"],
+                    rerank_n=cfg["rerank_n"],
+                )
+            )
+    return reports

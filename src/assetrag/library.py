@@ -1,4 +1,5 @@
-"""`Library`: the Python API. The CLI and the server are thin layers over it.
+"""`Library`: the Python API, and the only door to the store for everything above it (CLI, server, evaluate,
+rag). The CLI and the server are thin layers over it.
 
 from assetrag import Library
 lib = Library("assets.db")
@@ -9,22 +10,34 @@ lib.search("a golden watch", k=3)
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from assetrag import lexical
+from assetrag.concurrency import Serialised
 from assetrag.config import Settings
 from assetrag.embedding.base import Embedder
-from assetrag.errors import QueryError, StoreError
+from assetrag.errors import ModelMismatchError, QueryError, StoreError
 from assetrag.ingest import Ingestor, IngestReport, ProgressSink
-from assetrag.lexical import Understanding
-from assetrag.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N
-from assetrag.search import DEFAULT_MODE, Query, SearchHit, search, understand_query
-from assetrag.store import SCALAR_FIELDS, Store, quote
+from assetrag.search import (
+    DEFAULT_MODE,
+    DEFAULT_RERANK,
+    DEFAULT_RERANK_N,
+    Query,
+    SearchHit,
+    SearchResult,
+    Understanding,
+    load_query_image,
+    search,
+    understand_query,
+)
+from assetrag.search.lexical import invalidate as invalidate_lexical
+from assetrag.store import SCALAR_FIELDS, Store
+from assetrag.store import filters as F
 
 
 class Library:
@@ -59,6 +72,7 @@ class Library:
         self._announce = announce or (lambda _msg: None)
         self._store: Store | None = None
         self._embedder = embedder
+        self._locks: tuple[threading.RLock, threading.RLock] | None = None
 
     # -- lazily opened parts ----------------------------------------------------------------------
 
@@ -68,7 +82,19 @@ class Library:
             s = self.settings
             # the index a new library gets (`--index`); an existing one keeps its own (`assetrag index` rebuilds)
             self._store = Store(s.uri, s.library, token=s.token, db_name=s.db_name, index=s.index)
+            if self._locks is not None:
+                self._store.client = Serialised(self._store.client, self._locks[0])
         return self._store
+
+    def serialise(self, store_lock: threading.RLock, model_lock: threading.RLock) -> None:
+        """Make this Library safe to share between threads: every Milvus client call holds `store_lock`, every
+        model call `model_lock` (the Milvus Lite client and tokenizers are not thread-safe). Call by call, so a
+        long ingest does not hold up searches for its whole run."""
+        self._locks = (store_lock, model_lock)
+        if self._store is not None and not isinstance(self._store.client, Serialised):
+            self._store.client = Serialised(self._store.client, store_lock)
+        if self._embedder is not None and not isinstance(self._embedder, Serialised):
+            self._embedder = Serialised(self._embedder, model_lock)
 
     @property
     def embedder(self) -> Embedder:
@@ -79,21 +105,92 @@ class Library:
             built = self.store.model_info()
             if spec == "auto" and built is not None:
                 spec = _spec_for(built[0])
-            self._embedder = load_embedder(
+            emb: Embedder = load_embedder(
                 spec,
                 device=self.settings.device,
                 batch_size=self.settings.batch_size,
                 torch_threads=self.settings.torch_threads,
                 announce=self._announce,
             )
+            if self._locks is not None:
+                emb = Serialised(emb, self._locks[1])  # type: ignore[assignment]
+            self._embedder = emb
             if self.store.model_info() is not None:
-                self.store.ensure(self._embedder.name, self._embedder.dim)  # refuses another model
+                self._ensure(emb)  # refuses another model
         return self._embedder
+
+    def _ensure(self, emb: Embedder) -> None:
+        """Create the collection for `emb`, or check the library was built with it (with the spec to use)."""
+        try:
+            self.store.ensure(emb.name, emb.dim)
+        except ModelMismatchError as exc:
+            built = self.store.model_info()
+            if built is None:
+                raise
+            raise ModelMismatchError(
+                f"{exc} Use --model {_spec_for(built[0])} (the model it was built with; or --model auto, which "
+                "reopens a library with its own model), or another --library name (a new library) and re-ingest"
+            ) from exc
 
     def _ready_embedder(self) -> Embedder:
         emb = self.embedder
-        self.store.ensure(emb.name, emb.dim)
+        self._ensure(emb)
         return emb
+
+    # -- reads: the store's contents for the layers above -------------------------------------------
+
+    def exists(self) -> bool:
+        """True once the library has been created (its first asset stored)."""
+        return self.store.model_info() is not None
+
+    def count(self) -> int:
+        return self.store.count() if self.exists() else 0
+
+    def iterate(self, fields: Sequence[str] = SCALAR_FIELDS) -> Iterator[dict[str, Any]]:
+        """Every stored asset's `fields` (any number of assets; read in batches)."""
+        if self.exists():
+            yield from self.store.iterate(tuple(fields))
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored embeddings of `ids` (missing ids are left out)."""
+        if not ids or not self.exists():
+            return {}
+        rows = self.store.get(list(ids), ("id", "vector"))
+        return {r["id"]: np.asarray(r["vector"], dtype=np.float32) for r in rows}
+
+    def page(
+        self,
+        *,
+        collection: str | Sequence[str] | None = None,
+        tags: Sequence[str] = (),
+        source: str | None = None,
+        limit: int = 24,
+        offset: int = 0,
+    ) -> tuple[int, list[SearchHit]]:
+        """(how many assets pass the filters, one page of them with score 1.0): browsing without a query."""
+        if not self.exists():
+            return 0, []
+        expr = Query(collection=collection or None, tags=tags, source=source).filter()
+        total = int(self.store.query(expr, ("count(*)",))[0]["count(*)"])
+        rows = self.store.query(expr, SCALAR_FIELDS, limit=limit, offset=offset) if offset < total else []
+        return total, [SearchHit.from_fields(offset + i + 1, r["id"], 1.0, r) for i, r in enumerate(rows)]
+
+    def facets(self) -> dict[str, dict[str, int]]:
+        """How many assets each collection, tag and source has."""
+        colls: dict[str, int] = {}
+        tags: dict[str, int] = {}
+        sources: dict[str, int] = {}
+        for row in self.iterate(("collection", "tags", "source")):
+            colls[row["collection"]] = colls.get(row["collection"], 0) + 1
+            sources[row["source"]] = sources.get(row["source"], 0) + 1
+            for t in row.get("tags") or []:
+                tags[t] = tags.get(t, 0) + 1
+        return {"collections": colls, "tags": tags, "sources": sources}
+
+    def rebuild_index(self, kind: str | None = None) -> dict[str, Any]:
+        """(Re)build the vector index over everything stored (`kind`: hnsw | flat | ivf_flat | autoindex | auto;
+        None: the type it has). Blocks until it is built."""
+        return self.store.rebuild_index(kind)
 
     # -- operations -------------------------------------------------------------------------------
 
@@ -122,7 +219,7 @@ class Library:
         try:
             return ingestor.run([os.fspath(p) for p in roots], collection=collection, tags=tags, prune=prune)
         finally:
-            lexical.invalidate(self.store)
+            invalidate_lexical(self.store)
 
     def search(
         self,
@@ -143,9 +240,10 @@ class Library:
         lang: str | None = None,
         rerank: str | None = DEFAULT_RERANK,
         rerank_n: int = DEFAULT_RERANK_N,
-    ) -> list[SearchHit]:
+    ) -> SearchResult:
         """Top-k assets for a text and/or image query, best first (`mode`, `templates`, `understand`, `lang`,
-        `rerank`, `rerank_n`: see `assetrag.search.Query`)."""
+        `rerank`, `rerank_n`: see `assetrag.search.Query`). The result is a list of hits that also says what
+        was understood and which text encoder was used."""
         return self.query(
             Query(
                 text=text,
@@ -169,17 +267,19 @@ class Library:
 
     def understand(self, text: str) -> Understanding:
         """The collection / tag / year filters that `understand=True` would read from `text`."""
-        if self.store.model_info() is None:
+        if not self.exists():
             return Understanding(text, text)
         return understand_query(self.store, text)
 
-    def query(self, q: Query) -> list[SearchHit]:
-        """Run a prepared `Query`."""
+    def query(self, q: Query, *, embedder: Embedder | None = None) -> SearchResult:
+        """Run a prepared `Query` (`embedder`: embed the query with this one instead — the same model, e.g. one
+        that remembers text embeddings across many queries)."""
         q.validate()
-        if self.store.model_info() is None:
-            return []
+        if not self.exists():
+            return SearchResult(understood=Understanding(q.text, q.text) if q.understand and q.has_text else None)
         try:
-            return search(self.store, self._ready_embedder(), q)
+            emb = self._ready_embedder()
+            return search(self.store, embedder or emb, q)
         except StoreError as exc:
             if q.where:
                 raise QueryError(f"the filter {q.where!r} was refused by Milvus: {exc}") from exc
@@ -187,10 +287,9 @@ class Library:
 
     def similar(self, asset_id: str, *, k: int = 10, **filters: Any) -> list[SearchHit]:
         """Assets most like the stored asset `asset_id` (itself excluded)."""
-        rows = self.store.get([asset_id], ("id", "vector"))
-        if not rows:
+        vec = self.vectors([asset_id]).get(asset_id)
+        if vec is None:
             raise QueryError(f"no asset with id {asset_id!r} in library {self.settings.library!r}")
-        vec = np.asarray(rows[0]["vector"], dtype=np.float32)
         hits = self.query(Query(vector=vec, k=k + 1, **filters))
         out = [h for h in hits if h.id != asset_id][:k]
         for i, h in enumerate(out):
@@ -199,15 +298,13 @@ class Library:
 
     def get(self, asset_id: str) -> SearchHit | None:
         """The stored asset with this id (score 1.0), or None."""
-        if self.store.model_info() is None:
+        if not self.exists():
             return None
         rows = self.store.get([asset_id], SCALAR_FIELDS)
         return SearchHit.from_fields(1, rows[0]["id"], 1.0, rows[0]) if rows else None
 
     def embed_image(self, image: str | Path | Image.Image) -> np.ndarray:
         """The library model's embedding of one image (L2-normalised)."""
-        from assetrag.search import load_query_image
-
         return self.embedder.embed_images([load_query_image(image)])[0]
 
     def add_image(
@@ -235,7 +332,7 @@ class Library:
                 metadata=metadata,
             )
         finally:
-            lexical.invalidate(self.store)
+            invalidate_lexical(self.store)
 
     def plan(self, brief: str, *, backend: str = "board", **kwargs: Any) -> Any:
         """The generation plan for `brief` (items → references); see `assetrag.rag.plan`."""
@@ -278,7 +375,7 @@ class Library:
 
     def remove(self, targets: Sequence[str]) -> int:
         """Remove assets by id, by file path, or every asset under a folder path. Returns how many."""
-        if self.store.model_info() is None:
+        if not self.exists():
             return 0
         ids: set[str] = set()
         for t in targets:
@@ -288,38 +385,34 @@ class Library:
             p = os.path.abspath(t)
             if os.path.isdir(p) or p.endswith(os.sep):
                 prefix = p.rstrip(os.sep) + os.sep
-                rows = self.store.query(f"path like {quote(_like_prefix(prefix))}", ("id",))
+                rows = self.store.query(F.path_under(prefix), ("id",))
             else:
-                rows = self.store.query(f"array_contains(paths, {quote(p)})", ("id",))
+                rows = self.store.query(F.has_tag(p, field="paths"), ("id",))
             ids.update(r["id"] for r in rows)
         self.store.delete(sorted(ids))
-        lexical.invalidate(self.store)
+        invalidate_lexical(self.store)
         return len(ids)
 
     def stats(self) -> dict[str, Any]:
         """Count, model, backend, and per-collection / per-source counts."""
         out = self.store.stats()
         if out["exists"]:
-            by_coll: dict[str, int] = {}
-            by_source: dict[str, int] = {}
-            for row in self.store.iterate(("collection", "source")):
-                by_coll[row["collection"]] = by_coll.get(row["collection"], 0) + 1
-                by_source[row["source"]] = by_source.get(row["source"], 0) + 1
-            out["collections"] = dict(sorted(by_coll.items()))
-            out["sources"] = dict(sorted(by_source.items()))
+            facets = self.facets()
+            out["collections"] = dict(sorted(facets["collections"].items()))
+            out["sources"] = dict(sorted(facets["sources"].items()))
         return out
 
     def duplicates(self, threshold: float | None = 0.95, *, k: int = 5) -> dict[str, list[dict[str, Any]]]:
         """Exact duplicates (byte-identical files, one entry) and near-duplicates (cosine ≥ threshold)."""
         exact = [
             {"id": r["id"], "paths": list(r["paths"])}
-            for r in self.store.iterate(("id", "paths"))
+            for r in self.iterate(("id", "paths"))
             if len(r.get("paths") or []) > 1
         ]
         near: list[dict[str, Any]] = []
-        if threshold is not None and self.store.model_info() is not None:
+        if threshold is not None and self.exists():
             ids, vecs, paths = [], [], []
-            for r in self.store.iterate(("id", "vector", "path")):
+            for r in self.iterate(("id", "vector", "path")):
                 ids.append(r["id"])
                 vecs.append(r["vector"])
                 paths.append(r["path"])
@@ -344,10 +437,6 @@ def _spec_for(model_name: str) -> str:
     from assetrag.embedding import spec_for_name
 
     return spec_for_name(model_name)
-
-
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _near_pairs(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import time
 from pathlib import Path
@@ -30,15 +29,6 @@ def build_photo_tree(root: Path, arrays: dict) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(arrays[name]).save(path, quality=90)
     return root
-
-
-def rag_ready() -> bool:
-    """Whether `assetrag.rag` offers the plan/run pair the generate endpoints call."""
-    try:
-        rag = importlib.import_module("assetrag.rag")
-    except ImportError:
-        return False
-    return callable(getattr(rag, "plan", None)) and callable(getattr(rag, "run", None))
 
 
 def server_config(base: Path, **kw: Any) -> ServerConfig:

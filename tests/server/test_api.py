@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from server_support import TOKEN, jpeg_bytes, rag_ready, server_config, wait_job
+from server_support import TOKEN, jpeg_bytes, server_config, wait_job
 
 from assetrag.server import ServerConfig
 
@@ -133,8 +133,7 @@ def test_api_asset_model_has_exactly_the_search_hit_fields():
     """`search.SearchHit` is the one declaration of a hit's fields: the API's models are built from it."""
     import dataclasses
 
-    from assetrag.lexical import Understood
-    from assetrag.search import SearchHit
+    from assetrag.search import SearchHit, Understood
     from assetrag.server.schemas import Asset, AssetDetail, UnderstoodFilter
 
     hit_fields = [f.name for f in dataclasses.fields(SearchHit)]
@@ -405,7 +404,6 @@ def test_generate_endpoints_without_rag_say_so(client, monkeypatch):
     assert client.get("/api/generate/backends").json()["default"] == "board"
 
 
-@pytest.mark.skipif(not rag_ready(), reason="assetrag.rag (plan/run) is not available")
 def test_generate_plan_edit_and_run_with_the_board(client):
     brief = "a cat next to a cup of coffee"
     r = client.post("/api/generate/plan", json={"brief": brief, "backend": "board"})
@@ -437,7 +435,6 @@ def test_generate_plan_edit_and_run_with_the_board(client):
     assert not os.path.exists("generated")  # rag.run wrote into the server's folder, not the CWD
 
 
-@pytest.mark.skipif(not rag_ready(), reason="assetrag.rag (plan/run) is not available")
 def test_generated_image_comes_back_as_a_synthetic_asset_with_lineage(make_library, photo_dir, app_client, tmp_path):
     lib = make_library()
     lib.ingest(photo_dir)
@@ -457,8 +454,6 @@ def test_generated_image_comes_back_as_a_synthetic_asset_with_lineage(make_libra
 
 
 def test_generate_refuses_bad_references(client):
-    if not rag_ready():
-        pytest.skip("assetrag.rag (plan/run) is not available")
     bad = client.post("/api/generate", json={"brief": "a cat", "refs": {"cat": ["../../etc/passwd"]}})
     assert bad.status_code == 400
     unknown = client.post("/api/generate", json={"brief": "a cat", "refs": {"cat": ["e" * 64]}})

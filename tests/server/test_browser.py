@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_support import TOKEN, build_photo_tree, rag_ready, server_config
+from server_support import TOKEN, build_photo_tree, server_config
 
 from assetrag import Library
 from assetrag.server import create_app
@@ -220,7 +220,6 @@ def test_open_a_result_and_find_similar(page):
     shot(page, "06-similar")
 
 
-@pytest.mark.xfail(not rag_ready(), reason="assetrag.rag (plan/run) is not written yet", strict=False)
 def test_generate_a_plan_with_the_board_backend(page):
     open_app(page)
     page.click("#tab-btn-generate")

@@ -27,8 +27,8 @@ from assetrag.embedding._runtime import (
     resolve_device,
 )
 from assetrag.embedding.base import l2_normalise
-from assetrag.errors import ModelUnavailableError
 from assetrag.embedding.pixels import PixelSpec
+from assetrag.errors import ModelUnavailableError
 
 _WEIGHT_FILES = (
     "model.safetensors",

@@ -34,8 +34,8 @@ from PIL import Image
 from assetrag.config import Settings
 from assetrag.embedding._runtime import quiet_transformers, resolve_device
 from assetrag.embedding.base import l2_normalise
-from assetrag.errors import ModelUnavailableError
 from assetrag.embedding.pixels import PixelSpec
+from assetrag.errors import ModelUnavailableError
 
 RECIPE_VERSION = 1
 CPU_IMAGE_BATCH = 2

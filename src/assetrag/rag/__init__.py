@@ -16,13 +16,24 @@ from typing import TYPE_CHECKING, Any
 
 from assetrag.generation import GenerationOptions, GenerationResult, Generator, get_generator
 from assetrag.rag.items import split_brief
-from assetrag.rag.plan import ItemPlan, Plan, PlannedRef, make_plan
+from assetrag.rag.plan import BRIEF, STYLE, ItemPlan, Plan, PlannedRef, apply_choices, make_plan
 from assetrag.rag.run import build_prompt, run_plan
 
 if TYPE_CHECKING:
-    from assetrag.library import Library
+    from assetrag.rag.protocol import AssetSource
 
-__all__ = ["ItemPlan", "Plan", "PlannedRef", "build_prompt", "plan", "run", "split_brief"]
+__all__ = [
+    "BRIEF",
+    "STYLE",
+    "ItemPlan",
+    "Plan",
+    "PlannedRef",
+    "apply_choices",
+    "build_prompt",
+    "plan",
+    "run",
+    "split_brief",
+]
 
 
 def _generator(backend: str | Generator, generator_options: dict[str, Any] | None) -> Generator:
@@ -32,7 +43,7 @@ def _generator(backend: str | Generator, generator_options: dict[str, Any] | Non
 
 
 def plan(
-    lib: Library,
+    lib: AssetSource,
     brief: str,
     *,
     backend: str | Generator = "board",
@@ -60,7 +71,7 @@ def plan(
 
 
 def run(
-    lib: Library,
+    lib: AssetSource,
     p: Plan,
     *,
     backend: str | Generator | None = None,

@@ -25,14 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assetrag.errors import QueryError
+from assetrag.generation.base import STYLE_LABEL
 from assetrag.rag.items import split_brief
 from assetrag.search import DEFAULT_MODE, Query, SearchHit
 
 if TYPE_CHECKING:
-    from assetrag.library import Library
+    from assetrag.rag.protocol import AssetSource
 
 INTERNAL_ONLY = "internal-only"
-STYLE = "style"
+STYLE = STYLE_LABEL  # the label of brand/style references (the generation backends group by it)
 BRIEF = "whole brief"
 EXPLICIT = "given"
 #: the search mode of every retrieval the planner makes (see the module doc)
@@ -110,7 +111,7 @@ class Plan:
 
 
 def make_plan(
-    lib: Library,
+    lib: AssetSource,
     brief: str,
     *,
     backend: str = "board",
@@ -216,7 +217,7 @@ def _priority(pool: list[PlannedRef]) -> list[PlannedRef]:
     return sorted(pool, key=lambda r: (rank[r.role], -r.score))
 
 
-def _given_ref(lib: Library, spec: str) -> PlannedRef:
+def _given_ref(lib: AssetSource, spec: str) -> PlannedRef:
     """`--ref`: a stored asset id, or an image file (used as is; it need not be in the library)."""
     hit = lib.get(spec) if len(spec) == 64 else None
     if hit is not None:
@@ -238,3 +239,43 @@ def _given_ref(lib: Library, spec: str) -> PlannedRef:
         score=1.0,
         internal_only=internal,
     )
+
+
+def apply_choices(lib: AssetSource, plan: Plan, refs: dict[str, list[str]]) -> None:
+    """Make the user's references (item label → asset ids, in order) the plan's chosen ones.
+
+    Each keeps the retrieval score the plan gave it for that item; one the plan never saw (picked from a
+    search) is scored against the item's words (the whole brief for style and whole-brief references). Only
+    stored assets can be chosen (never a file path): an unknown id, or more than the backend takes, raises
+    `QueryError`."""
+    items = {ip.item for ip in plan.items}
+    known = {(c.item, c.id): c.score for ip in plan.items for c in ip.candidates}
+    known.update({(r.item, r.id): r.score for r in (*plan.chosen, *plan.dropped)})
+    chosen, seen = [], set()
+    for label, ids in refs.items():
+        role = "style" if label == STYLE else "brief" if label == BRIEF else "item" if label in items else "given"
+        for rid in ids:
+            if rid in seen:
+                continue
+            hit = lib.get(rid)
+            if hit is None:
+                raise QueryError(f"reference {rid} is not in this library")
+            ref = PlannedRef.from_hit(hit, label, role)
+            score = known.get((label, rid))
+            if score is None:
+                text = label if role == "item" else plan.brief
+                scored = lib.query(Query(text=text, k=1, ids=[rid], mode=plan.mode))
+                score = round(scored[0].score, 4) if scored else 0.0
+            ref.score = score
+            chosen.append(ref)
+            seen.add(rid)
+    if len(chosen) > plan.limit:
+        raise QueryError(
+            f"{len(chosen)} references chosen but the {plan.backend} backend takes at most {plan.limit}; remove some"
+        )
+    removed = [r for r in plan.chosen if r.id not in seen]
+    for r in removed:
+        r.note = "removed by the user"
+    plan.dropped = [r for r in plan.dropped if r.id not in seen] + removed
+    plan.chosen = chosen
+    plan.notes.append("references chosen by the user")

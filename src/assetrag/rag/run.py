@@ -16,7 +16,7 @@ from assetrag.generation import GenerationOptions, GenerationResult, Generator, 
 from assetrag.rag.plan import Plan, PlannedRef
 
 if TYPE_CHECKING:
-    from assetrag.library import Library
+    from assetrag.rag.protocol import AssetSource
 
 SYNTHETIC_COLLECTION = "synthetic"
 REFERENCE_MAX_SIDE = 1024  # what is sent to a model: enough detail, bounded upload size
@@ -50,15 +50,12 @@ def load_references(plan: Plan) -> list[Reference]:
     return refs
 
 
-def fidelity(lib: Library, output: Any, chosen: list[PlannedRef], refs: list[Reference]) -> dict[str, Any]:
+def fidelity(lib: AssetSource, output: Any, chosen: list[PlannedRef], refs: list[Reference]) -> dict[str, Any]:
     """Cosine similarity of the output to each reference it was given, in the library's embedding space."""
     if not chosen:
         return {"mean": None, "min": None, "per_reference": []}
     out_vec = lib.embed_image(output)
-    stored = {
-        r["id"]: np.asarray(r["vector"], dtype=np.float32)
-        for r in lib.store.get([c.id for c in chosen], ("id", "vector"))
-    }
+    stored = lib.vectors([c.id for c in chosen])
     per = []
     for c, ref in zip(chosen, refs, strict=True):
         vec = stored.get(c.id)
@@ -74,7 +71,7 @@ def slug(text: str, n: int = 40) -> str:
 
 
 def run_plan(
-    lib: Library,
+    lib: AssetSource,
     plan: Plan,
     generator: Generator,
     *,

@@ -15,8 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import assetrag
-from assetrag.config import Settings
+from assetrag.config import Settings, __version__
 from assetrag.errors import (
     AssetragError,
     BadImageError,
@@ -67,7 +66,7 @@ def create_app(target: Settings | Library, config: ServerConfig | None = None) -
 
     app = FastAPI(
         title="assetrag",
-        version=assetrag.__version__,
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url="/docs",

@@ -8,8 +8,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from assetrag.lexical import Understood as _Understood
 from assetrag.search import SearchHit
+from assetrag.search import Understood as _Understood
 
 T = TypeVar("T")
 
@@ -45,7 +45,7 @@ Asset = model_of(
     thumb_url=(str, ...),
 )
 
-#: one filter read from a query (`lexical.Understood`)
+#: one filter read from a query (`search.Understood`)
 UnderstoodFilter = model_of(_Understood, "UnderstoodFilter", "One collection / tag filter read from the query.")
 
 
@@ -126,7 +126,7 @@ class GenerateRequest(PlanRequest):
 
 
 class Understanding(BaseModel):
-    """What query understanding read from the text (`lexical.Understanding.to_dict()`)."""
+    """What query understanding read from the text (`search.Understanding.to_dict()`)."""
 
     original: str = Field(description="the query as written")
     text: str = Field(description="the words searched for once the names were taken out")
@@ -147,6 +147,7 @@ class SearchPage(Page[Asset]):  # type: ignore[valid-type]
     understood: Understanding | None = Field(
         None, description="what `understand` read from the text; null when it was off or there was no text"
     )
+    notes: list[str] = Field(default_factory=list, description="how the query was read, e.g. the text encoder used")
 
 
 class Health(BaseModel):

@@ -17,42 +17,6 @@ from assetrag.server.security import ASSET_ID_RE, Redactor, safe_asset_file, sig
 from assetrag.server.thumbs import Thumbnails
 
 
-class Serialised:
-    """A proxy that runs every method call of `target` while holding `lock`.
-
-    The Milvus Lite client is not safe for concurrent use, and a model's tokenizer is not either; the
-    server wraps both so request threads and the job thread take turns call by call (a long ingest does
-    not hold up searches for its whole run). Iterators the target hands out are wrapped too.
-    """
-
-    __slots__ = ("_lock", "_target")
-
-    def __init__(self, target: Any, lock: threading.RLock) -> None:
-        object.__setattr__(self, "_target", target)
-        object.__setattr__(self, "_lock", lock)
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if not callable(attr):
-            return attr
-        lock = self._lock
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                out = attr(*args, **kwargs)
-            if hasattr(out, "next") and hasattr(out, "close"):  # pymilvus' query iterator
-                return Serialised(out, lock)
-            return out
-
-        return call
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._target, name, value)
-
-    def __repr__(self) -> str:
-        return f"Serialised({self._target!r})"
-
-
 class AppState:
     """One Library per app, shared by every request and job."""
 
@@ -67,9 +31,7 @@ class AppState:
         self.thumbs = Thumbnails((config.cache_dir or library.settings.cache_dir) / "thumbs")
         self._model_ready = False
         self._facets: dict[str, Any] | None = None
-        store = library.store  # opens the client; no model is loaded
-        if not isinstance(store.client, Serialised):
-            store.client = Serialised(store.client, self.store_lock)
+        library.serialise(self.store_lock, self.model_lock)  # opens nothing; no model is loaded
 
     # -- the model ---------------------------------------------------------------------------------
 
@@ -80,10 +42,7 @@ class AppState:
         with self.model_lock:
             if self._model_ready:
                 return
-            emb = self.library.embedder
-            if not isinstance(emb, Serialised):
-                # Library has no public setter; the proxy keeps its interface (name, dim, embed_*)
-                self.library._embedder = Serialised(emb, self.model_lock)
+            _ = self.library.embedder  # loads it, wrapped so its calls take turns (`Library.serialise`)
             self._model_ready = True
 
     @property
@@ -91,7 +50,7 @@ class AppState:
         return self._model_ready
 
     def exists(self) -> bool:
-        return self.library.store.model_info() is not None
+        return self.library.exists()
 
     # -- files ------------------------------------------------------------------------------------
 
@@ -149,19 +108,16 @@ class AppState:
         self._facets = None
 
     def _compute_facets(self) -> dict[str, Any]:
-        colls: dict[str, int] = {}
-        tags: dict[str, int] = {}
-        sources: dict[str, int] = {}
-        for row in self.library.store.iterate(("collection", "tags", "source")):
-            colls[row["collection"]] = colls.get(row["collection"], 0) + 1
-            sources[row["source"]] = sources.get(row["source"], 0) + 1
-            for t in row.get("tags") or []:
-                tags[t] = tags.get(t, 0) + 1
+        counts = self.library.facets()
 
         def ranked(d: dict[str, int], limit: int) -> list[dict[str, Any]]:
             return [{"name": k, "count": v} for k, v in sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
 
-        return {"collections": ranked(colls, 1000), "tags": ranked(tags, 500), "sources": ranked(sources, 10)}
+        return {
+            "collections": ranked(counts["collections"], 1000),
+            "tags": ranked(counts["tags"], 500),
+            "sources": ranked(counts["sources"], 10),
+        }
 
     # -- lifecycle --------------------------------------------------------------------------------
 

@@ -21,7 +21,11 @@ from assetrag.store.client import (
 )
 from assetrag.store.filters import quote
 
+#: Milvus' limit on k + offset of one search
+MAX_K = 16384
+
 __all__ = [
+    "MAX_K",
     "MAX_PATH",
     "MAX_PATHS",
     "MAX_TAG",

@@ -1,7 +1,7 @@
 """Milvus filter expressions, built in one place (quoting and escaping live here and nowhere else).
 
-    from assetrag.store import filters as F
-    F.all_of(F.eq("collection", "lunar"), F.has_tag("red"), F.raw(user_where))
+from assetrag.store import filters as F
+F.all_of(F.eq("collection", "lunar"), F.has_tag("red"), F.raw(user_where))
 """
 
 from __future__ import annotations

@@ -9,12 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi import Query as Param
 from fastapi.responses import FileResponse
 
-from assetrag.search import Query, SearchHit, build_filter
+from assetrag.search import SearchHit
 from assetrag.server.routes.common import Filters, Paging, filters, paging
 from assetrag.server.schemas import Asset, AssetDetail, Page
 from assetrag.server.security import ASSET_ID_RE, check_asset_id, require_token_or_signature
 from assetrag.server.state import AppState, get_state
-from assetrag.store import SCALAR_FIELDS
 
 router = APIRouter(tags=["assets"])
 #: image routes accept a signed URL instead of the token (for <img src>); the rest of /api does not
@@ -36,13 +35,9 @@ def list_assets(
     p: Annotated[Paging, Depends(paging)],
     state: Annotated[AppState, Depends(get_state)],
 ) -> dict:
-    if not state.exists():
-        return p.page([], total=0)
-    store = state.library.store
-    expr = build_filter(Query(collection=f.collection or None, tags=f.tags, source=f.source))
-    total = int(store.query(expr, ("count(*)",))[0]["count(*)"])
-    rows = store.query(expr, SCALAR_FIELDS, limit=p.limit, offset=p.offset) if p.offset < total else []
-    hits = [SearchHit.from_fields(p.offset + i + 1, r["id"], 1.0, r) for i, r in enumerate(rows)]
+    total, hits = state.library.page(
+        collection=f.collection or None, tags=f.tags, source=f.source, limit=p.limit, offset=p.offset
+    )
     return p.page([state.hit_dict(h) for h in hits], total=total)
 
 

@@ -12,51 +12,29 @@ looked up in the library by id: a client can only ever point at stored assets, n
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
+from assetrag import rag
+from assetrag.rag import Plan
 from assetrag.server.jobs import Job
 from assetrag.server.schemas import GenerateRequest, PlanRequest
 from assetrag.server.schemas import Job as JobOut
 from assetrag.server.security import ASSET_ID_RE, require_token_or_signature
 from assetrag.server.state import AppState, get_state
-from assetrag.store import quote
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 media = APIRouter(prefix="/generate", tags=["generate"], dependencies=[Depends(require_token_or_signature)])
 
 DEFAULT_BACKEND = "board"
-#: the labels rag gives references that stand for no brief item (see assetrag.rag.plan)
-STYLE, WHOLE_BRIEF = "style", "whole brief"
 
 
-def load_rag() -> ModuleType:
-    """`assetrag.rag`, or 501 when this build has no RAG loop."""
-    try:
-        rag = importlib.import_module("assetrag.rag")
-    except ModuleNotFoundError as exc:
-        if exc.name != "assetrag.rag":
-            raise
-        raise HTTPException(
-            status.HTTP_501_NOT_IMPLEMENTED, "generation is not available: this build has no assetrag.rag"
-        ) from exc
-    missing = [name for name in ("plan", "run") if not callable(getattr(rag, name, None))]
-    if missing:
-        raise HTTPException(
-            status.HTTP_501_NOT_IMPLEMENTED,
-            f"generation is not available: assetrag.rag has no {' or '.join(missing)}()",
-        )
-    return rag
-
-
-def make_plan(rag: ModuleType, state: AppState, body: PlanRequest | GenerateRequest) -> Any:
+def make_plan(state: AppState, body: PlanRequest | GenerateRequest) -> Plan:
     state.ensure_model()
     plan = rag.plan(
         state.library,
@@ -69,47 +47,8 @@ def make_plan(rag: ModuleType, state: AppState, body: PlanRequest | GenerateRequ
     )
     refs = getattr(body, "refs", None)
     if refs is not None:
-        apply_choices(rag, state, plan, refs)
+        rag.apply_choices(state.library, plan, refs)  # an unknown id or too many: QueryError → 400
     return plan
-
-
-def apply_choices(rag: ModuleType, state: AppState, plan: Any, refs: dict[str, list[str]]) -> None:
-    """Make the user's references (item label → asset ids, in order) the plan's chosen ones.
-
-    Each keeps the retrieval score the plan gave it for that item; one the plan never saw (picked from a
-    search) is scored against the item's words (the whole brief for style and whole-brief references)."""
-    items = {ip.item for ip in plan.items}
-    known = {(c.item, c.id): c.score for ip in plan.items for c in ip.candidates}
-    known.update({(r.item, r.id): r.score for r in (*plan.chosen, *plan.dropped)})
-    chosen, seen = [], set()
-    for label, ids in refs.items():
-        role = "style" if label == STYLE else "brief" if label == WHOLE_BRIEF else "item" if label in items else "given"
-        for rid in ids:
-            if rid in seen:
-                continue
-            hit = state.library.get(rid)
-            if hit is None:
-                raise HTTPException(status.HTTP_400_BAD_REQUEST, f"reference {rid} is not in this library")
-            ref = rag.PlannedRef.from_hit(hit, label, role)
-            score = known.get((label, rid))
-            if score is None:
-                text = label if role == "item" else plan.brief
-                scored = state.library.search(text, k=1, where=f"id == {quote(rid)}")
-                score = round(scored[0].score, 4) if scored else 0.0
-            ref.score = score
-            chosen.append(ref)
-            seen.add(rid)
-    if len(chosen) > plan.limit:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            f"{len(chosen)} references chosen but the {plan.backend} backend takes at most {plan.limit}; remove some",
-        )
-    removed = [r for r in plan.chosen if r.id not in seen]
-    for r in removed:
-        r.note = "removed by the user"
-    plan.dropped = [r for r in plan.dropped if r.id not in seen] + removed
-    plan.chosen = chosen
-    plan.notes.append("references chosen by the user")
 
 
 def _check_refs(refs: dict[str, list[str]] | None) -> None:
@@ -151,19 +90,14 @@ def result_dict(state: AppState, job_id: str, result: Any) -> dict[str, Any]:
 
 @router.get("/backends", summary="Generator backends this server knows")
 def backends() -> dict[str, Any]:
-    try:
-        from assetrag.generation import list_generators
+    from assetrag.generation import list_generators
 
-        names = list_generators()
-    except ImportError:
-        names = []
-    return {"items": names, "default": DEFAULT_BACKEND}
+    return {"items": list_generators(), "default": DEFAULT_BACKEND}
 
 
 @router.post("/plan", summary="Plan a generation: the brief's items, candidates and the chosen references")
 async def plan(body: PlanRequest, state: Annotated[AppState, Depends(get_state)]) -> dict[str, Any]:
-    rag = load_rag()
-    planned = await run_in_threadpool(make_plan, rag, state, body)
+    planned = await run_in_threadpool(make_plan, state, body)
     return state.with_urls(planned.to_dict())
 
 
@@ -174,9 +108,8 @@ async def plan(body: PlanRequest, state: Annotated[AppState, Depends(get_state)]
     summary="Generate from a brief, with the references the user chose (a job; poll /api/jobs/{id})",
 )
 async def generate(body: GenerateRequest, state: Annotated[AppState, Depends(get_state)]) -> dict:
-    rag = load_rag()
     _check_refs(body.refs)
-    planned = await run_in_threadpool(make_plan, rag, state, body)  # a bad choice is a 400 now, not a failed job
+    planned = await run_in_threadpool(make_plan, state, body)  # a bad choice is a 400 now, not a failed job
     opts = {k: v for k, v in (("aspect_ratio", body.aspect_ratio), ("size", body.size), ("seed", body.seed)) if v}
     options = None
     if opts:

@@ -9,8 +9,7 @@ from fastapi import Query as Param
 from starlette.concurrency import run_in_threadpool
 
 from assetrag.decode import decode_bytes
-from assetrag.rerank import DEFAULT_RERANK, RERANKERS
-from assetrag.search import DEFAULT_MODE, LANGS, MODES, Query, apply_understanding
+from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, LANGS, MODES, RERANKERS, Query
 from assetrag.server.routes.common import Filters, Paging, filters, paging
 from assetrag.server.schemas import MAX_LIMIT, SearchPage
 from assetrag.server.state import AppState, get_state
@@ -59,18 +58,16 @@ def _search(
         mode=mode,
         lang=lang,
         rerank=None if rerank == "none" else rerank,
+        understand=understand,
         **f.kwargs(),
     )
-    understood = None
-    if understand and text and text.strip():
-        # what the CLI prints, and the filters the search then uses (one parser: `Library.understand`)
-        u = state.library.understand(text)
-        applied = apply_understanding(q, u)
-        understood = {**u.to_dict(), "applied": applied is not q, "description": u.describe()}
-        q = applied
-    hits = state.library.query(q)
-    used = mode if text and text.strip() else "vector"
-    return {**p.page([state.hit_dict(h) for h in hits]), "mode": used, "understood": understood}
+    result = state.library.query(q)  # the one query path: the CLI prints the same object
+    return {
+        **p.page([state.hit_dict(h) for h in result]),
+        "mode": mode if text and text.strip() else "vector",
+        "understood": result.understood_dict(),
+        "notes": result.notes,
+    }
 
 
 @router.get("/search", response_model=SearchPage, summary="Search by text")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-import assetrag
+from assetrag.config import __version__
 from assetrag.server.routes.common import Paging, paging
 from assetrag.server.schemas import Health, Job, Page
 from assetrag.server.state import AppState, get_state
@@ -19,7 +19,7 @@ router = APIRouter(tags=["system"])
 def health(state: Annotated[AppState, Depends(get_state)]) -> dict:
     return {
         "status": "ok",
-        "version": assetrag.__version__,
+        "version": __version__,
         "library": state.library.settings.library,
         "exists": state.exists(),
         "model_loaded": state.model_ready,

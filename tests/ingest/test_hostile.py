@@ -267,7 +267,7 @@ def test_hostile_corpus_is_ingested_or_explained_and_the_rest_stays_searchable(t
 
 
 def test_a_file_deleted_between_scan_and_read_is_reported(make_library, photo_dir, monkeypatch):
-    import assetrag.ingest as ingest_module
+    import assetrag.ingest.runner as ingest_module
 
     doomed = photo_dir / "things" / "doomed.jpg"
     doomed.write_bytes(_bytes(_photo(30, 30, 20), "JPEG"))

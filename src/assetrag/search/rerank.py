@@ -1,7 +1,7 @@
-"""Optional re-ranking of a hybrid search's top-N candidates (`Query.rerank`), with any embedder.
+"""Optional re-ranking of a hybrid search's top-N candidates (`Query.rerank`, `search.hybrid`), with any embedder.
 
 `scores`: reciprocal-rank fusion keeps only each side's rank; this re-scores the fused top-N by the scores
-themselves, z(cosine) + LEXICAL_WEIGHT · z(BM25), each standardised over the N candidates (BM25 0 for a
+themselves, z(cosine) + BM25_WEIGHT · z(BM25), each standardised over the N candidates (BM25 0 for a
 candidate the words did not match). Standardising makes it scale-free — a CLIP cosine of 0.3 and an offline
 model's 0.6 weigh alike, so it needs no per-model calibration — and it keeps what ranks throw away: how much
 better the best name match is than the next, and, among equal name matches, which image is closer. With no
@@ -18,18 +18,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from assetrag.errors import QueryError
+from assetrag.store import MAX_K
 
 RERANKERS = ("scores",)
 DEFAULT_RERANK: str | None = "scores"  # on: docs/quality.md, "Re-ranking"
 DEFAULT_RERANK_N = 100  # candidates re-ranked: the first N of the fused list
-LEXICAL_WEIGHT = 1.0  # weight of z(BM25) against z(cosine): equal, not tuned on the labelled sets
+BM25_WEIGHT = 1.0  # weight of z(BM25) against z(cosine): equal, not tuned on the labelled sets
 
 
 def check_rerank(method: str | None, n: int) -> None:
     if method is not None and method not in RERANKERS:
         raise QueryError(f"rerank must be one of {', '.join(RERANKERS)} (or none), got {method!r}")
-    if not 0 <= n <= 16384:
-        raise QueryError(f"rerank N must be between 0 and 16384, got {n}")
+    if not 0 <= n <= MAX_K:
+        raise QueryError(f"rerank N must be between 0 and {MAX_K}, got {n}")
 
 
 def standardise(x: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -40,7 +41,7 @@ def standardise(x: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def score_mix(
-    cosine: Sequence[float] | np.ndarray, bm25: Sequence[float] | np.ndarray, weight: float = LEXICAL_WEIGHT
+    cosine: Sequence[float] | np.ndarray, bm25: Sequence[float] | np.ndarray, weight: float = BM25_WEIGHT
 ) -> np.ndarray:
     """The `scores` re-ranking score of each candidate: z(cosine) + weight · z(BM25)."""
     return standardise(cosine) + weight * standardise(bm25)

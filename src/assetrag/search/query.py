@@ -1,23 +1,12 @@
-"""Search: text → image, image → image, text + image, with metadata filters and scores.
-
-The `Query` object is the same for the CLI, the Python API and the REST API.
-
-Two modes (`Query.mode`):
-- `vector`: the top-k by cosine similarity of the query embedding (Milvus does it all);
-- `hybrid` (the default for text queries): the vector top-N and the lexical top-N (BM25 over file names,
-  tags, collection and sidecar captions; `assetrag.lexical`) fused by reciprocal-rank fusion,
-  score(d) = 1/(60 + vector rank) + 1/(60 + lexical rank). A hit's `score` stays its cosine similarity;
-  `fused_score`, `vector_rank` and `lexical_rank` say how it got its place. With no word of the query in any
-  name, tag or caption, hybrid returns exactly the vector ranking. Image-only queries are vector searches.
-
-`Query.rerank = "scores"` re-ranks the first `rerank_n` of hybrid's fused list by standardised cosine + BM25
-scores instead of ranks (`assetrag.rerank`); off by default, measured in docs/quality.md ("Re-ranking").
+"""The query and its answer: `Query` (what to look for, filters, mode), `SearchHit`, `SearchResult` (the hits
+plus what was understood and which text encoder and language were used), the filter expression and the query
+embedding. The same objects serve the CLI, the Python API and the REST API.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +17,14 @@ from assetrag.decode import decode_file, to_rgb
 from assetrag.embedding.base import Embedder, l2_normalise
 from assetrag.embedding.multilingual import AUTO, LANGUAGES, MULTI, check_lang, text_encoder
 from assetrag.errors import QueryError
-from assetrag.lexical import Understanding, fetch_rows, lexical_index, tokenize, understand
-from assetrag.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N, check_rerank, reorder, score_mix
-from assetrag.store import SCALAR_FIELDS, Store, quote
+from assetrag.search.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N, check_rerank
+from assetrag.store import MAX_K
+from assetrag.store import filters as F
 
 SOURCES = ("ingested", "synthetic")
 MODES = ("vector", "hybrid")
 LANGS = (AUTO, MULTI, *LANGUAGES)  # `Query.lang` values (auto: detect; multi: the multilingual encoder always)
 DEFAULT_MODE = "hybrid"
-RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
-LEXICAL_WEIGHT = 1.0  # weight of the lexical rank in the fusion (the vector rank has 1.0)
-HYBRID_CANDIDATES = 100  # vector and lexical candidates fused (at least k + offset of each)
-MAX_K = 16384  # Milvus' limit on k + offset
 #: prompt templates for text queries, by name (`Query.templates`); "{}" is the query as written
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "none": (),
@@ -69,6 +54,7 @@ class Query:
     templates: str | Sequence[str] | None = None
     understand: bool = False  # read collection / tag / year names in the text as filters (`assetrag.lexical`)
     any_tags: Sequence[str] = ()  # assets with at least one of these tags
+    ids: Sequence[str] = ()  # only these assets (e.g. to score a given asset against a text)
     #: the text's language: None / "auto" (detect), "en", a code like "fr", or "multi". With an offline model a
     #: non-English text goes through the multilingual text side (`assetrag.embedding.multilingual`); other
     #: models always use their own text encoder.
@@ -81,8 +67,8 @@ class Query:
     def validate(self) -> None:
         if not (self.text and self.text.strip()) and self.image is None and self.vector is None:
             raise QueryError("give a text query, an image (--image FILE), or both")
-        if not 1 <= self.k <= 16384:
-            raise QueryError(f"k must be between 1 and 16384, got {self.k}")
+        if not 1 <= self.k <= MAX_K:
+            raise QueryError(f"k must be between 1 and {MAX_K}, got {self.k}")
         if self.offset < 0:
             raise QueryError(f"offset must be ≥ 0, got {self.offset}")
         if self.source is not None and self.source not in SOURCES:
@@ -94,6 +80,28 @@ class Query:
         template_list(self.templates)  # raises on an unknown name or a template without "{}"
         check_lang(self.lang)
         check_rerank(self.rerank, self.rerank_n)
+
+    @property
+    def collections(self) -> list[str]:
+        """`collection` as a list (one name or several)."""
+        if not self.collection:
+            return []
+        return [self.collection] if isinstance(self.collection, str) else list(self.collection)
+
+    def filter(self) -> str:
+        """The Milvus boolean expression for the filters ('' for none)."""
+        return F.all_of(
+            F.one_of("collection", self.collections),
+            *(F.has_tag(t) for t in self.tags),
+            F.has_any_tag(self.any_tags),
+            F.eq("source", self.source) if self.source else "",
+            F.ids_in(self.ids) if self.ids else "",
+            F.raw(self.where),
+        )
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text and self.text.strip())
 
 
 @dataclass
@@ -149,22 +157,7 @@ class SearchHit:
 
 def build_filter(q: Query) -> str:
     """The Milvus boolean expression for the query's filters ('' for none)."""
-    parts: list[str] = []
-    if q.collection:
-        names = [q.collection] if isinstance(q.collection, str) else list(q.collection)
-        if len(names) == 1:
-            parts.append(f"collection == {quote(names[0])}")
-        else:
-            parts.append(f"collection in [{', '.join(quote(n) for n in names)}]")
-    for tag in q.tags:
-        parts.append(f"array_contains(tags, {quote(tag)})")
-    if q.any_tags:
-        parts.append(f"array_contains_any(tags, [{', '.join(quote(t) for t in q.any_tags)}])")
-    if q.source:
-        parts.append(f"source == {quote(q.source)}")
-    if q.where and q.where.strip():
-        parts.append(f"({q.where.strip()})")
-    return " and ".join(parts)
+    return q.filter()
 
 
 def query_vector(embedder: Embedder, q: Query) -> np.ndarray:
@@ -220,96 +213,3 @@ def load_query_image(image: str | Path | Image.Image) -> Image.Image:
         return decode_file(path).image
     except Exception as exc:
         raise QueryError(f"query image {path} cannot be used: {exc}") from exc
-
-
-def understand_query(store: Store, text: str) -> Understanding:
-    """Collection / tag / year names of the library found in `text` (see `assetrag.lexical.understand`)."""
-    index = lexical_index(store)
-    return understand(text, index.collections, index.tag_names)
-
-
-def apply_understanding(q: Query, u: Understanding) -> Query:
-    """`q` with what `u` found as filters; filters the query sets itself win over understood ones."""
-    if not u:
-        return q
-    changes: dict[str, Any] = {"text": u.text, "understand": False}
-    if not q.collection and u.collections:
-        changes["collection"] = u.collections
-    groups = u.tag_groups
-    if groups and not q.tags and not q.any_tags:
-        changes["tags"] = [g[0] for g in groups if len(g) == 1]
-        multi = [g for g in groups if len(g) > 1]
-        if multi:
-            changes["any_tags"] = multi[0]
-    if "collection" not in changes and "tags" not in changes and "any_tags" not in changes:
-        return q  # every filter it found was set explicitly: search the words as given
-    return replace(q, **changes)
-
-
-def search(store: Store, embedder: Embedder, q: Query) -> list[SearchHit]:
-    """Run `q` against `store`; hits best first, ranks from offset + 1."""
-    q.validate()
-    if q.understand and q.text and q.text.strip():
-        q = apply_understanding(q, understand_query(store, q.text))
-    vec = query_vector(embedder, q)
-    if q.mode == "hybrid" and q.text and q.text.strip():
-        out = _hybrid(store, vec, q)
-    else:
-        hits = store.search(vec[None, :], q.k, filter=build_filter(q), fields=SCALAR_FIELDS, offset=q.offset)[0]
-        out = [SearchHit.from_fields(q.offset + i + 1, h.id, h.score, h.fields) for i, h in enumerate(hits)]
-    if q.min_score is not None:
-        out = [h for h in out if h.score >= q.min_score]
-    return out
-
-
-def _hybrid(store: Store, vec: np.ndarray, q: Query) -> list[SearchHit]:
-    """Reciprocal-rank fusion of the vector top-N and the lexical top-N (see the module doc)."""
-    want = q.k + q.offset
-    rerank = q.rerank if q.rerank_n > 1 else None
-    n = min(MAX_K, max(want, HYBRID_CANDIDATES, q.rerank_n if rerank else 0))
-    flt = build_filter(q)
-    vhits = store.search(vec[None, :], n, filter=flt, fields=SCALAR_FIELDS)[0]
-    fields = {h.id: h.fields for h in vhits}
-    cosine = {h.id: h.score for h in vhits}
-    vrank = {h.id: i + 1 for i, h in enumerate(vhits)}
-
-    lexical: list[str] = []
-    bm25: dict[str, float] = {}
-    terms = tokenize(q.text or "")
-    if terms:
-        index = lexical_index(store)
-        names = [q.collection] if isinstance(q.collection, str) else list(q.collection or [])
-        allow = index.allow(names, q.tags, q.any_tags, q.source)
-        found_scores = index.search(terms, n, allow=allow)
-        bm25 = dict(found_scores)
-        found = [rid for rid, _ in found_scores]
-        # assets the vector side did not bring: fetched with their vectors, through the full filter
-        missing = [rid for rid in found if rid not in fields]
-        extra = {r["id"]: r for r in fetch_rows(store, missing, (*SCALAR_FIELDS, "vector"), flt)}
-        for rid, row in extra.items():
-            v = np.asarray(row.pop("vector"), dtype=np.float32)
-            cosine[rid] = float(v @ vec / (np.linalg.norm(v) or 1.0))
-            fields[rid] = row
-        lexical = [rid for rid in found if rid in fields]  # gone from the store or refused by the filter: out
-    lrank = {rid: i + 1 for i, rid in enumerate(lexical)}
-
-    def fused(rid: str) -> float:
-        f = 1.0 / (RRF_K + vrank[rid]) if rid in vrank else 0.0
-        return f + (LEXICAL_WEIGHT / (RRF_K + lrank[rid]) if rid in lrank else 0.0)
-
-    order = sorted(fields, key=lambda rid: (-fused(rid), -cosine[rid], rid))
-    rescored: dict[str, float] = {}
-    if rerank:  # re-rank the first rerank_n of the fused list (`assetrag.rerank`)
-        head = order[: q.rerank_n]
-        scores = score_mix([cosine[r] for r in head], [bm25[r] if r in lrank else 0.0 for r in head])
-        rescored = {r: float(s) for r, s in zip(head, scores, strict=True)}
-        order = [head[i] for i in reorder(scores)] + order[len(head) :]
-    out = []
-    for i, rid in enumerate(order[q.offset : want]):
-        hit = SearchHit.from_fields(q.offset + i + 1, rid, cosine[rid], fields[rid])
-        hit.fused_score = round(fused(rid), 6)
-        hit.vector_rank = vrank.get(rid)
-        hit.lexical_rank = lrank.get(rid)
-        hit.rerank_score = round(rescored[rid], 6) if rid in rescored else None
-        out.append(hit)
-    return out

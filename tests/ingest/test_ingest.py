@@ -153,18 +153,18 @@ def test_a_copy_whose_twin_is_still_being_decoded_is_not_lost(make_library, phot
     """Two byte-identical files: when the later one (in scan order) claims the bytes first, the earlier one is
     a path update that must wait for its twin's record instead of being dropped as a failed copy."""
     from assetrag.config import Settings
-    from assetrag.ingest import Ingestor
+    from assetrag.ingest.simple import SimplePipeline
 
     first = photo_dir / "animals" / "a-copy.jpg"  # sorts before cats/cat.jpg in scan order
     shutil.copy(photo_dir / "animals" / "cats" / "cat.jpg", first)
-    real_prepare = Ingestor._prepare
+    real_prepare = SimplePipeline._prepare
 
-    def slow_for_the_first(self, entry, known_ids, claimed):
+    def slow_for_the_first(self, entry):
         if entry.path == str(first):
             time.sleep(0.5)  # its twin, read by the other worker, claims the bytes first
-        return real_prepare(self, entry, known_ids, claimed)
+        return real_prepare(self, entry)
 
-    monkeypatch.setattr(Ingestor, "_prepare", slow_for_the_first)
+    monkeypatch.setattr(SimplePipeline, "_prepare", slow_for_the_first)
     lib = make_library(settings=Settings(batch_size=1, workers=2))
     report = lib.ingest(photo_dir)
     assert report.errors == [] and report.added == 5 and report.duplicates == 1

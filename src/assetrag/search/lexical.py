@@ -1,6 +1,6 @@
 """The lexical side of search: words in file names, tags, collections and sidecar captions, ranked by BM25.
 
-Hybrid search (see `assetrag.search`) fuses this rank with the vector rank by reciprocal-rank fusion. The
+Hybrid search (`search.hybrid`) fuses this rank with the vector rank by reciprocal-rank fusion. The
 index is built from the store's scalar fields (never from Milvus directly: `Store` is the only Milvus layer),
 kept in memory per library, and rebuilt lazily when the collection changes:
 
@@ -13,13 +13,12 @@ kept in memory per library, and rebuilt lazily when the collection changes:
   changing the count or the mtimes).
 
 Building costs one pass over the scalar fields (~1-2 s per 100k assets on Milvus Lite); a query costs a few
-milliseconds. The module also does *query understanding*: collection / tag / year names written in a query
-("the red cape from the lunar-2025 collection") are found among the library's own values, fuzzily.
+milliseconds. The words it indexes (`split_words`, `stem`, `tokenize`) are also what query understanding
+(`search.understand`) matches against the library's collection and tag names.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import threading
@@ -32,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from assetrag.store import Store, quote
+from assetrag.store import Store
+from assetrag.store import filters as F
 
 #: words that say nothing about what an asset shows (dropped from documents and queries alike)
 STOPWORDS = frozenset(
@@ -55,7 +55,6 @@ BM25_B = 0.75
 
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _WORD = re.compile(r"[^\W_]+")
-_YEAR = re.compile(r"^(19|20)\d\d$")
 
 
 # -- words -------------------------------------------------------------------------------------------------
@@ -259,7 +258,7 @@ def invalidate(store: Store) -> None:
 
 def _signature(store: Store, newest: int) -> tuple[int, int]:
     count = store.count()
-    newer = store.query(f"mtime > {int(newest)}", ("count(*)",)) if count else [{"count(*)": 0}]
+    newer = store.query(F.newer_than("mtime", newest), ("count(*)",)) if count else [{"count(*)": 0}]
     return count, int(newer[0]["count(*)"])
 
 
@@ -288,172 +287,4 @@ def fetch_rows(store: Store, ids: Sequence[str], fields: Sequence[str], where: s
     """Rows for `ids` that also pass the Milvus filter `where` (the filter is applied by Milvus)."""
     if not ids:
         return []
-    expr = f"id in [{', '.join(quote(i) for i in ids)}]"
-    if where:
-        expr = f"{expr} and ({where})"
-    return store.query(expr, fields, limit=len(ids))
-
-
-# -- query understanding -----------------------------------------------------------------------------------
-
-#: cue words written before / after a collection or tag name ("collection lunar", "the lunar collection")
-_CUES_BEFORE = {"collection": ("collection",), "tag": ("tagged", "tag", "tags", "labelled", "labeled")}
-_CUES_AFTER = {"collection": ("collection", "collections", "campaign", "season", "folder"), "tag": ("tag", "tags")}
-
-
-@dataclass
-class Understood:
-    """One filter read from the query: the words it came from, the field and the library's value(s)."""
-
-    phrase: str
-    field: str  # "collection" | "tag"
-    values: list[str]
-    score: float
-
-    def describe(self) -> str:
-        vals = " | ".join(self.values)
-        return f"{self.field} = {vals} (from {self.phrase!r})"
-
-
-@dataclass
-class Understanding:
-    """What `understand` read from a query: the text left to search for, and the filters found."""
-
-    original: str
-    text: str
-    found: list[Understood] = field(default_factory=list)
-
-    @property
-    def collections(self) -> list[str]:
-        return list(dict.fromkeys(v for u in self.found if u.field == "collection" for v in u.values))
-
-    @property
-    def tag_groups(self) -> list[list[str]]:
-        """One group per phrase read as tags: an asset needs one tag of each group."""
-        return [u.values for u in self.found if u.field == "tag"]
-
-    def __bool__(self) -> bool:
-        return bool(self.found)
-
-    def describe(self) -> str:
-        if not self.found:
-            return "no collection, tag or year names found in the query"
-        parts = "; ".join(u.describe() for u in self.found)
-        return f"understood: {parts}; searching for {self.text!r}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "original": self.original,
-            "text": self.text,
-            "filters": [
-                {"phrase": u.phrase, "field": u.field, "values": u.values, "score": u.score} for u in self.found
-            ],
-        }
-
-
-def _similar(a: str, b: str) -> float:
-    if a == b or stem(a) == stem(b):
-        return 1.0
-    if a.isdigit() or b.isdigit() or min(len(a), len(b)) < 4:
-        return 0.0
-    return difflib.SequenceMatcher(None, a, b).ratio()
-
-
-def _prefix_match(words: list[str], start: int, value: list[str], fuzz: float) -> tuple[int, float]:
-    """How many of `value`'s leading words appear in `words` from `start`, and their mean similarity."""
-    total, n = 0.0, 0
-    for i, v in enumerate(value):
-        if start + i >= len(words):
-            break
-        s = _similar(words[start + i], v)
-        if s < fuzz:
-            break
-        total += s
-        n += 1
-    return n, (total / n if n else 0.0)
-
-
-def understand(text: str, collections: Sequence[str], tags: Sequence[str], *, fuzz: float = 0.8) -> Understanding:
-    """Find the library's collection and tag names in `text`.
-
-    A name counts when it is written with a cue ("the lunar-2025 collection", "from collection lunar",
-    "tagged summer", "#summer"), or without one when it is specific enough not to be an ordinary word: two or
-    more words ("brand-style", "lunar 2025") or a digit in it. A bare year ("from 2024") selects the
-    collections / tags whose name holds that year. A single plain word such as "watches" is left to the
-    text search (hybrid mode already matches it against tags and collections). Matching ignores case,
-    separators and plurals, and tolerates small typos (similarity ≥ `fuzz` per word, words of 4+ letters).
-    """
-    original = text or ""
-    words = split_words(original)
-    if not words:
-        return Understanding(original, original)
-    values: list[tuple[str, str, list[str]]] = [("collection", c, split_words(c)) for c in collections] + [
-        ("tag", t, split_words(t)) for t in tags
-    ]
-    values = [v for v in values if v[2]]
-    used = [False] * len(words)
-    found: list[Understood] = []
-
-    def take(lo: int, hi: int) -> str:
-        for i in range(lo, hi):
-            used[i] = True
-        return " ".join(words[lo:hi])
-
-    for start in range(len(words)):
-        if used[start]:
-            continue
-        # (words matched, full match, similarity) → the values that reach it, with the phrase's span
-        best: tuple[tuple[int, bool, float], int, int, list[tuple[str, str]]] | None = None
-        for field_name, value, vwords in values:
-            m, score = _prefix_match(words, start, vwords, fuzz)
-            if m == 0 or any(used[start : start + m]):
-                continue
-            full = m == len(vwords)
-            pre, post = _CUES_BEFORE[field_name], _CUES_AFTER[field_name]
-            before = start - 1 if start > 0 and words[start - 1] in pre and not used[start - 1] else None
-            after = start + m if start + m < len(words) and words[start + m] in post else None
-            hashed = field_name == "tag" and f"#{words[start]}" in original.casefold()
-            specific = len(vwords) >= 2 or any(ch.isdigit() for ch in value)
-            cued = before is not None or after is not None or hashed
-            if not (cued or (full and specific)):
-                continue
-            lo = before if before is not None else start
-            hi = after + 1 if after is not None else start + m
-            key = (m, full, round(score, 6))
-            if best is None or key > best[0]:
-                best = (key, lo, hi, [(field_name, value)])
-            elif key == best[0]:
-                best[3].append((field_name, value))
-        if best is not None:
-            _, lo, hi, matched = best
-            phrase = take(lo, hi)
-            by_field: dict[str, list[str]] = {}
-            for fname, value in matched:
-                by_field.setdefault(fname, []).append(value)
-            fname = "collection" if "collection" in by_field else "tag"
-            found.append(Understood(phrase, fname, sorted(set(by_field[fname])), round(best[0][2], 3)))
-
-    # a bare year: every collection (else tag) whose name holds it
-    for i, w in enumerate(words):
-        if used[i] or not _YEAR.match(w):
-            continue
-        for fname, names in (("collection", collections), ("tag", tags)):
-            hits = [n for n in names if w in split_words(n)]
-            if hits:
-                found.append(Understood(take(i, i + 1), fname, hits, 1.0))
-                break
-
-    if not found:
-        return Understanding(original, original)
-    # drop the matched words, and a dangling "from the" / "in" before them
-    kept: list[str] = []
-    for i, w in enumerate(words):
-        if used[i]:
-            while kept and kept[-1] in ("from", "in", "the", "of", "our", "my", "a", "an"):
-                kept.pop()
-            continue
-        kept.append(w)
-    left = " ".join(kept).strip()
-    if not [w for w in kept if w not in STOPWORDS]:
-        left = original  # nothing left to look for: keep the words as given
-    return Understanding(original, left, found)
+    return store.query(F.all_of(F.ids_in(ids), F.raw(where)), fields, limit=len(ids))

@@ -11,9 +11,11 @@ import typer
 from typer.testing import CliRunner
 
 from assetrag import Query, QueryError
-from assetrag.cli import _eval_config, _rerank, app
-from assetrag.lexical import lexical_index, tokenize
-from assetrag.rerank import reorder, score_mix, standardise
+from assetrag.cli import _rerank, app
+from assetrag.errors import ConfigError
+from assetrag.evaluate import parse_config
+from assetrag.search.lexical import lexical_index, tokenize
+from assetrag.search.rerank import reorder, score_mix, standardise
 
 
 @pytest.fixture
@@ -107,12 +109,12 @@ def test_cli_rerank_options_parse():
         _rerank("bogus")
     base = {"model": "offline", "mode": "hybrid", "templates": None, "understand": False, "lang": "auto"}
     base |= {"rerank": None, "rerank_n": 100}
-    cfg = _eval_config("rerank=scores,rerank_n=50", base)
+    cfg = parse_config("rerank=scores,rerank_n=50", base)
     assert cfg["rerank"] == "scores" and cfg["rerank_n"] == 50 and cfg["mode"] == "hybrid"
-    assert _eval_config("rerank=none", {**base, "rerank": "scores"})["rerank"] is None
+    assert parse_config("rerank=none", {**base, "rerank": "scores"})["rerank"] is None
     for bad in ("rerank_n=many", "rerank=prf"):
-        with pytest.raises(typer.BadParameter):
-            _eval_config(bad, base)
+        with pytest.raises(ConfigError):
+            parse_config(bad, base)
 
 
 def test_search_and_eval_commands_take_rerank(tmp_path, photo_dir, monkeypatch):

@@ -8,8 +8,10 @@ import json
 import pytest
 from PIL import Image
 
-from assetrag import Query, QueryError, lexical, search
-from assetrag.lexical import LexicalIndex, split_words, stem, tokenize, understand
+from assetrag import Query, QueryError, search
+from assetrag.search import lexical
+from assetrag.search.lexical import LexicalIndex, split_words, stem, tokenize
+from assetrag.search.understand import understand
 
 # -- words and BM25 (no store, no model) ------------------------------------------------------------------
 
@@ -169,9 +171,9 @@ def test_hybrid_without_matching_words_is_the_vector_ranking(shared):
 
 def test_hybrid_brings_name_matches_the_vector_side_missed(lib, photo_dir, monkeypatch):
     """A file whose name matches but whose picture does not still comes back, with its true cosine."""
-    from assetrag import search as search_mod
+    from assetrag.search import hybrid
 
-    monkeypatch.setattr(search_mod, "HYBRID_CANDIDATES", 1)
+    monkeypatch.setattr(hybrid, "HYBRID_CANDIDATES", 1)
     Image.open(photo_dir / "animals" / "cats" / "cat.jpg").save(
         photo_dir / "people" / "zanzibar-sunset.jpg", quality=70
     )

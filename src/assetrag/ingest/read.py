@@ -1,14 +1,10 @@
-"""The fast ingest pipeline's moving parts (wired together by `assetrag.ingest`).
+"""Read + hash + decode: the per-file stage both pipelines run in their workers.
 
-    files ─workers: read, sha256, decode to model input─▶ main: claim, batch ─▶ embed thread ─▶ write thread
-
-* `load_file` runs in a worker thread or process: it reads and hashes a file and, for bytes not stored yet,
-  decodes it to what the embedder takes — model input pixels (`assetrag.embedding.pixels`), a PIL image for an embedder
-  without a pixel path, or nothing at all for a JPEG left to the GPU decoder. Errors become reasons, never
-  exceptions.
-* `Stages` runs the embed and write steps in two threads joined by bounded queues, so decoding, the model and
-  the store all work at once; the first failure in either thread is kept and raised in the caller's thread on
-  its next call, and nothing blocks forever.
+* `read_file` reads a file whole and hashes it (its sha256 is the asset id); a FIFO, a device, a huge or an
+  empty file becomes a reason, never an exception.
+* `load_file` (the fast pipeline's worker, thread or process) reads and hashes a file and, for bytes not
+  stored yet, decodes it to what the embedder takes — model input pixels (`assetrag.embedding.pixels`), a PIL
+  image for an embedder without a pixel path, or nothing at all for a JPEG left to the GPU decoder.
 
 No torch here: worker processes import this module and need only Pillow and NumPy.
 """
@@ -17,18 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import stat
-import threading
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from assetrag.decode import DEFAULT_MAX_SIDE, Decoded, decode_bytes
-from assetrag.errors import BadImageError
 from assetrag.embedding.pixels import PixelSpec, decode_pixels, gpu_decodable
+from assetrag.errors import BadImageError
 
 #: files are read whole (to hash and decode them); anything bigger is refused rather than risk the memory
 MAX_FILE_BYTES = 1 << 30
@@ -87,17 +81,25 @@ class Loaded:
         return self.pixels is not None or self.image is not None or self.jpeg is not None
 
 
-def load_file(path: str, target: Target, index: int, seen: Container[str]) -> Loaded:
-    """Read, hash and (unless `seen` holds the hash) decode one file for `target`. Never raises."""
+def read_file(path: str) -> tuple[bytes, str | None, str | None]:
+    """(bytes, sha256, None) for a readable non-empty regular file, else (b"", None, why not). Never raises."""
     try:
         data = read_regular_file(path)
     except OSError as exc:
-        return Loaded(error=f"cannot read the file ({exc.strerror or exc})")
+        return b"", None, f"cannot read the file ({exc.strerror or exc})"
     except ValueError as exc:
-        return Loaded(error=str(exc))
+        return b"", None, str(exc)
     if not data:
-        return Loaded(error="empty file (0 bytes); re-export or remove it")
-    out = Loaded(id=sha256_bytes(data))
+        return b"", None, "empty file (0 bytes); re-export or remove it"
+    return data, sha256_bytes(data), None
+
+
+def load_file(path: str, target: Target, index: int, seen: Container[str]) -> Loaded:
+    """Read, hash and (unless `seen` holds the hash) decode one file for `target`. Never raises."""
+    data, rid, error = read_file(path)
+    if error:
+        return Loaded(error=error)
+    out = Loaded(id=rid)
     if out.id in seen:
         return out
     return decode_into(out, data, path, target, index)
@@ -150,97 +152,3 @@ def init_process_worker(known: KnownPrefixes) -> None:
 
 def load_file_in_process(path: str, target: Target, index: int) -> Loaded:
     return load_file(path, target, index, _PROCESS_SEEN)
-
-
-# -- embed and write threads --------------------------------------------------------------------------
-
-_STOP = object()
-
-
-class Stages:
-    """Two threads — `embed(batch) -> result`, then `write(result)` — joined by queues of `depth` batches.
-
-    `submit` hands a batch over (blocking while the queue is full); `drain` waits until every submitted batch
-    is written; both raise the first error either thread hit (later batches are then dropped, never
-    written). `close` stops the threads, dropping what has not been written yet.
-    """
-
-    def __init__(self, embed: Callable[[Any], Any], write: Callable[[Any], None], *, depth: int = 1) -> None:
-        self._embed, self._write = embed, write
-        self._to_embed: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._to_write: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._cond = threading.Condition()
-        self._pending = 0
-        self._error: BaseException | None = None
-        self._dropping = False
-        self._threads = [
-            threading.Thread(target=self._run_embed, name="assetrag-embed", daemon=True),
-            threading.Thread(target=self._run_write, name="assetrag-write", daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
-
-    def submit(self, batch: Any) -> None:
-        self._check()
-        with self._cond:
-            self._pending += 1
-        self._to_embed.put(batch)
-
-    def drain(self) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._pending == 0)
-        self._check()
-
-    def close(self) -> None:
-        self._dropping = True
-        self._to_embed.put(_STOP)
-        for t in self._threads:
-            t.join()
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._error
-
-    def _check(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def _done(self) -> None:
-        with self._cond:
-            self._pending -= 1
-            self._cond.notify_all()
-
-    def _fail(self, exc: BaseException) -> None:
-        with self._cond:
-            if self._error is None:
-                self._error = exc
-
-    def _run_embed(self) -> None:
-        while True:
-            batch = self._to_embed.get()
-            if batch is _STOP:
-                self._to_write.put(_STOP)
-                return
-            if self._error is not None or self._dropping:
-                self._done()
-                continue
-            try:
-                result = self._embed(batch)
-            except BaseException as exc:  # kept, and raised in the caller's thread
-                self._fail(exc)
-                self._done()
-                continue
-            self._to_write.put(result)
-
-    def _run_write(self) -> None:
-        while True:
-            result = self._to_write.get()
-            if result is _STOP:
-                return
-            try:
-                if self._error is None and not self._dropping:
-                    self._write(result)
-            except BaseException as exc:
-                self._fail(exc)
-            finally:
-                self._done()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assetrag.decode import IMAGE_EXTENSIONS
+from assetrag.store import MAX_TAG, MAX_TAGS
 
 #: a folder-level sidecar applied to every image below it; `<image>.json` beside an image applies to it alone
 FOLDER_SIDECAR = "_assetrag.json"
@@ -143,5 +144,5 @@ def _unique(items: Sequence[str]) -> list[str]:
     for item in items:
         item = item.strip()
         if item and item not in out:
-            out.append(item[:255])
-    return out[:64]
+            out.append(item[:MAX_TAG])
+    return out[:MAX_TAGS]

@@ -171,3 +171,17 @@ def test_fast_pipeline_never_blocks_on_a_fifo_named_like_an_image(tmp_path, phot
     assert report.added == 5 and [e.path.rsplit("/", 1)[-1] for e in report.errors] == ["pipe.jpg"]
     assert "not a regular file" in report.errors[0].reason
     lib.close()
+
+
+@pytest.mark.parametrize("pipeline", ["simple", "fast"])
+def test_the_runner_times_each_stage(tmp_path, messy_dir, offline_embedder, pipeline):
+    lib = Library(str(tmp_path / "t.db"), embedder=offline_embedder)
+    report = Ingestor(lib.store, lambda: offline_embedder, pipeline=pipeline, batch_size=2).run([messy_dir])
+    stages = report.stages
+    assert {"scan", "known", "read+decode", "embed", "write", "path updates"} <= set(stages)
+    assert all(s >= 0 for s in stages.values()) and stages["embed"] > 0 and stages["read+decode"] > 0
+    assert report.embed_s == pytest.approx(stages["embed"] + stages.get("gpu-decode", 0.0))
+    assert report.to_dict()["stages"].keys() == stages.keys()
+    again = Ingestor(lib.store, lambda: offline_embedder, pipeline=pipeline).run([messy_dir])
+    assert "embed" not in again.stages and again.decoded == 0  # nothing new: the model is never called
+    lib.close()

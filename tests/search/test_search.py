@@ -89,3 +89,23 @@ def test_filter_expression_quotes_values():
     assert build_filter(q) == (
         'collection == "lunar \\"2025\\"" and array_contains(tags, "a\\\\b") and source == "synthetic" and (width > 5)'
     )
+
+
+def test_the_result_says_how_the_query_was_read(lib, root):
+    """One query path: the result object carries the hits and what was understood, the mode, the encoder."""
+    result = lib.search("a rocket from the things collection", k=3, understand=True)
+    assert result.understood is not None and result.understood.collections == ["things"]
+    assert result.applied and result.mode == "hybrid" and result.encoder == "model"
+    assert {h.collection for h in result} == {"things"} and result[0].filename == "rocket.jpg"
+    as_api = result.to_dict()
+    assert as_api["understood"]["applied"] is True and as_api["hits"][0]["filename"] == "rocket.jpg"
+    by_image = lib.search(image=root / "things" / "space" / "rocket.jpg", k=1)
+    assert by_image.mode == "vector" and by_image.understood is None and by_image.encoder is None
+    given = lib.search("a rocket from the things collection", k=3, collection="animals", understand=True)
+    assert not given.applied and {h.collection for h in given} == {"animals"}  # an explicit filter wins
+
+
+def test_a_query_filter_of_ids_is_built_by_the_store(lib):
+    first = lib.search("a cat", k=2)
+    only = lib.query(Query(text="a cat", k=5, ids=[first[1].id]))
+    assert [h.id for h in only] == [first[1].id]

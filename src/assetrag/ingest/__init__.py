@@ -1,0 +1,25 @@
+"""Ingest: scan → read + hash → decode → embed → write, incremental (see `ingest.runner`).
+
+scan.py    walk roots: image files, folder tags, collection, sidecar metadata
+known.py   what the store holds vs what is on disk: skip, claims, moves/copies, prune
+read.py    read + hash + decode (the workers' stage)
+simple.py  the simple pipeline (CPU default)      fast.py  the overlapped pipeline (CUDA default)
+stages.py  stage timing, embed with per-image fallback, embed/write threads
+rows.py    one file's item, its Milvus row, the report
+runner.py  `Ingestor`: wires the stages and times each one
+"""
+
+from assetrag.ingest.read import MAX_FILE_BYTES, read_regular_file, sha256_bytes
+from assetrag.ingest.rows import FileError, IngestReport, ProgressSink
+from assetrag.ingest.runner import Ingestor, add_file
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "FileError",
+    "IngestReport",
+    "Ingestor",
+    "ProgressSink",
+    "add_file",
+    "read_regular_file",
+    "sha256_bytes",
+]

@@ -1,0 +1,191 @@
+"""What the store holds versus what is on disk: the incremental check, the run's claims on new bytes, and the
+path updates (moves, copies, touches, prunes) applied to stored records."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assetrag.ingest.rows import FileError, IngestReport, merge_tags
+from assetrag.ingest.scan import FileEntry
+from assetrag.store import MAX_PATHS, SCALAR_FIELDS, Store
+
+
+@dataclass
+class Known:
+    """What the store already holds, indexed for the incremental check."""
+
+    by_path: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # path → (id, size, mtime)
+    ids: set[str] = field(default_factory=set)
+    #: path → every record listing it; more than one only after a run was killed between writing a changed
+    #: file's new record and taking the path off its old one — such a path is re-read and set right
+    claims: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, store: Store) -> Known:
+        known = cls()
+        if store.model_info() is None:
+            return known
+        for row in store.iterate(fields=("id", "paths", "mtimes", "size")):
+            known.ids.add(row["id"])
+            mtimes = list(row.get("mtimes") or [])
+            for i, p in enumerate(row.get("paths") or []):
+                known.by_path[p] = (row["id"], int(row["size"]), int(mtimes[i]) if i < len(mtimes) else -1)
+                known.claims.setdefault(p, []).append(row["id"])
+        return known
+
+    def unchanged(self, e: FileEntry) -> bool:
+        """Same path, size and mtime as stored, and only one record claims the path: skip without reading."""
+        hit = self.by_path.get(e.path)
+        return bool(hit and hit[1] == e.size and hit[2] == e.mtime and len(self.claims[e.path]) == 1)
+
+    def gone(self, seen: set[str], roots: Sequence[str | Path]) -> list[tuple[str, str]]:
+        """(path, id) of stored paths under `roots` that the scan did not see and that are not on disk."""
+        return [
+            (path, pid)
+            for path, (pid, _, _) in self.by_path.items()
+            if path not in seen and under(path, roots) and not os.path.exists(path)
+        ]
+
+
+class Claims:
+    """Which content ids this run takes: the first new copy of some bytes is embedded, later copies (and bytes
+    already stored) become path updates. Thread-safe; `in` answers "stored or claimed"."""
+
+    def __init__(self, known_ids: set[str]) -> None:
+        self.known = known_ids
+        self.claimed: set[str] = set()
+        self.failed: dict[str, str] = {}  # content id → why it could not be ingested (this run)
+        self._lock = threading.Lock()
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self.known or rid in self.claimed
+
+    def take(self, rid: str) -> bool:
+        """Claim `rid` for this caller; False when it is stored or claimed already."""
+        with self._lock:
+            if rid in self:
+                return False
+            self.claimed.add(rid)
+            return True
+
+    def fail(self, rid: str, reason: str, *, release: bool = False) -> None:
+        """`rid` could not be ingested (its copies share its fate); `release` gives its claim back."""
+        with self._lock:
+            if release:
+                self.claimed.discard(rid)
+            self.failed.setdefault(rid, reason)
+
+
+class PathUpdates:
+    """Pending path additions and removals, grouped by record id."""
+
+    def __init__(self) -> None:
+        self.adds: dict[str, list[FileEntry]] = {}
+        self.removes: dict[str, set[str]] = {}
+
+    def add(self, rid: str, entry: FileEntry) -> None:
+        self.adds.setdefault(rid, []).append(entry)
+
+    def remove(self, rid: str, path: str) -> None:
+        self.removes.setdefault(rid, set()).add(path)
+
+    def ids(self) -> Iterable[str]:
+        return dict.fromkeys([*self.adds, *self.removes])
+
+    @property
+    def size(self) -> int:
+        return len(self.adds) + len(self.removes)
+
+    def clear(self) -> None:
+        self.adds.clear()
+        self.removes.clear()
+
+
+def apply_updates(
+    store: Store, updates: PathUpdates, known: Known, claims: Claims, report: IngestReport, *, mid_run: bool
+) -> None:
+    """Apply path additions/removals to stored records (one read and one write per record).
+
+    `mid_run`: copies of content claimed by this run whose record is not written yet (the copy that claimed
+    the bytes can come after this one in scan order) stay queued instead of failing.
+    """
+    if not updates.size:
+        return
+    ids = list(updates.ids())
+    stored = store.model_info() is not None
+    rows = {r["id"]: r for r in store.get(ids, (*SCALAR_FIELDS, "vector"))} if stored else {}
+    upserts: list[dict[str, Any]] = []
+    deletes: list[str] = []
+    waiting: dict[str, list[FileEntry]] = {}
+    for rid in ids:
+        row = rows.get(rid)
+        if row is None and mid_run and rid in claims.claimed and rid not in claims.failed:
+            waiting[rid] = updates.adds.get(rid, [])
+            continue
+        if row is None:  # its byte-identical twin failed earlier in this run: same bytes, same fate
+            reason = claims.failed.get(rid, "an identical copy of this file could not be ingested")
+            report.errors.extend(FileError(a.path, reason) for a in updates.adds.get(rid, []))
+            continue
+        row = _with_paths(row, updates.adds.get(rid, []), updates.removes.get(rid, set()), report)
+        if row is None:
+            deletes.append(rid)
+            continue
+        upserts.append(row)
+        for p in updates.removes.get(rid, set()):
+            known.by_path.pop(p, None)
+    store.upsert(upserts)
+    store.delete(deletes)
+    report.updated += len(upserts)
+    report.pruned += len(deletes)
+    updates.clear()
+    updates.adds.update(waiting)
+
+
+def _with_paths(
+    row: dict[str, Any], adds: list[FileEntry], removes: set[str], report: IngestReport
+) -> dict[str, Any] | None:
+    """`row` with `adds` joined and `removes` taken off its paths; None when no path is left (delete it)."""
+    added = {a.path for a in adds}
+    pairs = [
+        (p, m)
+        for p, m in zip(row.get("paths") or [], row.get("mtimes") or [], strict=False)
+        if p not in removes and p not in added
+    ]
+    # paths that vanished from disk (the file moved) are dropped when a new one arrives
+    if adds:
+        kept = [(p, m) for p, m in pairs if os.path.exists(p)]
+        report.duplicates += len(adds) if kept else len(adds) - 1
+        pairs = kept
+    pairs.extend((a.path, a.mtime) for a in adds)
+    if not pairs:
+        return None
+    pairs = pairs[:MAX_PATHS]
+    moved = pairs[0][0] != row.get("path")
+    row["paths"] = [p for p, _ in pairs]
+    row["mtimes"] = [int(m) for _, m in pairs]
+    row["path"] = pairs[0][0]
+    row["mtime"] = int(pairs[0][1])
+    row["filename"] = os.path.basename(pairs[0][0])
+    if adds:
+        # a moved record takes its new folder's tags; a copy adds its folder's tags
+        base_tags = [] if moved else list(row.get("tags") or [])
+        row["tags"] = merge_tags(base_tags, [t for a in adds for t in a.tags])
+        primary = next((a for a in adds if a.path == row["path"]), None)
+        if primary is not None:
+            row["collection"] = primary.collection
+            row["metadata"] = {**(row.get("metadata") or {}), **primary.metadata}
+    return row
+
+
+def under(path: str, roots: Sequence[str | Path]) -> bool:
+    """True when `path` is one of `roots` or inside one."""
+    for root in roots:
+        r = os.path.abspath(os.fspath(root))
+        if path == r or path.startswith(r.rstrip(os.sep) + os.sep):
+            return True
+    return False

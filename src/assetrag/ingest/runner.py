@@ -1,0 +1,231 @@
+"""The ingest runner: wires the stages and times each one (clip-retrieval's runner is the model).
+
+    scan ─▶ known (skip unchanged) ─▶ pipeline: read+hash ─▶ decode ─▶ embed ─▶ write ─▶ path updates / prune
+
+* unchanged files (same path, size and mtime) are skipped without being read;
+* a file whose bytes are already stored (moved, copied, touched) is a path update — never decoded again;
+* one bad file is recorded with its reason and never stops the run;
+* every batch is written as soon as it is embedded, so a killed run loses at most one batch (the fast
+  pipeline: at most the few batches in flight); the next run finishes the job.
+
+Pipelines (`pipeline=`): `simple` (`ingest.simple`), `fast` (`ingest.fast`), `auto` (fast when CUDA is
+available and the device is not `cpu`, else simple).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from assetrag.config import PIPELINE_CHOICES
+from assetrag.decode import DEFAULT_MAX_SIDE, decode_bytes
+from assetrag.embedding.base import Embedder
+from assetrag.errors import ConfigError
+from assetrag.ingest.fast import DECODE_POOLS, GPU_DECODE, FastOptions, FastPipeline
+from assetrag.ingest.known import Claims, Known, PathUpdates, apply_updates
+from assetrag.ingest.read import sha256_bytes
+from assetrag.ingest.rows import FileError, IngestReport, Item, ProgressSink, new_row
+from assetrag.ingest.scan import FileEntry, scan
+from assetrag.ingest.simple import SimplePipeline
+from assetrag.ingest.stages import RunContext, StageTimes
+from assetrag.store import Store
+
+
+class Pipeline(Protocol):
+    """What the runner drives: items in scan order (read, hashed, claimed, decoded), batches to embed+write."""
+
+    name: str
+    batch_size: int
+    used: dict[str, Any]
+
+    def items(self, todo: Sequence[FileEntry]) -> Any: ...
+    def submit(self, batch: list[Item]) -> None: ...
+    def drain(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Ingestor:
+    """Runs one ingest over a store with an embedder (loaded only if something new must be embedded)."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Callable[[], Embedder],
+        *,
+        batch_size: int = 32,
+        workers: int = 2,
+        max_side: int = DEFAULT_MAX_SIDE,
+        progress: ProgressSink | None = None,
+        pipeline: str = "simple",
+        device: str = "auto",
+        decode_pool: str = "thread",
+        gpu_batch_size: int = 256,
+        gpu_decode: str = "auto",
+        gpu_share: float = 0.6,
+    ) -> None:
+        """`pipeline`: simple | fast | auto (fast when CUDA is available and `device` is not cpu); the fast
+        pipeline's knobs: see `FastOptions`."""
+        if pipeline not in PIPELINE_CHOICES:
+            raise ConfigError(f"unknown ingest pipeline {pipeline!r}; choose one of {', '.join(PIPELINE_CHOICES)}")
+        if decode_pool not in DECODE_POOLS:
+            raise ConfigError(f"unknown decode pool {decode_pool!r}; choose thread or process")
+        if gpu_decode not in GPU_DECODE:
+            raise ConfigError(f"gpu_decode must be auto, on or off, got {gpu_decode!r}")
+        self.store = store
+        self._embedder_factory = embedder
+        self._embedder: Embedder | None = None
+        self.batch_size = batch_size
+        self.workers = workers
+        self.max_side = max_side
+        self.progress = progress
+        self.pipeline = pipeline
+        self.device = device
+        self.fast_options = FastOptions(decode_pool, gpu_batch_size, gpu_decode, gpu_share)
+        self._load_s = 0.0
+        #: what the last run used (for reports and benchmarks): pipeline, batch, device, dtype, decode
+        self.used: dict[str, Any] = {}
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            t = time.perf_counter()
+            self._embedder = self._embedder_factory()
+            self.store.ensure(self._embedder.name, self._embedder.dim)
+            self._load_s = time.perf_counter() - t
+        return self._embedder
+
+    def _use_fast(self) -> bool:
+        if self.pipeline != "auto":
+            return self.pipeline == "fast"
+        if (self.device or "auto").strip().lower() == "cpu":
+            return False
+        from assetrag.embedding.device import cuda_available
+
+        return cuda_available()
+
+    def run(
+        self,
+        roots: Sequence[str | Path],
+        *,
+        collection: str | None = None,
+        tags: Sequence[str] = (),
+        prune: bool = False,
+    ) -> IngestReport:
+        t0 = time.perf_counter()
+        report = IngestReport()
+        times = StageTimes()
+        with times.timed("scan"):
+            entries, scan_errors = scan(roots, collection=collection, tags=tags)
+        report.errors.extend(FileError(e.path, e.reason) for e in scan_errors)
+        report.scanned = len(entries)
+        with times.timed("known"):
+            known = Known.load(self.store)
+        todo: list[FileEntry] = []
+        for e in entries:
+            if known.unchanged(e):
+                report.unchanged += 1
+            else:
+                todo.append(e)
+
+        updates = PathUpdates()
+        for e in todo:  # a path that now holds other bytes must leave the record that had it
+            for rid in known.claims.get(e.path, ()):
+                updates.remove(rid, e.path)
+
+        claims = Claims(known.ids)
+        ctx = RunContext(
+            self.store, lambda: self.embedder, report, claims, times, self.batch_size, self.workers, self.max_side
+        )
+        pipeline: Pipeline
+        if todo and self._use_fast():
+            with times.timed("model load"):
+                pipeline = FastPipeline(ctx, self.fast_options)
+        else:
+            pipeline = SimplePipeline(ctx)
+        self.used = pipeline.used
+
+        def apply(*, mid_run: bool) -> None:
+            pipeline.drain()  # records of this run's new bytes are written before paths join them
+            with times.timed("path updates"):
+                apply_updates(self.store, updates, known, claims, report, mid_run=mid_run)
+
+        if self.progress:
+            self.progress.start(len(todo), "ingesting")
+        batch: list[Item] = []
+        try:
+            for item in pipeline.items(todo):
+                if self.progress:
+                    self.progress.advance(1)
+                if item.error:
+                    report.errors.append(FileError(item.entry.path, item.error))
+                    continue
+                assert item.id is not None
+                if not item.new:  # bytes already stored: a move, copy or touch
+                    updates.add(item.id, item.entry)
+                    if updates.size >= pipeline.batch_size:
+                        self._submit(pipeline, batch)
+                        apply(mid_run=True)
+                    continue
+                report.decoded += 1
+                batch.append(item)
+                if len(batch) >= pipeline.batch_size:
+                    self._submit(pipeline, batch)
+            self._submit(pipeline, batch)
+            gone = known.gone({e.path for e in entries}, roots)
+            if prune:
+                for path, pid in gone:
+                    updates.remove(pid, path)
+            else:
+                report.missing = len(gone)
+            apply(mid_run=False)
+            if report.added or report.updated or report.pruned:
+                with times.timed("flush"):
+                    self.store.flush()  # Milvus Lite: searches over unflushed rows are slow
+        finally:
+            pipeline.close()
+            if self.progress:
+                self.progress.stop()
+        report.elapsed_s = time.perf_counter() - t0
+        report.model_load_s = self._load_s
+        report.embed_s = times.get("embed") + times.get("gpu-decode")
+        report.stages = dict(times.seconds)
+        return report
+
+    @staticmethod
+    def _submit(pipeline: Pipeline, batch: list[Item]) -> None:
+        if batch:
+            pipeline.submit(batch)
+            batch.clear()
+
+
+def add_file(
+    store: Store,
+    embedder: Embedder,
+    path: str | Path,
+    *,
+    collection: str,
+    tags: Sequence[str] = (),
+    source: str = "ingested",
+    lineage: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+) -> str:
+    """Store one image file with explicit fields (e.g. a generated image with its lineage); returns its id."""
+    path = os.path.abspath(os.fspath(path))
+    data = Path(path).read_bytes()
+    decoded = decode_bytes(data, path, max_side)
+    st = os.stat(path)
+    item = Item(
+        FileEntry(path, os.path.dirname(path), st.st_size, st.st_mtime_ns, tuple(tags), collection, metadata or {}),
+        id=sha256_bytes(data),
+        decoded=decoded,
+    )
+    store.ensure(embedder.name, embedder.dim)
+    row = new_row(item, embedder.embed_images([decoded.image])[0])
+    row["source"] = source
+    row["lineage"] = lineage or {}
+    store.upsert([row])
+    return row["id"]

@@ -1,0 +1,92 @@
+"""Search: text → image, image → image, text + image, with metadata filters and scores — one query path.
+
+    query.py       `Query`, `SearchHit`, the filter expression, the query embedding
+    result.py      `SearchResult`: hits + what was understood + which text encoder and language
+    understand.py  collection / tag / year names in the text → filters
+    lexical.py     BM25 over names, tags, collection, captions (cached per library)
+    hybrid.py      vector top-N + lexical top-N by reciprocal-rank fusion
+    rerank.py      the fused top-N re-ranked by standardised scores
+
+Modes (`Query.mode`): `vector` (Milvus does it all) and `hybrid` (the default for text queries, see
+`search.hybrid`). Image-only queries are vector searches.
+"""
+
+from __future__ import annotations
+
+from assetrag.embedding.base import Embedder
+from assetrag.embedding.multilingual import describe_choice, text_encoder
+from assetrag.search.hybrid import hybrid_search
+from assetrag.search.query import (
+    DEFAULT_MODE,
+    LANGS,
+    MODES,
+    SOURCES,
+    TEMPLATES,
+    Query,
+    SearchHit,
+    build_filter,
+    load_query_image,
+    query_vector,
+    template_list,
+    text_vector,
+)
+from assetrag.search.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N, RERANKERS
+from assetrag.search.result import SearchResult
+from assetrag.search.understand import Understanding, Understood, apply_understanding, understand_query
+from assetrag.store import SCALAR_FIELDS, Store
+
+__all__ = [
+    "DEFAULT_MODE",
+    "DEFAULT_RERANK",
+    "DEFAULT_RERANK_N",
+    "LANGS",
+    "MODES",
+    "RERANKERS",
+    "SOURCES",
+    "TEMPLATES",
+    "Query",
+    "SearchHit",
+    "SearchResult",
+    "Understanding",
+    "Understood",
+    "apply_understanding",
+    "build_filter",
+    "load_query_image",
+    "query_vector",
+    "search",
+    "template_list",
+    "text_vector",
+    "understand_query",
+]
+
+
+def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
+    """Run `q` against `store`: hits best first, ranks from offset + 1, with how the query was read."""
+    q.validate()
+    understood = None
+    applied = False
+    if q.understand and q.has_text:
+        understood = understand_query(store, q.text or "")
+        read = apply_understanding(q, understood)
+        applied = read is not q
+        q = read
+    vec = query_vector(embedder, q)
+    mode = "hybrid" if q.mode == "hybrid" and q.has_text else "vector"
+    if mode == "hybrid":
+        hits = hybrid_search(store, vec, q)
+    else:
+        found = store.search(vec[None, :], q.k, filter=q.filter(), fields=SCALAR_FIELDS, offset=q.offset)[0]
+        hits = [SearchHit.from_fields(q.offset + i + 1, h.id, h.score, h.fields) for i, h in enumerate(found)]
+    if q.min_score is not None:
+        hits = [h for h in hits if h.score >= q.min_score]
+    encoder, lang, notes = None, None, []
+    if q.has_text:
+        text = q.text or ""
+        note = describe_choice(embedder, text, q.lang)
+        encoder = "model" if text_encoder(embedder, text, q.lang) is embedder else "multilingual"
+        lang = q.lang or "auto"
+        if note:
+            notes.append(note)
+    return SearchResult(
+        hits, mode=mode, understood=understood, applied=applied, encoder=encoder, lang=lang, notes=notes
+    )

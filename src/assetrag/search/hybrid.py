@@ -1,0 +1,73 @@
+"""Hybrid search: the vector top-N and the lexical top-N (BM25 over file names, tags, collection and sidecar
+captions; `search.lexical`) fused by reciprocal-rank fusion,
+score(d) = 1/(60 + vector rank) + 1/(60 + lexical rank).
+
+A hit's `score` stays its cosine similarity; `fused_score`, `vector_rank` and `lexical_rank` say how it got its
+place. With no word of the query in any name, tag or caption, hybrid returns exactly the vector ranking. The
+first `rerank_n` of the fused list can then be re-ranked by the scores themselves (`search.rerank`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from assetrag.search.lexical import fetch_rows, lexical_index, tokenize
+from assetrag.search.query import Query, SearchHit
+from assetrag.search.rerank import reorder, score_mix
+from assetrag.store import MAX_K, SCALAR_FIELDS, Store
+
+RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
+RRF_LEXICAL_WEIGHT = 1.0  # weight of the lexical rank in the fusion (the vector rank has 1.0)
+HYBRID_CANDIDATES = 100  # vector and lexical candidates fused (at least k + offset of each)
+
+
+def hybrid_search(store: Store, vec: np.ndarray, q: Query) -> list[SearchHit]:
+    """Reciprocal-rank fusion of the vector top-N and the lexical top-N (see the module doc)."""
+    want = q.k + q.offset
+    rerank = q.rerank if q.rerank_n > 1 else None
+    n = min(MAX_K, max(want, HYBRID_CANDIDATES, q.rerank_n if rerank else 0))
+    flt = q.filter()
+    vhits = store.search(vec[None, :], n, filter=flt, fields=SCALAR_FIELDS)[0]
+    fields = {h.id: h.fields for h in vhits}
+    cosine = {h.id: h.score for h in vhits}
+    vrank = {h.id: i + 1 for i, h in enumerate(vhits)}
+
+    lexical: list[str] = []
+    bm25: dict[str, float] = {}
+    terms = tokenize(q.text or "")
+    if terms:
+        index = lexical_index(store)
+        allow = index.allow(q.collections, q.tags, q.any_tags, q.source)
+        found_scores = index.search(terms, n, allow=allow)
+        bm25 = dict(found_scores)
+        found = [rid for rid, _ in found_scores]
+        # assets the vector side did not bring: fetched with their vectors, through the full filter
+        missing = [rid for rid in found if rid not in fields]
+        extra = {r["id"]: r for r in fetch_rows(store, missing, (*SCALAR_FIELDS, "vector"), flt)}
+        for rid, row in extra.items():
+            v = np.asarray(row.pop("vector"), dtype=np.float32)
+            cosine[rid] = float(v @ vec / (np.linalg.norm(v) or 1.0))
+            fields[rid] = row
+        lexical = [rid for rid in found if rid in fields]  # gone from the store or refused by the filter: out
+    lrank = {rid: i + 1 for i, rid in enumerate(lexical)}
+
+    def fused(rid: str) -> float:
+        f = 1.0 / (RRF_K + vrank[rid]) if rid in vrank else 0.0
+        return f + (RRF_LEXICAL_WEIGHT / (RRF_K + lrank[rid]) if rid in lrank else 0.0)
+
+    order = sorted(fields, key=lambda rid: (-fused(rid), -cosine[rid], rid))
+    rescored: dict[str, float] = {}
+    if rerank:  # re-rank the first rerank_n of the fused list (`assetrag.rerank`)
+        head = order[: q.rerank_n]
+        scores = score_mix([cosine[r] for r in head], [bm25[r] if r in lrank else 0.0 for r in head])
+        rescored = {r: float(s) for r, s in zip(head, scores, strict=True)}
+        order = [head[i] for i in reorder(scores)] + order[len(head) :]
+    out = []
+    for i, rid in enumerate(order[q.offset : want]):
+        hit = SearchHit.from_fields(q.offset + i + 1, rid, cosine[rid], fields[rid])
+        hit.fused_score = round(fused(rid), 6)
+        hit.vector_rank = vrank.get(rid)
+        hit.lexical_rank = lrank.get(rid)
+        hit.rerank_score = round(rescored[rid], 6) if rid in rescored else None
+        out.append(hit)
+    return out

@@ -1,0 +1,62 @@
+"""`SearchResult`: the hits of one search and how the query was read — one object that the CLI prints and the
+REST API serialises, so neither re-runs any part of the query."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from assetrag.search.query import SearchHit
+from assetrag.search.understand import Understanding
+
+
+class SearchResult(list[SearchHit]):
+    """The hits, best first (it is a list of `SearchHit`), plus:
+
+    - `understood`: the collection / tag / year filters read from the text (None when understanding was off or
+      there was no text), and `applied` — whether they were used (filters given explicitly win);
+    - `mode`: the mode that ran ("vector" for image-only queries);
+    - `encoder` / `lang`: which text encoder embedded the text ("model" or "multilingual") and the language
+      detected or given;
+    - `notes`: lines worth telling the user (e.g. that the multilingual text encoder was used).
+    """
+
+    def __init__(
+        self,
+        hits: Iterable[SearchHit] = (),
+        *,
+        mode: str = "vector",
+        understood: Understanding | None = None,
+        applied: bool = False,
+        encoder: str | None = None,
+        lang: str | None = None,
+        notes: Iterable[str] = (),
+    ) -> None:
+        super().__init__(hits)
+        self.mode = mode
+        self.understood = understood
+        self.applied = applied
+        self.encoder = encoder
+        self.lang = lang
+        self.notes = list(notes)
+
+    @property
+    def hits(self) -> list[SearchHit]:
+        return list(self)
+
+    def understood_dict(self) -> dict[str, Any] | None:
+        """What was understood, as the REST API reports it (None when nothing was asked)."""
+        u = self.understood
+        if u is None:
+            return None
+        return {**u.to_dict(), "applied": self.applied, "description": u.describe()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hits": [h.to_dict() for h in self],
+            "mode": self.mode,
+            "understood": self.understood_dict(),
+            "encoder": self.encoder,
+            "lang": self.lang,
+            "notes": self.notes,
+        }
