@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -394,14 +393,6 @@ def test_request_body_limit(served, app_client, tmp_path):
 
 
 # -- generation -------------------------------------------------------------------------------------
-
-
-def test_generate_endpoints_without_rag_say_so(client, monkeypatch):
-    monkeypatch.setitem(sys.modules, "assetrag.rag", None)  # a build without the RAG loop
-    r = client.post("/api/generate/plan", json={"brief": "a cat on a rocket"})
-    assert r.status_code == 501 and "assetrag.rag" in r.json()["detail"]
-    assert client.post("/api/generate", json={"brief": "a cat"}).status_code == 501
-    assert client.get("/api/generate/backends").json()["default"] == "board"
 
 
 def test_generate_plan_edit_and_run_with_the_board(client):
