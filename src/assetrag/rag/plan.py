@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assetrag.errors import QueryError
+from assetrag.generation import STYLE_LABEL
 from assetrag.rag.items import split_brief
 from assetrag.search import DEFAULT_MODE, Query, SearchHit
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from assetrag.library import Library
 
 INTERNAL_ONLY = "internal-only"
-STYLE = "style"
+STYLE = STYLE_LABEL  # the label of brand/style references (the generation backends group by it)
 BRIEF = "whole brief"
 EXPLICIT = "given"
 #: the search mode of every retrieval the planner makes (see the module doc)
