@@ -8,8 +8,9 @@ style references last), each tile with the asset's name and retrieval score. Dra
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -47,25 +48,16 @@ class BoardGenerator(Backend):
         from assetrag.render import SheetTile, render_board, render_contact_sheet
 
         sections = board_sections(references)
+        render: Callable[..., Path] = render_board
+        content: list[Any] = sections
+        if sections and max(len(tiles) for _, tiles in sections) <= 2:
+            # one or two references per item (the usual plan): one compact grid, the item on each tile
+            render = render_contact_sheet
+            content = [SheetTile(t.image, f"{name}: {t.label}", t.score) for name, ts in sections for t in ts]
         with tempfile.TemporaryDirectory(prefix="assetrag-board-") as tmp:
-            if sections and max(len(tiles) for _, tiles in sections) <= 2:
-                # one or two references per item (the usual plan): one compact grid, the item on each tile
-                tiles = [SheetTile(t.image, f"{name}: {t.label}", t.score) for name, ts in sections for t in ts]
-                path = render_contact_sheet(
-                    prompt or "(no brief)",
-                    tiles,
-                    Path(tmp) / "board.png",
-                    columns=self.columns,
-                    tile_px=self.tile_px,
-                )
-            else:
-                path = render_board(
-                    prompt or "(no brief)",
-                    sections,
-                    Path(tmp) / "board.png",
-                    columns=self.columns,
-                    tile_px=self.tile_px,
-                )
+            path = render(
+                prompt or "(no brief)", content, Path(tmp) / "board.png", columns=self.columns, tile_px=self.tile_px
+            )
             with Image.open(path) as im:
                 im.load()
                 board = im.convert("RGB")

@@ -254,26 +254,24 @@ class GeminiGenerator(RemoteBackend):
         return None
 
 
-def _timeout_errors() -> tuple[type[BaseException], ...]:
+def _httpx_errors(name: str) -> list[type[BaseException]]:
+    """The exception class `name` of httpx and of httpx2, for those of the two that are installed."""
     classes: list[type[BaseException]] = []
     for mod in ("httpx", "httpx2"):
         try:
             module = __import__(mod)
         except ImportError:
             continue
-        classes.append(module.TimeoutException)
-    return tuple(classes) or (TimeoutError,)
+        classes.append(getattr(module, name))
+    return classes
+
+
+def _timeout_errors() -> tuple[type[BaseException], ...]:
+    return tuple(_httpx_errors("TimeoutException")) or (TimeoutError,)
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
-    classes: list[type[BaseException]] = [ConnectionError]
-    for mod in ("httpx", "httpx2"):
-        try:
-            module = __import__(mod)
-        except ImportError:
-            continue
-        classes.append(module.TransportError)
-    return tuple(classes)
+    return (ConnectionError, *_httpx_errors("TransportError"))
 
 
 def _error_details(exc: Any) -> list[dict[str, Any]]:
