@@ -14,12 +14,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from assetrag.generation.base import (
-    GenerationOptions,
-    GenerationResult,
-    Generator,
-    Reference,
-)
 from assetrag.generation.errors import (
     GenerationAuthError,
     GenerationBlocked,
@@ -30,8 +24,16 @@ from assetrag.generation.errors import (
     GenerationUnavailable,
     GeneratorSetupError,
 )
+from assetrag.generation.types import (
+    STYLE_LABEL,
+    GenerationOptions,
+    GenerationResult,
+    Generator,
+    Reference,
+)
 
 __all__ = [
+    "STYLE_LABEL",
     "GenerationAuthError",
     "GenerationBlocked",
     "GenerationError",

@@ -8,34 +8,31 @@ style references last), each tile with the asset's name and retrieval score. Dra
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
-from assetrag.generation.base import (
-    STYLE_LABEL,
-    GenerationOptions,
-    GenerationResult,
-    Reference,
-    Stopwatch,
-    check_options,
-    check_reference_count,
-)
+from assetrag.generation.backend import Backend
+from assetrag.generation.retry import Stopwatch
+from assetrag.generation.types import STYLE_LABEL, GenerationOptions, GenerationResult, Reference
 
 BACKEND = "board"
 MODEL = "reference-board"
 STYLE_SECTION = "style references"
 
 
-class BoardGenerator:
+class BoardGenerator(Backend):
     """Generator that renders a reference board (external: False; deterministic)."""
 
     name = BACKEND
+    label = "board"
     model = MODEL
     external = False
     aspect_ratios: tuple[str, ...] = ()
     sizes: tuple[str, ...] = ()
+    max_images_per_call = 1
 
     def __init__(self, *, max_reference_images: int = 24, columns: int | None = None, tile_px: int = 192) -> None:
         self.max_reference_images = max_reference_images
@@ -45,57 +42,29 @@ class BoardGenerator:
     def __repr__(self) -> str:
         return f"BoardGenerator(max_reference_images={self.max_reference_images})"
 
-    def validate_options(self, options: GenerationOptions) -> None:
-        check_options(
-            options, backend=BACKEND, model=MODEL, aspect_ratios=self.aspect_ratios, sizes=self.sizes, max_n=1
-        )
-
-    def generate(
-        self,
-        prompt: str,
-        references: Sequence[Reference],
-        options: GenerationOptions | None = None,
+    def _generate(
+        self, prompt: str, references: Sequence[Reference], opts: GenerationOptions, watch: Stopwatch
     ) -> GenerationResult:
-        opts = options or GenerationOptions()
-        self.validate_options(opts)
-        check_reference_count(references, limit=self.max_reference_images, backend=BACKEND, model=MODEL)
         from assetrag.render import SheetTile, render_board, render_contact_sheet
 
-        watch = Stopwatch()
         sections = board_sections(references)
+        render: Callable[..., Path] = render_board
+        content: list[Any] = sections
+        if sections and max(len(tiles) for _, tiles in sections) <= 2:
+            # one or two references per item (the usual plan): one compact grid, the item on each tile
+            render = render_contact_sheet
+            content = [SheetTile(t.image, f"{name}: {t.label}", t.score) for name, ts in sections for t in ts]
         with tempfile.TemporaryDirectory(prefix="assetrag-board-") as tmp:
-            if sections and max(len(tiles) for _, tiles in sections) <= 2:
-                # one or two references per item (the usual plan): one compact grid, the item on each tile
-                tiles = [SheetTile(t.image, f"{name}: {t.label}", t.score) for name, ts in sections for t in ts]
-                path = render_contact_sheet(
-                    prompt or "(no brief)",
-                    tiles,
-                    Path(tmp) / "board.png",
-                    columns=self.columns,
-                    tile_px=self.tile_px,
-                )
-            else:
-                path = render_board(
-                    prompt or "(no brief)",
-                    sections,
-                    Path(tmp) / "board.png",
-                    columns=self.columns,
-                    tile_px=self.tile_px,
-                )
+            path = render(
+                prompt or "(no brief)", content, Path(tmp) / "board.png", columns=self.columns, tile_px=self.tile_px
+            )
             with Image.open(path) as im:
                 im.load()
                 board = im.convert("RGB")
-        warnings = [f"option extra[{key!r}] is not used by the board backend" for key in opts.extra]
-        return GenerationResult(
-            images=[board],
-            model=MODEL,
-            backend=BACKEND,
-            prompt=prompt,
-            reference_ids=[r.id for r in references],
-            finish_reason="stop",
-            elapsed_s=watch.elapsed,
-            warnings=warnings,
-            metadata={"sections": [name for name, _ in sections]},
+        warnings: list[str] = []
+        self._extra_params(opts, (), warnings)  # the board takes none: each key is reported
+        return self._result(
+            prompt, references, watch, [board], warnings=warnings, metadata={"sections": [name for name, _ in sections]}
         )
 
 

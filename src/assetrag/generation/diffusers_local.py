@@ -21,20 +21,16 @@ from typing import Any
 
 from PIL import Image
 
-from assetrag.generation.base import (
-    GenerationOptions,
-    GenerationResult,
-    Reference,
-    Stopwatch,
-    check_options,
-    parse_size,
-)
+from assetrag.generation.backend import Backend
 from assetrag.generation.errors import (
     GenerationBlocked,
     GenerationOptionsError,
     GenerationUnavailable,
     GeneratorSetupError,
 )
+from assetrag.generation.options import parse_size
+from assetrag.generation.retry import Stopwatch
+from assetrag.generation.types import GenerationOptions, GenerationResult, Reference
 
 BACKEND = "diffusers"
 CHECKPOINT_ENV = "ASSETRAG_DIFFUSERS_CHECKPOINT"
@@ -53,14 +49,20 @@ class _Timeout(Exception):
     pass
 
 
-class DiffusersGenerator:
+class DiffusersGenerator(Backend):
     """Generator backed by a local diffusers img2img pipeline (Stable Diffusion family)."""
 
     name = BACKEND
+    label = "diffusers"
     external = False
     max_reference_images = 1
     aspect_ratios = ASPECT_RATIOS
     sizes: tuple[str, ...] = ("512x512", "768x512", "512x768", "768x768", "1024x1024")
+    max_images_per_call = MAX_IMAGES_PER_CALL
+    size_ok = staticmethod(_size_ok)
+    size_rule = SIZE_RULE
+    needs_reference = "image-to-image needs a reference image to start from; pass at least one"
+    refuses_extra_references = False  # the first is the init image; the others are listed as not used
 
     def __init__(
         self,
@@ -100,16 +102,7 @@ class DiffusersGenerator:
         return f"DiffusersGenerator(checkpoint={str(self.checkpoint)!r}, device={self.device!r})"
 
     def validate_options(self, options: GenerationOptions) -> None:
-        check_options(
-            options,
-            backend=BACKEND,
-            model=self.model,
-            aspect_ratios=self.aspect_ratios,
-            sizes=self.sizes,
-            max_n=MAX_IMAGES_PER_CALL,
-            size_ok=_size_ok,
-            size_rule=SIZE_RULE,
-        )
+        super().validate_options(options)
         for key in ("strength",):
             value = options.extra.get(key)
             if value is not None and not 0 < float(value) <= 1:
@@ -154,19 +147,9 @@ class DiffusersGenerator:
 
     # -- generate ---------------------------------------------------------------------------------
 
-    def generate(
-        self,
-        prompt: str,
-        references: Sequence[Reference],
-        options: GenerationOptions | None = None,
+    def _generate(
+        self, prompt: str, references: Sequence[Reference], opts: GenerationOptions, watch: Stopwatch
     ) -> GenerationResult:
-        opts = options or GenerationOptions()
-        self.validate_options(opts)
-        if not references:
-            raise GenerationOptionsError(
-                "image-to-image needs a reference image to start from; pass at least one", backend=BACKEND
-            )
-        watch = Stopwatch()
         warnings = [f"init image: reference {references[0].id} ({references[0].label})"]
         if len(references) > 1:
             unused = ", ".join(f"{r.id} ({r.label})" for r in references[1:])
@@ -175,12 +158,8 @@ class DiffusersGenerator:
             "strength": self.strength,
             "num_inference_steps": self.num_inference_steps,
             "guidance_scale": self.guidance_scale,
+            **self._extra_params(opts, EXTRA_PARAMS, warnings),
         }
-        for key, value in opts.extra.items():
-            if key in EXTRA_PARAMS:
-                params[key] = value
-            else:
-                warnings.append(f"option extra[{key!r}] is not used by the diffusers backend")
 
         init = references[0].image
         if opts.aspect_ratio:
@@ -227,14 +206,11 @@ class DiffusersGenerator:
             )
         if len(kept) < len(images):
             warnings.append(f"the safety checker dropped {len(images) - len(kept)} of {len(images)} images")
-        return GenerationResult(
-            images=kept,
-            model=self.model,
-            backend=BACKEND,
-            prompt=prompt,
-            reference_ids=[references[0].id],
-            finish_reason="stop",
-            elapsed_s=watch.elapsed,
+        return self._result(
+            prompt,
+            references[:1],
+            watch,
+            kept,
             warnings=warnings,
             metadata={
                 "seed": seed,

@@ -21,17 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from assetrag.generation.base import (
-    GenerationOptions,
-    GenerationResult,
-    Reference,
-    Stopwatch,
-    Verdict,
-    call_with_retries,
-    check_options,
-    check_reference_count,
-    png_bytes,
-)
+from assetrag.generation.backend import RemoteBackend, png_bytes
 from assetrag.generation.errors import (
     GenerationAuthError,
     GenerationBlocked,
@@ -41,6 +31,8 @@ from assetrag.generation.errors import (
     GenerationUnavailable,
     GeneratorSetupError,
 )
+from assetrag.generation.retry import Stopwatch, Verdict
+from assetrag.generation.types import GenerationOptions, GenerationResult, Reference
 
 BACKEND = "gemini"
 DEFAULT_MODEL = "gemini-2.5-flash-image"
@@ -88,11 +80,12 @@ _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
-class GeminiGenerator:
+class GeminiGenerator(RemoteBackend):
     """Generator backed by a Gemini image model (external: prompt and images go to Google)."""
 
     name = BACKEND
-    external = True
+    label = "Gemini"
+    max_images_per_call = MAX_IMAGES_PER_CALL
 
     def __init__(
         self,
@@ -124,31 +117,11 @@ class GeminiGenerator:
         self._api_key = api_key
         self._client: Any = None
 
-    def __repr__(self) -> str:
-        return f"GeminiGenerator(model={self.model!r}, base_url={self.base_url!r})"
+    # -- generate ---------------------------------------------------------------------------------
 
-    # -- public -----------------------------------------------------------------------------------
-
-    def validate_options(self, options: GenerationOptions) -> None:
-        check_options(
-            options,
-            backend=BACKEND,
-            model=self.model,
-            aspect_ratios=self.aspect_ratios,
-            sizes=self.sizes,
-            max_n=MAX_IMAGES_PER_CALL,
-        )
-
-    def generate(
-        self,
-        prompt: str,
-        references: Sequence[Reference],
-        options: GenerationOptions | None = None,
+    def _generate(
+        self, prompt: str, references: Sequence[Reference], opts: GenerationOptions, watch: Stopwatch
     ) -> GenerationResult:
-        opts = options or GenerationOptions()
-        self.validate_options(opts)
-        check_reference_count(references, limit=self.max_reference_images, backend=BACKEND, model=self.model)
-        watch = Stopwatch()
         client = self._get_client()
         from google.genai import types
 
@@ -173,7 +146,7 @@ class GeminiGenerator:
             def send(config: Any = config) -> Any:
                 return client.models.generate_content(model=self.model, contents=contents, config=config)
 
-            response, attempts, notes = call_with_retries(send, lambda e: self._classify(e, opts), opts)
+            response, attempts, notes = self._send(send, opts)
             total_attempts += attempts
             warnings.extend(notes)
             try:
@@ -189,15 +162,13 @@ class GeminiGenerator:
                 warnings.append(f"image {i} finished with reason {reason}")
             usage.append(_usage(response))
 
-        return GenerationResult(
-            images=images,
-            model=self.model,
-            backend=BACKEND,
-            prompt=prompt,
+        return self._result(
+            prompt,
+            references,
+            watch,
+            images,
             text="\n".join(texts) or None,
-            reference_ids=[r.id for r in references],
             finish_reason=finish_reasons[-1] if finish_reasons else None,
-            elapsed_s=watch.elapsed,
             warnings=warnings,
             metadata={
                 "seed": opts.seed,
@@ -253,15 +224,8 @@ class GeminiGenerator:
         return contents
 
     def _config_extra(self, opts: GenerationOptions, types: Any, warnings: list[str]) -> dict[str, Any]:
-        fields = types.GenerateContentConfig.model_fields
         reserved = {"response_modalities", "image_config", "seed", "http_options"}
-        passed = {}
-        for key, value in opts.extra.items():
-            if key in fields and key not in reserved:
-                passed[key] = value
-            else:
-                warnings.append(f"option extra[{key!r}] is not used by the Gemini backend")
-        return passed
+        return self._extra_params(opts, types.GenerateContentConfig.model_fields.keys() - reserved, warnings)
 
     def _config(self, opts: GenerationOptions, seed: int | None, extra: dict[str, Any], types: Any) -> Any:
         image_config = None
@@ -284,44 +248,30 @@ class GeminiGenerator:
         if isinstance(exc, genai_errors.APIError):
             return _classify_api_error(exc, self.model)
         if isinstance(exc, _timeout_errors()):
-            return Verdict(
-                GenerationUnavailable(
-                    f"Gemini did not answer within timeout_s={opts.timeout_s:g}; raise the timeout or try again later",
-                    timed_out=True,
-                    backend=BACKEND,
-                )
-            )
+            return self._timed_out(opts)
         if isinstance(exc, _transport_errors()):
-            return Verdict(
-                GenerationUnavailable(
-                    f"cannot reach the Gemini API at {self.base_url or 'the default endpoint'}: {exc}",
-                    backend=BACKEND,
-                ),
-                retryable=True,
-            )
+            return self._unreachable(exc)
         return None
 
 
-def _timeout_errors() -> tuple[type[BaseException], ...]:
+def _httpx_errors(name: str) -> list[type[BaseException]]:
+    """The exception class `name` of httpx and of httpx2, for those of the two that are installed."""
     classes: list[type[BaseException]] = []
     for mod in ("httpx", "httpx2"):
         try:
             module = __import__(mod)
         except ImportError:
             continue
-        classes.append(module.TimeoutException)
-    return tuple(classes) or (TimeoutError,)
+        classes.append(getattr(module, name))
+    return classes
+
+
+def _timeout_errors() -> tuple[type[BaseException], ...]:
+    return tuple(_httpx_errors("TimeoutException")) or (TimeoutError,)
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
-    classes: list[type[BaseException]] = [ConnectionError]
-    for mod in ("httpx", "httpx2"):
-        try:
-            module = __import__(mod)
-        except ImportError:
-            continue
-        classes.append(module.TransportError)
-    return tuple(classes)
+    return (ConnectionError, *_httpx_errors("TransportError"))
 
 
 def _error_details(exc: Any) -> list[dict[str, Any]]:

@@ -22,18 +22,7 @@ from typing import Any
 
 from PIL import Image
 
-from assetrag.generation.base import (
-    GenerationOptions,
-    GenerationResult,
-    Reference,
-    Stopwatch,
-    Verdict,
-    call_with_retries,
-    check_options,
-    check_reference_count,
-    parse_size,
-    png_bytes,
-)
+from assetrag.generation.backend import RemoteBackend, png_bytes
 from assetrag.generation.errors import (
     GenerationAuthError,
     GenerationBlocked,
@@ -44,6 +33,9 @@ from assetrag.generation.errors import (
     GenerationUnavailable,
     GeneratorSetupError,
 )
+from assetrag.generation.options import parse_size
+from assetrag.generation.retry import Stopwatch, Verdict
+from assetrag.generation.types import GenerationOptions, GenerationResult, Reference
 
 BACKEND = "openai"
 # gpt-image-1 was shut down on 2026-10-23 (see the openai SDK's ImageModel notes); gpt-image-2 is
@@ -111,11 +103,13 @@ def custom_size_ok(size: str) -> bool:
     )
 
 
-class OpenAIImageGenerator:
+class OpenAIImageGenerator(RemoteBackend):
     """Generator backed by OpenAI image edits (external: prompt and images go to OpenAI)."""
 
     name = BACKEND
-    external = True
+    label = "OpenAI"
+    max_images_per_call = MAX_IMAGES_PER_CALL
+    needs_reference = "OpenAI image edits need at least one reference image"
 
     def __init__(
         self,
@@ -132,27 +126,17 @@ class OpenAIImageGenerator:
         self.max_reference_images = self._spec.max_reference_images
         self.aspect_ratios = tuple(self._spec.ratios)
         self.sizes = STANDARD_SIZES
+        self.size_ok = custom_size_ok if self._spec.custom_sizes else None
+        self.size_rule = CUSTOM_SIZE_RULE if self._spec.custom_sizes else ""
         self.base_url = base_url or os.environ.get(BASE_URL_ENV) or None
         self.organization = organization
         self._api_key = api_key
         self._client: Any = None
 
-    def __repr__(self) -> str:
-        return f"OpenAIImageGenerator(model={self.model!r}, base_url={self.base_url!r})"
-
     # -- public -----------------------------------------------------------------------------------
 
     def validate_options(self, options: GenerationOptions) -> None:
-        check_options(
-            options,
-            backend=BACKEND,
-            model=self.model,
-            aspect_ratios=self.aspect_ratios,
-            sizes=self.sizes,
-            max_n=MAX_IMAGES_PER_CALL,
-            size_ok=custom_size_ok if self._spec.custom_sizes else None,
-            size_rule=CUSTOM_SIZE_RULE if self._spec.custom_sizes else "",
-        )
+        super().validate_options(options)
         if options.size and options.aspect_ratio:
             dims = parse_size(options.size)
             want = parse_size(self._spec.ratios[options.aspect_ratio])
@@ -170,18 +154,9 @@ class OpenAIImageGenerator:
             return self._spec.ratios[options.aspect_ratio]
         return None
 
-    def generate(
-        self,
-        prompt: str,
-        references: Sequence[Reference],
-        options: GenerationOptions | None = None,
+    def _generate(
+        self, prompt: str, references: Sequence[Reference], opts: GenerationOptions, watch: Stopwatch
     ) -> GenerationResult:
-        opts = options or GenerationOptions()
-        self.validate_options(opts)
-        if not references:
-            raise GenerationOptionsError("OpenAI image edits need at least one reference image", backend=BACKEND)
-        check_reference_count(references, limit=self.max_reference_images, backend=BACKEND, model=self.model)
-        watch = Stopwatch()
         client = self._get_client()
         warnings: list[str] = []
         if self._spec.retired:
@@ -190,12 +165,7 @@ class OpenAIImageGenerator:
             warnings.append(f"model {self.model!r} is not in assetrag's OpenAI table; assumed 16 references")
         if opts.seed is not None:
             warnings.append("OpenAI image edits take no seed; the seed was ignored")
-        params: dict[str, Any] = {}
-        for key, value in opts.extra.items():
-            if key in EXTRA_PARAMS:
-                params[key] = value
-            else:
-                warnings.append(f"option extra[{key!r}] is not used by the OpenAI backend")
+        params = self._extra_params(opts, EXTRA_PARAMS, warnings)
         size = self.request_size(opts)
         if size:
             params["size"] = size
@@ -214,7 +184,7 @@ class OpenAIImageGenerator:
                 **params,
             )
 
-        response, attempts, notes = call_with_retries(send, lambda e: self._classify(e, opts), opts)
+        response, attempts, notes = self._send(send, opts)
         warnings.extend(notes)
         images = []
         for item in response.data or []:
@@ -226,15 +196,12 @@ class OpenAIImageGenerator:
             raise GenerationNoImage(f"OpenAI ({self.model}) returned no image data", backend=BACKEND, attempts=attempts)
         revised = [item.revised_prompt for item in response.data if getattr(item, "revised_prompt", None)]
         usage = response.usage.model_dump() if getattr(response, "usage", None) is not None else None
-        return GenerationResult(
-            images=images,
-            model=self.model,
-            backend=BACKEND,
-            prompt=prompt,
+        return self._result(
+            prompt,
+            references,
+            watch,
+            images,
             text="\n".join(revised) or None,
-            reference_ids=[r.id for r in references],
-            finish_reason="stop",
-            elapsed_s=watch.elapsed,
             warnings=warnings,
             metadata={
                 "size": getattr(response, "size", None) or size,
@@ -272,21 +239,9 @@ class OpenAIImageGenerator:
         import openai
 
         if isinstance(exc, openai.APITimeoutError):
-            return Verdict(
-                GenerationUnavailable(
-                    f"OpenAI did not answer within timeout_s={opts.timeout_s:g}; raise the timeout or try again later",
-                    timed_out=True,
-                    backend=BACKEND,
-                )
-            )
+            return self._timed_out(opts)
         if isinstance(exc, openai.APIConnectionError):
-            return Verdict(
-                GenerationUnavailable(
-                    f"cannot reach the OpenAI API at {self.base_url or 'the default endpoint'}: {exc}",
-                    backend=BACKEND,
-                ),
-                retryable=True,
-            )
+            return self._unreachable(exc)
         if not isinstance(exc, openai.APIStatusError):
             return None
         status = exc.status_code

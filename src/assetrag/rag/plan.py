@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assetrag.errors import QueryError
-from assetrag.generation.base import STYLE_LABEL
+from assetrag.generation import STYLE_LABEL
 from assetrag.rag.items import split_brief
 from assetrag.search import DEFAULT_MODE, Query, SearchHit
 
