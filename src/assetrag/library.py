@@ -85,6 +85,8 @@ class Library:
                 batch_size=self.settings.batch_size,
                 torch_threads=self.settings.torch_threads,
                 announce=self._announce,
+                runtime=self.settings.runtime,
+                quantize=self.settings.quantize,
             )
             if self.store.model_info() is not None:
                 self.store.ensure(self._embedder.name, self._embedder.dim)  # refuses another model

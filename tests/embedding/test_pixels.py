@@ -19,10 +19,10 @@ from assetrag import Library
 from assetrag.embedding import load_embedder
 from assetrag.embedding.base import PixelEmbedder, pixel_spec_of
 from assetrag.embedding.clip import _pixel_spec
+from assetrag.embedding.pixels import decode_pixels, gpu_decodable
 from assetrag.embedding.tensors import GpuJpegDecoder, resize_crop
 from assetrag.errors import BadImageError
 from assetrag.ingest import Ingestor
-from assetrag.embedding.pixels import decode_pixels, gpu_decodable
 
 VIT_B32_PREPROCESSOR = {  # openai/clip-vit-base-patch32's preprocessor_config.json, as published
     "crop_size": 224,
