@@ -67,6 +67,10 @@ def _global(
         str | None,
         typer.Option(help="index of a new library: auto | hnsw | flat | ivf_flat | autoindex (env ASSETRAG_INDEX)"),
     ] = None,
+    runtime: Annotated[
+        str | None, typer.Option(help="model runtime: auto (ONNX on CPU, torch on CUDA) | onnx | torch")
+    ] = None,
+    quantize: Annotated[str | None, typer.Option(help="int8 text/vision towers on ONNX: auto | none | int8")] = None,
 ) -> None:
     state.settings = Settings.from_env(
         uri=uri,
@@ -78,6 +82,8 @@ def _global(
         token=token,
         db_name=db_name,
         index=index,
+        runtime=runtime,
+        quantize=quantize,
     )
 
 

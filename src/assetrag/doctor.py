@@ -42,6 +42,8 @@ def run_checks(settings: Settings) -> list[Check]:
     except Exception as exc:  # a broken torch install is exactly what doctor is for
         checks.append(Check("device", "fail", f"torch does not import: {exc}; reinstall torch==2.13.0"))
 
+    checks.append(_runtime_check(settings))
+
     from assetrag.library import Library
 
     lib = Library(settings=settings)
@@ -74,3 +76,20 @@ def run_checks(settings: Settings) -> list[Check]:
     finally:
         lib.close()
     return checks
+
+
+def _runtime_check(settings: Settings) -> Check:
+    """Which runtime runs the model here, and why; onnxruntime's version; where exported graphs are cached."""
+    from assetrag.embedding.graphs import cache_root
+    from assetrag.embedding.runtime import choose_runtime, ort_version
+
+    try:
+        choice = choose_runtime(settings.runtime, settings.device)
+    except AssetragError as exc:
+        return Check("runtime", "fail", str(exc))
+    return Check(
+        "runtime",
+        "ok",
+        f"{choice.name} ({choice.reason}; --runtime {settings.runtime}, --quantize {settings.quantize}), "
+        f"onnxruntime {ort_version()}, ONNX graph cache {cache_root(settings.cache_dir)}",
+    )

@@ -111,6 +111,8 @@ class Library:
                 batch_size=self.settings.batch_size,
                 torch_threads=self.settings.torch_threads,
                 announce=self._announce,
+                runtime=self.settings.runtime,
+                quantize=self.settings.quantize,
             )
             if self._locks is not None:
                 emb = Serialised(emb, self._locks[1])  # type: ignore[assignment]
@@ -215,6 +217,7 @@ class Library:
             progress=progress,
             pipeline=pipeline or self.settings.pipeline,
             device=self.settings.device,
+            model_threads=self.settings.torch_threads,
         )
         try:
             return ingestor.run([os.fspath(p) for p in roots], collection=collection, tags=tags, prune=prune)

@@ -119,7 +119,7 @@ def test_auto_uses_clip_when_the_default_checkpoint_is_cached(empty_offline_hub,
     said: list[str] = []
     emb = load_embedder("auto", device="cpu", announce=said.append)
     assert emb.name == f"clip:{DEFAULT_CLIP_CHECKPOINT}"
-    assert said == []
+    assert not [line for line in said if "offline model" in line]  # at most the one-time ONNX export line
 
 
 def test_auto_falls_back_to_the_offline_model(empty_offline_hub):

@@ -1,17 +1,8 @@
-"""What compute this machine offers the models (the rest of assetrag asks here instead of importing torch)."""
+"""What compute this machine offers the models, as `assetrag doctor` reports it."""
 
 from __future__ import annotations
 
 import os
-
-
-def cuda_available() -> bool:
-    """True when torch imports and sees a CUDA device (False when torch is absent or broken)."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
 
 
 def describe() -> tuple[bool, str]:

@@ -13,12 +13,12 @@ docs/offline-model.md (model card, data, numbers).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from assetrag.embedding._runtime import load_weights, save_weights
 from assetrag.embedding.base import l2_normalise
@@ -62,9 +62,11 @@ class HeadEmbedder(ConseEmbedder):
         device: str = "auto",
         batch_size: int = 32,
         cache_dir: str | os.PathLike[str] | None = None,
+        **runtime: Any,
     ) -> None:
+        """`runtime`: runtime, quantize, threads, announce — as for `ConseEmbedder`."""
         weights, meta = load_head(head_file or HEAD_FILE)
-        super().__init__(device=device, batch_size=batch_size, cache_dir=cache_dir)
+        super().__init__(device=device, batch_size=batch_size, cache_dir=cache_dir, **runtime)
         self.meta = meta
         self.alpha = float(meta.get("alpha_conse", 0.5)) if combined else 0.0
         self.name = NAME_COMBINED if combined else NAME_HEAD
@@ -72,22 +74,21 @@ class HeadEmbedder(ConseEmbedder):
         self._layers = []
         i = 0
         while f"w{i}" in weights:
-            self._layers.append((torch.from_numpy(weights[f"w{i}"]), torch.from_numpy(weights[f"b{i}"])))
+            self._layers.append((weights[f"w{i}"], weights[f"b{i}"]))
             i += 1
         if not self._layers or self._layers[-1][0].shape[1] != DIM:
             raise ModelUnavailableError(f"the head file does not map to the {DIM}-d sentence space")
-        self._mean = torch.from_numpy(weights["mean"])
-        self._std = torch.from_numpy(weights["std"])
+        self._mean = weights["mean"]
+        self._std = weights["std"]
 
     def head_vectors(self, pooled: np.ndarray) -> np.ndarray:
         """(n, 384) L2-normalised head outputs for pooled EfficientNet features (n, 1280)."""
-        with torch.inference_mode():
-            x = (torch.from_numpy(np.asarray(pooled, dtype=np.float32)) - self._mean) / self._std
-            for j, (w, b) in enumerate(self._layers):
-                x = x @ w + b
-                if j < len(self._layers) - 1:
-                    x = torch.nn.functional.gelu(x)
-        return l2_normalise(x.numpy())
+        x = (np.asarray(pooled, dtype=np.float32) - self._mean) / self._std
+        for j, (w, b) in enumerate(self._layers):
+            x = x @ w + b
+            if j < len(self._layers) - 1:
+                x = _gelu(x)
+        return l2_normalise(x)
 
     def vectors_from_features(self, pooled: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """(n, 384) float32, L2-normalised: alpha · ConSE + (1 - alpha) · head, renormalised (both the
@@ -98,4 +99,12 @@ class HeadEmbedder(ConseEmbedder):
         return l2_normalise(self.alpha * self.conse_vectors(probs) + (1.0 - self.alpha) * head)
 
     def __repr__(self) -> str:
-        return f"HeadEmbedder(name={self.name!r}, alpha={self.alpha}, device={self.device})"
+        return f"HeadEmbedder(name={self.name!r}, alpha={self.alpha}, runtime={self.runtime}, device={self.device})"
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """The exact (erf) GELU, as torch's default, in float32."""
+    return (0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)).astype(np.float32))).astype(np.float32)

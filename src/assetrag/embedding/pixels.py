@@ -113,3 +113,13 @@ def gpu_decodable(data: bytes) -> tuple[int, int] | None:
             return width, height
     except Exception:  # anything odd: let the CPU path decide and explain
         return None
+
+
+def normalise_np(batch: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """(N, V, H, W, 3) uint8 → (N·V, 3, H, W) float32 `(x·scale − mean) / std` (the NumPy twin of
+    `tensors.normalise`, for ONNX Runtime)."""
+    n, v, h, w, c = batch.shape
+    x = batch.reshape(n * v, h, w, c).astype(np.float32).transpose(0, 3, 1, 2)
+    mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(spec.std, dtype=np.float32).reshape(1, 3, 1, 1)
+    return np.ascontiguousarray((x * np.float32(spec.scale) - mean) / std, dtype=np.float32)

@@ -65,9 +65,12 @@ class Ingestor:
         gpu_batch_size: int = 256,
         gpu_decode: str = "auto",
         gpu_share: float = 0.6,
+        model_threads: int = 0,
     ) -> None:
         """`pipeline`: simple | fast | auto (fast when CUDA is available and `device` is not cpu); the fast
-        pipeline's knobs: see `FastOptions`."""
+        pipeline's knobs: see `FastOptions`. `model_threads`: the CPU threads the model computes with; decode
+        workers are capped so that workers + model threads ≤ cores (at least one worker), so the decoders and
+        the model do not fight over the cores."""
         if pipeline not in PIPELINE_CHOICES:
             raise ConfigError(f"unknown ingest pipeline {pipeline!r}; choose one of {', '.join(PIPELINE_CHOICES)}")
         if decode_pool not in DECODE_POOLS:
@@ -79,6 +82,7 @@ class Ingestor:
         self._embedder: Embedder | None = None
         self.batch_size = batch_size
         self.workers = workers
+        self.model_threads = model_threads
         self.max_side = max_side
         self.progress = progress
         self.pipeline = pipeline
@@ -102,9 +106,9 @@ class Ingestor:
             return self.pipeline == "fast"
         if (self.device or "auto").strip().lower() == "cpu":
             return False
-        from assetrag.embedding.device import cuda_available
+        from assetrag.embedding.runtime import cuda_present
 
-        return cuda_available()
+        return cuda_present()
 
     def run(
         self,
@@ -136,11 +140,15 @@ class Ingestor:
                 updates.remove(rid, e.path)
 
         claims = Claims(known.ids)
+        fast = bool(todo) and self._use_fast()
+        workers = self.workers
+        if self.model_threads > 0 and not fast:  # on a CPU the model's threads and the decoders share the cores
+            workers = max(1, min(workers, (os.cpu_count() or 1) - self.model_threads))
         ctx = RunContext(
-            self.store, lambda: self.embedder, report, claims, times, self.batch_size, self.workers, self.max_side
+            self.store, lambda: self.embedder, report, claims, times, self.batch_size, workers, self.max_side
         )
         pipeline: Pipeline
-        if todo and self._use_fast():
+        if fast:
             with times.timed("model load"):
                 pipeline = FastPipeline(ctx, self.fast_options)
         else:

@@ -1,0 +1,258 @@
+"""The ONNX graph cache: export a model once from its checkpoint, keep it under `<cache>/onnx/`, reuse it.
+
+A graph's file name carries the model part, a key of its weight files (size + mtime + name, so no torch is needed
+to compute it), the onnxruntime version and the opset; any change gives a new file. Next to it a sidecar
+(`.json`) records the graph's sha256 and size: a truncated, garbage or mismatched file is never loaded, it is
+rebuilt. Writes go to a temporary file and `os.replace`, under a lock file where the OS has one, so processes
+exporting at once do not corrupt the cache. An unwritable cache costs one warning: the graph is then exported
+in memory every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from assetrag.embedding.runtime import new_session, ort_version
+from assetrag.errors import ModelUnavailableError
+
+CACHE_FORMAT = 1
+OPSET = 17
+_warned_unwritable = False
+
+
+def weights_key(files: Sequence[str | os.PathLike[str]], extra: str = "") -> str:
+    """A short key that changes when any of `files` changes (name, size, mtime) or `extra` does; no file is read."""
+    h = hashlib.sha256(extra.encode())
+    for f in files:
+        st = os.stat(f)
+        h.update(f"{os.path.basename(f)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One graph: `part` names it (e.g. `minilm-l6-v2-text`), `weights` is its `weights_key`, `export(f)` writes the
+    fp32 graph to a file object (it may import torch), `int8` asks for its dynamically quantised variant."""
+
+    part: str
+    weights: str
+    export: Callable[[BinaryIO], None] = field(compare=False, repr=False)
+    int8: bool = False
+
+    @property
+    def filename(self) -> str:
+        slug = re.sub(r"[^A-Za-z0-9._]+", "_", self.part).strip("_")
+        ort = re.sub(r"[^0-9A-Za-z.]+", "_", ort_version())
+        return f"{slug}-{self.weights}-ort{ort}-op{OPSET}{'-int8' if self.int8 else ''}.onnx"
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "format": CACHE_FORMAT,
+            "part": self.part,
+            "weights": self.weights,
+            "ort": ort_version(),
+            "opset": OPSET,
+            "int8": self.int8,
+        }
+
+
+@dataclass
+class Exports:
+    """What building graphs cost this load (for the one line a loader announces)."""
+
+    seconds: float = 0.0
+    graphs: list[str] = field(default_factory=list)
+    where: str = ""
+
+
+def cache_root(cache_dir: str | os.PathLike[str]) -> Path:
+    return Path(cache_dir) / "onnx"
+
+
+def session_for(spec: GraphSpec, cache_dir: str | os.PathLike[str], threads: int | None, exports: Exports) -> Any:
+    """An ONNX Runtime session for `spec`, from the cache when a valid graph is there, else exported (and cached)."""
+    data = graph_bytes(spec, cache_dir, exports)
+    try:
+        return new_session(data, threads)
+    except Exception as exc:  # a graph that passed its checksum but ORT refuses: build it again, once
+        path = cache_root(cache_dir) / spec.filename
+        _forget(path)
+        data = graph_bytes(spec, cache_dir, exports)
+        try:
+            return new_session(data, threads)
+        except Exception as again:
+            raise ModelUnavailableError(f"ONNX Runtime cannot load the {spec.part} graph: {again}") from exc
+
+
+def graph_bytes(spec: GraphSpec, cache_dir: str | os.PathLike[str], exports: Exports) -> bytes:
+    """The serialised graph for `spec`: a valid cached copy, or a fresh export written to the cache."""
+    path = cache_root(cache_dir) / spec.filename
+    cached = read_valid(path, spec.meta())
+    if cached is not None:
+        return cached
+    with _lock(path):
+        cached = read_valid(path, spec.meta())  # another process may have built it while we waited
+        if cached is not None:
+            return cached
+        t0 = time.perf_counter()
+        if spec.int8:
+            data = quantize_int8(graph_bytes(replace(spec, int8=False), cache_dir, exports))
+        else:
+            buf = io.BytesIO()
+            try:
+                spec.export(buf)
+            except ModelUnavailableError:
+                raise
+            except Exception as exc:  # no torch, an exporter that cannot trace the model, …
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ModelUnavailableError(f"cannot export the {spec.part} graph to ONNX: {first}") from exc
+            data = buf.getvalue()
+        exports.seconds += time.perf_counter() - t0
+        exports.graphs.append(spec.part + (" int8" if spec.int8 else ""))
+        exports.where = str(path.parent) if write_atomically(path, data, spec.meta()) else "memory only"
+    return data
+
+
+def read_valid(path: Path, meta: dict[str, Any]) -> bytes | None:
+    """The graph's bytes when its sidecar matches `meta` and the bytes match the sidecar's size and sha256."""
+    try:
+        side = json.loads(path.with_suffix(".json").read_text())
+        if not isinstance(side, dict) or any(side.get(k) != v for k, v in meta.items()):
+            return None
+        data = path.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if len(data) != side.get("size") or hashlib.sha256(data).hexdigest() != side.get("sha256"):
+        return None
+    return data
+
+
+def write_atomically(path: Path, data: bytes, meta: dict[str, Any]) -> bool:
+    """Write the graph and then its sidecar, each via a temporary file and `os.replace`; False (and one warning
+    per process) when the cache cannot be written."""
+    global _warned_unwritable
+    side = {**meta, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _replace(path, data)
+        _replace(path.with_suffix(".json"), json.dumps(side, sort_keys=True).encode())
+        return True
+    except OSError as exc:
+        if not _warned_unwritable:
+            _warned_unwritable = True
+            warnings.warn(
+                f"cannot write the ONNX graph cache in {path.parent} ({exc.strerror or exc}); exporting in memory "
+                "on every start instead (set ASSETRAG_CACHE to a writable folder)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return False
+
+
+def _replace(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _forget(path: Path) -> None:
+    for p in (path, path.with_suffix(".json")):
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An exclusive lock next to `path` (POSIX `flock`); without a writable folder or fcntl, no lock."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path.with_suffix(".lock"), "a+b")  # noqa: SIM115 (held for the block)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+def quantize_int8(fp32: bytes) -> bytes:
+    """Dynamic int8 quantisation of a serialised fp32 graph: MatMul weights int8 per output channel, activations
+    quantised on the fly (MiniLM: cosine to fp32 ≈ 0.993; per-tensor or all ops: 0.91-0.98)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # "consider pre-processing" advice on every call
+    try:
+        with tempfile.TemporaryDirectory(prefix="assetrag-int8-") as tmp:
+            src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+            src.write_bytes(fp32)
+            quantize_dynamic(
+                str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+            )
+            return dst.read_bytes()
+    finally:
+        root.setLevel(level)
+
+
+def export_torch(
+    module: Any,
+    args: tuple[Any, ...],
+    f: BinaryIO,
+    inputs: list[str],
+    outputs: list[str],
+    dynamic: dict[str, dict[int, str]],
+) -> None:
+    """`torch.onnx.export` (the TorchScript exporter, fixed opset, dynamic axes) with its warnings silenced."""
+    import torch
+
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            f,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def announce_exports(exports: Exports, what: str, say: Callable[[str], None] | None) -> None:
+    """One line when graphs were built during this load (nothing on a warm cache)."""
+    if exports.graphs and say is not None:
+        say(
+            f"Prepared ONNX Runtime graphs for {what} in {exports.seconds:.1f}s "
+            f"({', '.join(exports.graphs)}; once — cached in {exports.where})"
+        )
