@@ -158,7 +158,7 @@ def test_model_mismatch_says_which_model_spec_to_use(make_store):
     from assetrag.embedding.conse import NAME as CONSE
     from assetrag.embedding.head import NAME_COMBINED
 
-    assert spec_for_name(NAME_COMBINED) == "offline:v2"  # not plain "offline", which loads v1
+    assert spec_for_name(NAME_COMBINED) == "offline:v2"  # plain "offline" loads v2 too (OFFLINE_DEFAULT)
     store = make_store("v2lib")
     store.ensure(NAME_COMBINED, 384)
     with pytest.raises(ModelMismatchError, match=r"built with model .*Use --model offline:v2 \(the model it was"):
@@ -213,7 +213,7 @@ def test_ivf_clusters_grow_with_the_library():
 def test_cli_on_a_lite_library_in_use_says_so_and_exits_2(tmp_path, photo_dir):
     uri = str(tmp_path / "busy.db")
     holder = Store(uri, "assets")  # another process (this one) has the library open
-    env = {**os.environ, "ASSETRAG_URI": uri, "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "1"}
+    env = {**os.environ, "ASSETRAG_URI": uri, "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "1"}
     res = subprocess.run(
         [sys.executable, "-m", "assetrag.cli", "ingest", str(photo_dir)],
         capture_output=True,
