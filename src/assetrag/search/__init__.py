@@ -35,6 +35,8 @@ from assetrag.search.result import SearchResult
 from assetrag.search.understand import Understanding, Understood, apply_understanding, understand_query
 from assetrag.store import SCALAR_FIELDS, Store
 
+LOW_LEXICAL_WEIGHT = 0.5  # under it, a hybrid search says that the names carry few words
+
 __all__ = [
     "DEFAULT_MODE",
     "DEFAULT_RERANK",
@@ -72,14 +74,20 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         q = read
     vec = query_vector(embedder, q)
     mode = "hybrid" if q.mode == "hybrid" and q.has_text else "vector"
+    lexical_weight = None
     if mode == "hybrid":
-        hits = hybrid_search(store, vec, q)
+        hits, lexical_weight = hybrid_search(store, vec, q)
     else:
         found = store.search(vec[None, :], q.k, filter=q.filter(), fields=SCALAR_FIELDS, offset=q.offset)[0]
         hits = [SearchHit.from_fields(q.offset + i + 1, h.id, h.score, h.fields) for i, h in enumerate(found)]
     if q.min_score is not None:
         hits = [h for h in hits if h.score >= q.min_score]
     encoder, lang, notes = None, None, []
+    if lexical_weight is not None and lexical_weight < LOW_LEXICAL_WEIGHT:
+        notes.append(
+            f"this library's file names, folders and captions carry few words (lexical weight {lexical_weight:.2f}):"
+            " hybrid search leans on the image vectors"
+        )
     if q.has_text:
         text = q.text or ""
         note = describe_choice(embedder, text, q.lang)
@@ -88,5 +96,12 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         if note:
             notes.append(note)
     return SearchResult(
-        hits, mode=mode, understood=understood, applied=applied, encoder=encoder, lang=lang, notes=notes
+        hits,
+        mode=mode,
+        understood=understood,
+        applied=applied,
+        encoder=encoder,
+        lang=lang,
+        notes=notes,
+        lexical_weight=lexical_weight,
     )

@@ -18,7 +18,9 @@ class SearchResult(list[SearchHit]):
     - `mode`: the mode that ran ("vector" for image-only queries);
     - `encoder` / `lang`: which text encoder embedded the text ("model" or "multilingual") and the language
       detected or given;
-    - `notes`: lines worth telling the user (e.g. that the multilingual text encoder was used).
+    - `notes`: lines worth telling the user (e.g. that the multilingual text encoder was used);
+    - `lexical_weight`: in hybrid mode, the weight the lexical side had (the library's informativeness, 0-1;
+      None when there was no lexical side).
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class SearchResult(list[SearchHit]):
         encoder: str | None = None,
         lang: str | None = None,
         notes: Iterable[str] = (),
+        lexical_weight: float | None = None,
     ) -> None:
         super().__init__(hits)
         self.mode = mode
@@ -39,6 +42,7 @@ class SearchResult(list[SearchHit]):
         self.encoder = encoder
         self.lang = lang
         self.notes = list(notes)
+        self.lexical_weight = lexical_weight
 
     @property
     def hits(self) -> list[SearchHit]:
@@ -59,4 +63,5 @@ class SearchResult(list[SearchHit]):
             "encoder": self.encoder,
             "lang": self.lang,
             "notes": self.notes,
+            "lexical_weight": self.lexical_weight,
         }

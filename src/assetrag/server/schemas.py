@@ -148,6 +148,11 @@ class SearchPage(Page[Asset]):  # type: ignore[valid-type]
         None, description="what `understand` read from the text; null when it was off or there was no text"
     )
     notes: list[str] = Field(default_factory=list, description="how the query was read, e.g. the text encoder used")
+    lexical_weight: float | None = Field(
+        None,
+        description="hybrid text searches: the weight of the file-name/tag/caption side, the library's "
+        "informativeness (0: names carry no words, e.g. a camera roll, and the order is the vector order; 1: full)",
+    )
 
 
 class Health(BaseModel):

@@ -67,6 +67,7 @@ def _search(
         "mode": mode if text and text.strip() else "vector",
         "understood": result.understood_dict(),
         "notes": result.notes,
+        "lexical_weight": result.lexical_weight,
     }
 
 
