@@ -14,6 +14,7 @@ Modes (`Query.mode`): `vector` (Milvus does it all) and `hybrid` (the default fo
 from __future__ import annotations
 
 from assetrag.embedding.base import Embedder
+from assetrag.embedding.calibration import weak_threshold
 from assetrag.embedding.multilingual import describe_choice, text_encoder
 from assetrag.search.hybrid import hybrid_search
 from assetrag.search.query import (
@@ -54,6 +55,7 @@ __all__ = [
     "apply_understanding",
     "build_filter",
     "load_query_image",
+    "mark_weak",
     "query_vector",
     "search",
     "template_list",
@@ -82,6 +84,8 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         hits = [SearchHit.from_fields(q.offset + i + 1, h.id, h.score, h.fields) for i, h in enumerate(found)]
     if q.min_score is not None:
         hits = [h for h in hits if h.score >= q.min_score]
+    weak_below = weak_threshold(embedder.name) if q.has_text and q.image is None and q.vector is None else None
+    weak_from = mark_weak(hits, weak_below, lexical_weight)
     encoder, lang, notes = None, None, []
     if lexical_weight is not None and lexical_weight < LOW_LEXICAL_WEIGHT:
         notes.append(
@@ -104,4 +108,24 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         lang=lang,
         notes=notes,
         lexical_weight=lexical_weight,
+        weak_below=weak_below,
+        weak_from=weak_from,
+        model=embedder.name,
     )
+
+
+def mark_weak(hits: list[SearchHit], below: float | None, lexical_weight: float | None = None) -> int | None:
+    """Mark the tail of `hits` whose cosine is under `below` and that no query word matched (`SearchHit.weak`);
+    returns the index of the first weak hit (None when none is, or there is no cut-off)."""
+    if below is None:
+        return None
+
+    def weak(h: SearchHit) -> bool:
+        return h.score < below and not (h.lexical_rank is not None and lexical_weight)
+
+    start = len(hits)
+    while start > 0 and weak(hits[start - 1]):
+        start -= 1
+    for h in hits[start:]:
+        h.weak = True
+    return start if start < len(hits) else None

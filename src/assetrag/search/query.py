@@ -131,6 +131,9 @@ class SearchHit:
     vector_rank: int | None = None
     lexical_rank: int | None = None
     rerank_score: float | None = None  # with `Query.rerank`: the score it was re-ranked by (the first N only)
+    #: a weak match: it and every hit after it score under the model's calibrated cut-off (text queries;
+    #: `SearchResult.weak_below`) and no word of the query matched them
+    weak: bool = False
 
     @classmethod
     def from_fields(cls, rank: int, rid: str, score: float, f: dict[str, Any]) -> SearchHit:

@@ -153,6 +153,14 @@ class SearchPage(Page[Asset]):  # type: ignore[valid-type]
         description="hybrid text searches: the weight of the file-name/tag/caption side, the library's "
         "informativeness (0: names carry no words, e.g. a camera roll, and the order is the vector order; 1: full)",
     )
+    weak_below: float | None = Field(
+        None,
+        description="text searches with a calibrated model: the cosine under which hits are weak matches "
+        "(docs/quality.md, 'No good match'); null otherwise",
+    )
+    weak_from: int | None = Field(
+        None, description="index in `items` of the first weak hit (every item from there on has weak=true), or null"
+    )
 
 
 class Health(BaseModel):

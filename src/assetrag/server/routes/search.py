@@ -68,6 +68,8 @@ def _search(
         "understood": result.understood_dict(),
         "notes": result.notes,
         "lexical_weight": result.lexical_weight,
+        "weak_below": result.weak_below,
+        "weak_from": result.weak_from,
     }
 
 
