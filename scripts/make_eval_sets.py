@@ -5,6 +5,12 @@
     python scripts/make_eval_sets.py openclipart DEST   # a held-out slice of openclipart, English titles
     python scripts/make_eval_sets.py hashed SET_DIR QUERIES... --dest DIR   # the same set, names = content hashes
     python scripts/make_eval_sets.py all DEST           # the first two, the sample library, and hashed copies
+    python scripts/make_eval_sets.py translate QUERIES... # French queries → English word by word (FreeDict)
+
+**translate** writes `<name>.dict-en.jsonl` beside each French query file: every word looked up in FreeDict
+French–English (Debian `dict-freedict-fra-eng`; first sense; plural and elision folded; French function words
+dropped; unknown words kept) — "translate by dictionary, then encode as English" (`assetrag eval --lang en`),
+measured against the multilingual maps in docs/quality.md. FreeDict is GPL: it is used here, not shipped.
 
 **emoji** (`DEST/emoji/`, `emoji-en.jsonl`, `emoji-fr.jsonl`): the emoji of `emoji-datasource-google` (npm, the
 images scripts/train_head.py trains on) that are in the alignment head's *test* split (`Item.split`, never
@@ -178,12 +184,76 @@ def make_hashed(set_dir: Path, query_files: list[Path], dest: Path) -> None:
     print(f"{len(new)} images → {target} (content-hash names)")
 
 
+FREEDICT = Path("/usr/share/dictd/freedict-fra-eng")
+FR_STOP = set(
+    re.findall(
+        r"\w+", "le la les l un une des du de d à au aux et avec en sur dans pour sans sous par ou son sa ses ce cette"
+    )
+)
+
+
+def freedict() -> dict[str, str]:
+    """French headword (lower case) → first English translation."""
+    import gzip
+
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+    def b64(text: str) -> int:
+        n = 0
+        for ch in text:
+            n = n * 64 + alphabet.index(ch)
+        return n
+
+    if not FREEDICT.with_suffix(".index").exists():
+        raise SystemExit("FreeDict is missing: apt-get install -y dict-freedict-fra-eng")
+    raw = gzip.decompress(FREEDICT.with_suffix(".dict.dz").read_bytes())
+    out: dict[str, str] = {}
+    for line in FREEDICT.with_suffix(".index").read_text(encoding="utf-8").splitlines():
+        word, off, size = line.split("\t")[:3]
+        entry = raw[b64(off) : b64(off) + b64(size)].decode("utf-8", "replace").strip().splitlines()
+        if len(entry) >= 2 and not word.startswith("00"):
+            en = re.sub(r"\s*\([^)]*\)|^\d+\.\s*", "", entry[1]).split(",")[0].split(";")[0].strip()
+            out.setdefault(word.lower().strip(), en)
+    return out
+
+
+def translate(text: str, table: dict[str, str]) -> str:
+    words = re.findall(r"[^\W\d_]+|\d+", text.lower().replace("’", "'"))
+    out = []
+    for w in words:
+        if w in FR_STOP:
+            continue
+        for cand in (w, w[:-1] if w.endswith(("s", "x")) else w, w[:-2] + "al" if w.endswith("aux") else w):
+            if cand in table:
+                out.append(table[cand])
+                break
+        else:
+            out.append(w)
+    return " ".join(out) or text
+
+
+def make_translated(files: list[Path]) -> None:
+    table = freedict()
+    for f in files:
+        dest = f.with_name(f.stem + ".dict-en.jsonl")
+        with dest.open("w", encoding="utf-8") as fh:
+            for line in f.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    row["french"], row["query"] = row["query"], translate(row["query"], table)
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        print(f"{f} → {dest}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["emoji", "openclipart", "hashed", "all"])
+    ap.add_argument("command", choices=["emoji", "openclipart", "hashed", "all", "translate"])
     ap.add_argument("paths", nargs="*", type=Path, help="DEST, or for hashed: SET_DIR QUERY_FILE...")
     ap.add_argument("--dest", type=Path, help="hashed: where the copy goes (default SET_DIR-hashed)")
     args = ap.parse_args()
+    if args.command == "translate":
+        make_translated(args.paths)
+        return
     if args.command == "hashed":
         if len(args.paths) < 2:
             ap.error("hashed needs SET_DIR and at least one query file")

