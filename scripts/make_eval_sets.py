@@ -20,6 +20,9 @@ Unicode character name the head and the multilingual map v1 were trained on. Fil
 would: `<category>/<first short name>.png` (`smileys-emotion/grinning.png`), which differ from the query
 words ("grinning face") more often than not.
 
+`DEST/emoji-codepoints/` holds the same images under the archive's own names (`smileys-emotion/1f600.png`:
+words in the folder only), with `emoji-codepoints-{en,fr}.jsonl`.
+
 **openclipart** (`DEST/openclipart/`, `openclipart-en.jsonl`): 400 drawings of the head's test split, drawn with
 a seed other than `train_head.py export-eval`'s, in their archive folders and names; the query is the
 drawing's cleaned title (the archive's names often repeat it: the lexical best case).
@@ -106,10 +109,12 @@ def make_emoji(dest: Path) -> None:
         raise SystemExit(f"emoji-datasource-google is not at {train_head.EMOJI_ROOT}: see the module doc")
     by_image = {e["image"]: e for e in data}
     items, _ = train_head.emoji_items()
-    root = dest / "emoji"
-    if root.exists():
-        shutil.rmtree(root)
+    root, codes = dest / "emoji", dest / "emoji-codepoints"
+    for d in (root, codes):
+        if d.exists():
+            shutil.rmtree(d)
     rows_en, rows_fr, used = [], [], set()
+    renamed: dict[str, str] = {}
     for it in items:
         if it.split != "test" or it.category in train_head.SKIP_EMOJI_CATEGORIES:
             continue
@@ -127,11 +132,18 @@ def make_emoji(dest: Path) -> None:
         used.add(rel)
         (root / folder).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(it.path, root / rel)
+        # the same image under the archive's own name: code points in a category folder
+        code = f"{folder}/{e['unified'].lower()}.png"
+        (codes / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(it.path, codes / code)
         part = part_of(f"emoji/{e['unified']}")
         rows_en.append({"query": name_en, "relevant": [rel], "part": part})
         rows_fr.append({"query": name_fr, "relevant": [rel], "part": part})
+        renamed[rel] = code
     _write(dest, "emoji-en.jsonl", rows_en)
     _write(dest, "emoji-fr.jsonl", rows_fr)
+    for lang, rows in (("en", rows_en), ("fr", rows_fr)):
+        _write(dest, f"emoji-codepoints-{lang}.jsonl", [{**r, "relevant": [renamed[r["relevant"][0]]]} for r in rows])
     tune = sum(r["part"] == "tune" for r in rows_en)
     print(f"emoji: {len(rows_en)} images and queries (en, fr; {tune} tune, {len(rows_en) - tune} held out) → {root}")
 
