@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from pathlib import Path
@@ -54,7 +55,7 @@ class Thumbnails:
     # -- the LRU bound ------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        """Index what is on disk (once per process), oldest use (mtime) first."""
+        """Index what is on disk (once per process), least recently used (atime, set on each use) first."""
         if self._index is not None:
             return
         found = []
@@ -63,7 +64,7 @@ class Thumbnails:
                 st = path.stat()
             except OSError:
                 continue
-            found.append((st.st_mtime_ns, path, st.st_size))
+            found.append((st.st_atime_ns, path, st.st_size))
         found.sort()
         self._index = OrderedDict((path, size) for _, path, size in found)
         self._bytes = sum(self._index.values())
@@ -77,8 +78,8 @@ class Thumbnails:
             else:
                 self._index[path] = _size(path)
                 self._bytes += self._index[path]
-        with contextlib.suppress(OSError):
-            os.utime(path)  # the use survives a restart (the index is rebuilt by mtime)
+        with contextlib.suppress(OSError):  # the use survives a restart (the index is rebuilt by atime)
+            os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))  # mtime: when it was made
 
     def _added(self, path: Path) -> None:
         with self._lock:
