@@ -127,6 +127,7 @@ def scan(
             for name in sorted(filenames):
                 if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                     continue
+                listing.images += 1  # image files listed (readable or not): the root is not empty
                 path = os.path.join(dirpath, name)
                 if path in seen:
                     continue
@@ -161,7 +162,6 @@ def scan(
                             )
                         )
                         continue
-                listing.images += 1
                 side, side_mtime = _load_sidecar(path + ".json", errors)
                 meta = _merge(folder_meta[dirpath][0], side)
                 rel_dirs = Path(os.path.relpath(dirpath, base)).parts if dirpath != base else ()
