@@ -10,12 +10,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from assetrag.config import Settings
 from assetrag.errors import AssetragError, ConfigError
 from assetrag.evaluate import parse_rerank
+from assetrag.ingest import DEFAULT_MAX_DELETE
 from assetrag.library import Library
 from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N
 
@@ -125,7 +127,26 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="folders or files to ingest")],
     collection: Annotated[str | None, typer.Option(help="collection name (default: first folder)")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="tag to add (repeatable)")] = None,
-    prune: Annotated[bool, typer.Option(help="remove entries whose files are gone from disk")] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            help="remove entries whose files are gone from disk (only under PATHS that could be listed; a missing, "
+            "unreadable or empty PATH is refused, exit status 1)"
+        ),
+    ] = False,
+    max_delete: Annotated[
+        str,
+        typer.Option(help="--prune deletes at most this many assets: N, or P% of the library (refused beyond it)"),
+    ] = DEFAULT_MAX_DELETE,
+    force: Annotated[
+        bool, typer.Option(help="--prune even under a missing/empty/unreadable PATH and beyond --max-delete")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="change nothing: list what --prune would remove (and count what would be read)")
+    ] = False,
+    follow_symlinks: Annotated[
+        bool, typer.Option(help="also ingest symbolic links to files outside PATHS (default: reported, not read)")
+    ] = False,
     errors: Annotated[Path | None, typer.Option(help="write the per-file errors as JSON here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -141,13 +162,53 @@ def ingest(
     """Add or refresh the images under PATHS (incremental: unchanged files are skipped)."""
     with _lib() as lib:
         sink = RichProgress(err) if progress and not as_json else None
-        report = lib.ingest(paths, collection=collection, tags=tag or [], prune=prune, progress=sink, pipeline=pipeline)
+        report = lib.ingest(
+            paths,
+            collection=collection,
+            tags=tag or [],
+            prune=prune,
+            progress=sink,
+            pipeline=pipeline,
+            max_delete=max_delete,
+            force=force,
+            dry_run=dry_run,
+            follow_symlinks=follow_symlinks,
+        )
+    _print_ingest(report, errors=errors, as_json=as_json, verbose=verbose, prune=prune)
+    if report.refused:
+        raise typer.Exit(1)
+
+
+def _print_ingest(report: Any, *, errors: Path | None, as_json: bool, verbose: bool, prune: bool) -> None:
     if errors:
         errors.parent.mkdir(parents=True, exist_ok=True)
         errors.write_text(json.dumps([e.__dict__ for e in report.errors], indent=2, ensure_ascii=False))
     if as_json:
         out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        _print_refused(report)
         return
+    if report.dry_run:
+        out.print(
+            f"dry run: scanned {report.scanned} · unchanged {report.unchanged} · "
+            f"{report.scanned - report.unchanged} to read · nothing was changed"
+        )
+        if prune:
+            out.print(f"would prune {len(report.would_prune)} path(s), deleting {report.would_delete} asset(s):")
+            for path in report.would_prune:
+                out.print(f"  {path}", markup=False, highlight=False)
+        elif report.missing:
+            out.print(f"[yellow]{report.missing} stored files are gone from disk; --prune would remove them[/]")
+    else:
+        _print_done(report, verbose)
+    _print_refused(report)
+
+
+def _print_refused(report: Any) -> None:
+    for why in report.refused:
+        err.print(f"[red]prune refused:[/] {escape(why)}", highlight=False)
+
+
+def _print_done(report: Any, verbose: bool) -> None:
     out.print(
         f"scanned {report.scanned} · added {report.added} · updated {report.updated} · "
         f"unchanged {report.unchanged} · duplicates {report.duplicates} · pruned {report.pruned} · "
@@ -438,9 +499,16 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command()
 def remove(
     targets: Annotated[list[str], typer.Argument(help="asset ids, file paths or folders")],
+    dry_run: Annotated[bool, typer.Option(help="list what would be removed; remove nothing")] = False,
 ) -> None:
     """Remove assets from the library (files on disk are not touched)."""
     with _lib() as lib:
+        if dry_run:
+            found = lib.to_remove(targets)
+            out.print(f"would remove {len(found)} asset(s) (dry run: nothing was removed)")
+            for r in found:
+                out.print(f"  {r['id'][:12]}  {r['path']}", markup=False, highlight=False)
+            return
         n = lib.remove(targets)
     out.print(f"removed {n} asset(s)")
 

@@ -38,3 +38,16 @@ class BadImageError(AssetragError):
 
 class QueryError(AssetragError):
     """A search query is malformed (no text and no image, bad filter, bad image)."""
+
+
+class PruneRefused(AssetragError):
+    """A prune was held back (a missing, unreadable or empty root; more deletions than allowed). The rest of
+    the ingest was done: `result` holds its report."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class FileChangedError(AssetragError):
+    """An asset's file on disk is no longer the file that was ingested (other bytes at its path)."""

@@ -205,9 +205,20 @@ class Library:
         prune: bool = False,
         progress: ProgressSink | None = None,
         pipeline: str | None = None,
+        max_delete: int | str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        follow_symlinks: bool = False,
     ) -> IngestReport:
         """Add/refresh every image under `paths` (files or folders); see `assetrag.ingest`. `pipeline`:
-        auto | simple | fast (default: the settings', auto = fast on CUDA)."""
+        auto | simple | fast (default: the settings', auto = fast on CUDA).
+
+        `prune`: take off stored files gone from disk — only under roots listed in this run, and at most
+        `max_delete` assets (N, or P% of the library; default 10%); a missing, unreadable or empty root, or a
+        prune over the limit, is held back and said in `report.refused` (the rest of the run still happens)
+        unless `force`. `dry_run`: change nothing, report what would be pruned (`report.would_prune`).
+        `follow_symlinks`: also ingest files whose real location is outside `paths` (by default such a
+        symbolic link is reported, not read)."""
         roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         ingestor = Ingestor(
             self.store,
@@ -220,7 +231,16 @@ class Library:
             model_threads=self.settings.torch_threads,
         )
         try:
-            return ingestor.run([os.fspath(p) for p in roots], collection=collection, tags=tags, prune=prune)
+            return ingestor.run(
+                [os.fspath(p) for p in roots],
+                collection=collection,
+                tags=tags,
+                prune=prune,
+                max_delete=max_delete,
+                force=force,
+                dry_run=dry_run,
+                follow_symlinks=follow_symlinks,
+            )
         finally:
             invalidate_lexical(self.store)
 
@@ -376,25 +396,39 @@ class Library:
             self, p, options=options, out=out, min_fidelity=min_fidelity, generator_options=generator_options
         )
 
-    def remove(self, targets: Sequence[str]) -> int:
-        """Remove assets by id, by file path, or every asset under a folder path. Returns how many."""
-        if not self.exists():
-            return 0
-        ids: set[str] = set()
-        for t in targets:
-            if len(t) == 64 and all(c in "0123456789abcdef" for c in t):
-                ids.add(t)
-                continue
-            p = os.path.abspath(t)
-            if os.path.isdir(p) or p.endswith(os.sep):
-                prefix = p.rstrip(os.sep) + os.sep
-                rows = self.store.query(F.path_under(prefix), ("id",))
-            else:
-                rows = self.store.query(F.has_tag(p, field="paths"), ("id",))
-            ids.update(r["id"] for r in rows)
-        self.store.delete(sorted(ids))
+    def remove(self, targets: Sequence[str], *, dry_run: bool = False) -> int:
+        """Remove assets by id, by file path, or every asset under a folder path. Returns how many
+        (`dry_run`: how many would go; nothing is deleted — `to_remove` lists them)."""
+        ids = [r["id"] for r in self.to_remove(targets)]
+        if dry_run or not ids:
+            return len(ids)
+        self.store.delete(ids)
         invalidate_lexical(self.store)
         return len(ids)
+
+    def to_remove(self, targets: Sequence[str]) -> list[dict[str, Any]]:
+        """The assets `remove(targets)` would delete ({id, path}, by path), deleting nothing."""
+        if not self.exists():
+            return []
+        found: dict[str, str] = {}
+        for t in targets:
+            if len(t) == 64 and all(c in "0123456789abcdef" for c in t):
+                rows = self.store.get([t], ("id", "path"))
+            else:
+                p = os.path.abspath(t)
+                if os.path.isdir(p) or t.endswith(os.sep):
+                    rows = self.store.query(F.path_under(p.rstrip(os.sep) + os.sep), ("id", "path"))
+                else:
+                    rows = self.store.query(F.has_tag(p, field="paths"), ("id", "path"))
+            found.update((r["id"], r["path"]) for r in rows)
+        return [{"id": rid, "path": path} for rid, path in sorted(found.items(), key=lambda kv: kv[1])]
+
+    def ingested_file(self, asset_id: str) -> dict[str, Any] | None:
+        """What ingest saw of an asset's files: {paths, mtimes (ns, one a path), size, id} (None: no asset)."""
+        if not self.exists():
+            return None
+        rows = self.store.get([asset_id], ("id", "paths", "mtimes", "size"))
+        return dict(rows[0]) if rows else None
 
     def stats(self) -> dict[str, Any]:
         """Count, model, backend, and per-collection / per-source counts."""

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assetrag.errors import ConfigError
 from assetrag.ingest.rows import FileError, IngestReport, merge_tags
-from assetrag.ingest.scan import FileEntry
+from assetrag.ingest.scan import FileEntry, RootListing
 from assetrag.store import MAX_PATHS, SCALAR_FIELDS, Store
 
 
@@ -50,6 +51,117 @@ class Known:
             for path, (pid, _, _) in self.by_path.items()
             if path not in seen and under(path, roots) and not os.path.exists(path)
         ]
+
+    def stored_under(self, root: str) -> list[tuple[str, str]]:
+        """(path, id) of every stored path under `root`."""
+        return [(path, pid) for path, (pid, _, _) in self.by_path.items() if under(path, [root])]
+
+
+# -- prune: what may go, and what is refused -----------------------------------------------------------
+
+#: the default `max_delete`: a prune may delete at most this share of the library without `force`
+DEFAULT_MAX_DELETE = "10%"
+
+
+@dataclass(frozen=True)
+class DeleteLimit:
+    """How many records one prune may delete: `count` records, or `percent` of the library (at least one)."""
+
+    text: str
+    count: int | None = None
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, value: int | str | None) -> DeleteLimit:
+        """`N` (records) or `P%` (of the library); None → the default (10%)."""
+        text = str(DEFAULT_MAX_DELETE if value is None else value).strip()
+        try:
+            if text.endswith("%"):
+                pct = float(text[:-1])
+                if not 0 <= pct <= 100:
+                    raise ValueError
+                return cls(text, percent=pct)
+            n = int(text)
+            if n < 0:
+                raise ValueError
+            return cls(text, count=n)
+        except ValueError:
+            raise ConfigError(
+                f"max_delete must be a number of assets (e.g. 50) or a percentage of the library (e.g. 10%), "
+                f"got {text!r}"
+            ) from None
+
+    def allowed(self, total: int) -> int:
+        if self.count is not None:
+            return self.count
+        assert self.percent is not None
+        return max(1, int(total * self.percent / 100)) if self.percent > 0 else 0
+
+
+@dataclass
+class PrunePlan:
+    """The stored paths a prune takes off (`paths`: (path, id)), how many records that deletes (no path left),
+    and why anything was held back (`refused`; empty when the whole prune may go ahead)."""
+
+    paths: list[tuple[str, str]] = field(default_factory=list)
+    deletes: int = 0
+    refused: list[str] = field(default_factory=list)
+
+
+#: why a root's stored records are not trusted to be gone
+_ROOT_PROBLEM = {
+    "missing": "does not exist (an unmounted share or a moved folder?)",
+    "unreadable": "cannot be listed (permissions? an unreachable share?)",
+    "empty": "holds no images (an empty mount point?)",
+}
+
+
+def plan_prune(
+    known: Known,
+    seen: set[str],
+    listings: Sequence[RootListing],
+    *,
+    limit: DeleteLimit,
+    force: bool = False,
+    keep_ids: set[str] | frozenset[str] = frozenset(),
+) -> PrunePlan:
+    """What `--prune` may take off: stored paths the scan did not see and that are not on disk, under roots
+    that were listed in this run (a missing, unreadable or empty root with stored records under it is refused,
+    as are folders below a root that could not be listed); then at most `limit` deleted records. `force` lifts
+    both checks. `keep_ids`: records that got a new path in this run (moved, not deleted)."""
+    plan = PrunePlan()
+    taken: dict[str, str] = {}
+    for listing in listings:
+        stored = known.stored_under(listing.path)
+        if not stored:
+            continue
+        gone = [
+            (p, rid) for p, rid in stored if p not in seen and not under(p, listing.unlisted) and not os.path.exists(p)
+        ]
+        problem = listing.state if not listing.listed else ("empty" if listing.images == 0 else None)
+        if problem and gone and not force:
+            plan.refused.append(
+                f"{listing.path} {_ROOT_PROBLEM[problem]}, yet {len(stored)} stored file(s) are under it: nothing "
+                "under it was pruned (check the folder; --force prunes them anyway)"
+            )
+            continue
+        taken.update(gone)
+    paths_of: dict[str, set[str]] = {}
+    for p, (rid, _, _) in known.by_path.items():
+        paths_of.setdefault(rid, set()).add(p)
+    ids = {rid for rid in taken.values() if rid not in keep_ids}
+    deletes = sum(1 for rid in ids if paths_of.get(rid, set()) <= taken.keys())
+    total = len(known.ids)
+    if not force and deletes > limit.allowed(total):
+        share = f"{100 * deletes / total:.0f}%" if total else "all"
+        plan.refused.append(
+            f"the prune would delete {deletes} of {total} assets ({share}), over the limit of {limit.text} "
+            f"(--max-delete): nothing was pruned (raise --max-delete, or --force, if that is right)"
+        )
+        return plan
+    plan.paths = sorted(taken.items())
+    plan.deletes = deletes
+    return plan
 
 
 class Claims:

@@ -32,7 +32,11 @@ class FileError:
 @dataclass
 class IngestReport:
     """What an ingest run did. `decoded` counts images actually decoded (0 on an unchanged re-run); `stages`
-    holds the seconds each stage took (summed over the threads that ran it)."""
+    holds the seconds each stage took (summed over the threads that ran it).
+
+    A prune that was held back lists why in `refused` (the rest of the run — new and changed files — was
+    still done); `dry_run` runs change nothing and list in `would_prune` the stored paths a prune would take
+    off (`would_delete`: the records left with no path, which would be deleted)."""
 
     scanned: int = 0
     added: int = 0
@@ -43,6 +47,10 @@ class IngestReport:
     missing: int = 0
     decoded: int = 0
     errors: list[FileError] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    would_prune: list[str] = field(default_factory=list)
+    would_delete: int = 0
     elapsed_s: float = 0.0
     embed_s: float = 0.0
     model_load_s: float = 0.0

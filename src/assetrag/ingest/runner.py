@@ -25,7 +25,7 @@ from assetrag.decode import DEFAULT_MAX_SIDE, decode_bytes
 from assetrag.embedding.base import Embedder
 from assetrag.errors import ConfigError
 from assetrag.ingest.fast import DECODE_POOLS, GPU_DECODE, FastOptions, FastPipeline
-from assetrag.ingest.known import Claims, Known, PathUpdates, apply_updates
+from assetrag.ingest.known import Claims, DeleteLimit, Known, PathUpdates, apply_updates, plan_prune
 from assetrag.ingest.read import sha256_bytes
 from assetrag.ingest.rows import FileError, IngestReport, Item, ProgressSink, new_row
 from assetrag.ingest.scan import FileEntry, scan
@@ -117,12 +117,23 @@ class Ingestor:
         collection: str | None = None,
         tags: Sequence[str] = (),
         prune: bool = False,
+        max_delete: int | str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        follow_symlinks: bool = False,
     ) -> IngestReport:
+        """Ingest `roots`. With `prune`, stored paths gone from disk are taken off (see `known.plan_prune`: only
+        under roots listed in this run, at most `max_delete` records — N or P%, default 10% — unless `force`);
+        what was held back is listed in `report.refused`. `dry_run`: change nothing; report what a prune would
+        take off. `follow_symlinks`: also read files whose real location is outside `roots`."""
         t0 = time.perf_counter()
-        report = IngestReport()
+        limit = DeleteLimit.parse(max_delete)
+        report = IngestReport(dry_run=dry_run)
         times = StageTimes()
         with times.timed("scan"):
-            entries, scan_errors = scan(roots, collection=collection, tags=tags)
+            entries, scan_errors, listings = scan(
+                roots, collection=collection, tags=tags, follow_symlinks=follow_symlinks
+            )
         report.errors.extend(FileError(e.path, e.reason) for e in scan_errors)
         report.scanned = len(entries)
         with times.timed("known"):
@@ -133,6 +144,18 @@ class Ingestor:
                 report.unchanged += 1
             else:
                 todo.append(e)
+        seen = {e.path for e in entries}
+        if dry_run:
+            if prune:
+                plan = plan_prune(known, seen, listings, limit=limit, force=force)
+                report.would_prune = [p for p, _ in plan.paths]
+                report.would_delete = plan.deletes
+                report.refused = plan.refused
+            else:
+                report.missing = len(known.gone(seen, roots))
+            report.elapsed_s = time.perf_counter() - t0
+            report.stages = dict(times.seconds)
+            return report
 
         updates = PathUpdates()
         for e in todo:  # a path that now holds other bytes must leave the record that had it
@@ -163,6 +186,7 @@ class Ingestor:
         if self.progress:
             self.progress.start(len(todo), "ingesting")
         batch: list[Item] = []
+        moved: set[str] = set()  # stored records that got a path in this run (a move is not a deletion)
         try:
             for item in pipeline.items(todo):
                 if self.progress:
@@ -172,6 +196,7 @@ class Ingestor:
                     continue
                 assert item.id is not None
                 if not item.new:  # bytes already stored: a move, copy or touch
+                    moved.add(item.id)
                     updates.add(item.id, item.entry)
                     if updates.size >= pipeline.batch_size:
                         self._submit(pipeline, batch)
@@ -182,12 +207,13 @@ class Ingestor:
                 if len(batch) >= pipeline.batch_size:
                     self._submit(pipeline, batch)
             self._submit(pipeline, batch)
-            gone = known.gone({e.path for e in entries}, roots)
             if prune:
-                for path, pid in gone:
+                plan = plan_prune(known, seen, listings, limit=limit, force=force, keep_ids=moved)
+                report.refused = plan.refused
+                for path, pid in plan.paths:
                     updates.remove(pid, path)
             else:
-                report.missing = len(gone)
+                report.missing = len(known.gone(seen, roots))
             apply(mid_run=False)
             if report.added or report.updated or report.pruned:
                 with times.timed("flush"):

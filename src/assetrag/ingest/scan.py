@@ -35,6 +35,21 @@ class ScanError:
     reason: str
 
 
+@dataclass
+class RootListing:
+    """How one root fared in a scan: `state` listed | missing | unreadable; `images` found under it; `unlisted`
+    the folders below it that could not be listed (what was stored under them is not known to be gone)."""
+
+    path: str  # absolute
+    state: str = "listed"
+    images: int = 0
+    unlisted: list[str] = field(default_factory=list)
+
+    @property
+    def listed(self) -> bool:
+        return self.state == "listed"
+
+
 def _load_sidecar(path: str, errors: list[ScanError]) -> tuple[dict[str, Any], int]:
     try:
         st = os.stat(path)
@@ -62,23 +77,44 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def scan(
-    roots: Sequence[str | Path], *, collection: str | None = None, tags: Sequence[str] = ()
-) -> tuple[list[FileEntry], list[ScanError]]:
-    """Every image under `roots` (recursively, symlinked files followed, symlinked folders not)."""
+    roots: Sequence[str | Path],
+    *,
+    collection: str | None = None,
+    tags: Sequence[str] = (),
+    follow_symlinks: bool = False,
+) -> tuple[list[FileEntry], list[ScanError], list[RootListing]]:
+    """Every image under `roots` (recursively; symlinked folders are not followed, symlinked files only when
+    they point inside one of `roots` — or anywhere with `follow_symlinks`), the files skipped with why, and
+    how each root fared (a prune may only trust a root that was listed)."""
     entries: list[FileEntry] = []
     errors: list[ScanError] = []
+    listings: list[RootListing] = []
     seen: set[str] = set()
+    real_roots = [os.path.realpath(os.fspath(r)) for r in roots]
     for root in roots:
         root_abs = os.path.abspath(os.fspath(root))
+        listing = RootListing(root_abs)
+        listings.append(listing)
         if os.path.isfile(root_abs):
             walk: Iterator[tuple[str, list[str], list[str]]] = iter(
                 [(os.path.dirname(root_abs), [], [os.path.basename(root_abs)])]
             )
             base = os.path.dirname(root_abs)
         elif os.path.isdir(root_abs):
-            walk = os.walk(root_abs, onerror=lambda e: errors.append(ScanError(e.filename, str(e.strerror))))
+
+            def unlisted(e: OSError, listing: RootListing = listing) -> None:
+                reason = e.strerror or str(e)
+                if os.path.abspath(e.filename or "") == listing.path:
+                    listing.state = "unreadable"
+                    reason = f"cannot list the folder ({reason})"
+                else:
+                    listing.unlisted.append(os.path.abspath(e.filename or ""))
+                errors.append(ScanError(e.filename, reason))
+
+            walk = os.walk(root_abs, onerror=unlisted)
             base = root_abs
         else:
+            listing.state = "missing"
             errors.append(ScanError(root_abs, "no such file or folder"))
             continue
         folder_meta: dict[str, tuple[dict[str, Any], int]] = {}
@@ -91,6 +127,7 @@ def scan(
             for name in sorted(filenames):
                 if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                     continue
+                listing.images += 1  # image files listed (readable or not): the root is not empty
                 path = os.path.join(dirpath, name)
                 if path in seen:
                     continue
@@ -114,6 +151,17 @@ def scan(
                 if not os.access(path, os.R_OK):
                     errors.append(ScanError(path, "permission denied; make the file readable"))
                     continue
+                if not follow_symlinks:
+                    real = os.path.realpath(path)
+                    if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in real_roots):
+                        errors.append(
+                            ScanError(
+                                path,
+                                "symbolic link to a file outside the ingested folders; not read "
+                                "(ingest with --follow-symlinks to include it)",
+                            )
+                        )
+                        continue
                 side, side_mtime = _load_sidecar(path + ".json", errors)
                 meta = _merge(folder_meta[dirpath][0], side)
                 rel_dirs = Path(os.path.relpath(dirpath, base)).parts if dirpath != base else ()
@@ -136,7 +184,7 @@ def scan(
                         metadata=meta,
                     )
                 )
-    return entries, errors
+    return entries, errors, listings
 
 
 def _unique(items: Sequence[str]) -> list[str]:

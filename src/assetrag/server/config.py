@@ -46,6 +46,7 @@ class ServerConfig:
     cache_dir: Path | None = None  # thumbnails go under <cache_dir>/thumbs; None → Settings.cache_dir
     max_upload_bytes: int = 50 * MiB
     max_request_bytes: int = 256 * MiB
+    thumb_cache_bytes: int = 256 * MiB  # the thumbnail cache's bound (least recently used go first)
     max_upload_files: int = 200
     thumb_sizes: tuple[int, ...] = (256, 512, 1024)
     max_jobs_kept: int = 200
@@ -60,7 +61,8 @@ class ServerConfig:
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:
         """From `ASSETRAG_API_TOKEN`, `ASSETRAG_ROOTS` (os.pathsep-separated), `ASSETRAG_UPLOAD_DIR`,
-        `ASSETRAG_MAX_UPLOAD_MB` (per file), `ASSETRAG_MAX_REQUEST_MB`; then non-None overrides."""
+        `ASSETRAG_MAX_UPLOAD_MB` (per file), `ASSETRAG_MAX_REQUEST_MB`, `ASSETRAG_THUMB_CACHE_MB`; then non-None
+        overrides."""
         roots_env = os.environ.get("ASSETRAG_ROOTS", "")
         upload = os.environ.get("ASSETRAG_UPLOAD_DIR")
         base = cls(
@@ -69,6 +71,7 @@ class ServerConfig:
             upload_dir=Path(upload) if upload else None,
             max_upload_bytes=_env_mb("ASSETRAG_MAX_UPLOAD_MB", 50),
             max_request_bytes=_env_mb("ASSETRAG_MAX_REQUEST_MB", 256),
+            thumb_cache_bytes=_env_mb("ASSETRAG_THUMB_CACHE_MB", 256),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "roots" in clean:

@@ -40,9 +40,10 @@ const splitTags = (s) => s.split(",").map((t) => t.trim()).filter(Boolean);
 
 /* ---- API access (token kept in sessionStorage; asked for once on a 401) ------------------------ */
 class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, data) {
     super(typeof detail === "string" ? detail : JSON.stringify(detail));
     this.status = status;
+    this.data = data; // the response body (e.g. an upload with some files rejected still has a job)
   }
 }
 
@@ -94,7 +95,7 @@ async function api(path, { method = "GET", json, form, params } = {}, retried = 
   if (!res.ok) {
     let detail = data && data.detail !== undefined ? data.detail : data;
     if (Array.isArray(detail)) detail = detail.map((e) => `${(e.loc || []).slice(1).join(".")}: ${e.msg}`).join("; ");
-    throw new ApiError(res.status, detail || res.statusText);
+    throw new ApiError(res.status, detail || res.statusText, data);
   }
   return data;
 }
@@ -465,7 +466,13 @@ async function upload(ev) {
   for (const t of splitTags($("#upload-tags").value)) form.append("tag", t);
   $("#upload-btn").disabled = true;
   try {
-    const res = await api("/api/ingest/uploads", { method: "POST", form });
+    let res;
+    try {
+      res = await api("/api/ingest/uploads", { method: "POST", form });
+    } catch (e) {
+      if (!(e instanceof ApiError && e.data && e.data.job)) throw e;
+      res = e.data; // 422: some files were rejected, the others are being ingested
+    }
     for (const r of res.rejected) toast(`${r.name}: ${r.reason}`, "error", 8000);
     trackJob(res.job);
     setUploadFiles([]);

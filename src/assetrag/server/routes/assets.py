@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi import Query as Param
 from fastapi.responses import FileResponse
 
+from assetrag.errors import BadImageError, FileChangedError
 from assetrag.search import SearchHit
 from assetrag.server.routes.common import Filters, Paging, filters, paging
 from assetrag.server.schemas import Asset, AssetDetail, Page
@@ -45,7 +46,11 @@ def list_assets(
 def asset_detail(asset_id: AssetId, state: Annotated[AppState, Depends(get_state)]) -> dict:
     hit = _get(state, asset_id)
     refs = _lineage_references(state, hit.lineage)
-    return {**state.hit_dict(hit), "file_available": state.asset_file(hit) is not None, "references": refs}
+    try:
+        available = state.asset_file(hit) is not None
+    except FileChangedError:
+        available = False
+    return {**state.hit_dict(hit), "file_available": available, "references": refs}
 
 
 def _lineage_references(state: AppState, lineage: dict) -> list[dict]:
@@ -82,7 +87,10 @@ def similar(
 
 def _file(state: AppState, asset_id: str):
     hit = _get(state, asset_id)
-    path = state.asset_file(hit)
+    try:
+        path = state.asset_file(hit)
+    except FileChangedError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     if path is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
@@ -91,7 +99,17 @@ def _file(state: AppState, asset_id: str):
     return hit, path
 
 
-@media.get("/assets/{asset_id}/image", response_class=FileResponse, summary="The asset's original file")
+FILE_HELP = """Served only while the file is still the one that was ingested (its stored size and mtime, or — when
+only the mtime differs — its sha256); a file that holds other bytes now answers **409** "changed since ingest:
+re-ingest", a missing one (or one outside the server's roots) **404**."""
+
+
+@media.get(
+    "/assets/{asset_id}/image",
+    response_class=FileResponse,
+    summary="The asset's original file",
+    description=FILE_HELP,
+)
 def asset_image(asset_id: AssetId, state: Annotated[AppState, Depends(get_state)]) -> FileResponse:
     hit, path = _file(state, asset_id)
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -104,7 +122,12 @@ def asset_image(asset_id: AssetId, state: Annotated[AppState, Depends(get_state)
     )
 
 
-@media.get("/assets/{asset_id}/thumb", response_class=FileResponse, summary="A JPEG thumbnail (cached)")
+@media.get(
+    "/assets/{asset_id}/thumb",
+    response_class=FileResponse,
+    summary="A JPEG thumbnail (cached)",
+    description=FILE_HELP,
+)
 def asset_thumb(
     asset_id: AssetId,
     state: Annotated[AppState, Depends(get_state)],
@@ -116,6 +139,9 @@ def asset_thumb(
             f"size must be one of {', '.join(map(str, state.config.thumb_sizes))}",
         )
     _, source = _file(state, asset_id)  # checked every time, cached thumbnail or not
-    path = state.thumbs.get(asset_id, source, size)
+    try:
+        path = state.thumbs.get(asset_id, source, size)
+    except BadImageError as exc:  # the reason only: no server path in a response
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"cannot make a thumbnail: {exc.reason}") from exc
     # the id is the content hash, so the thumbnail for this URL never changes
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=604800, immutable"})
