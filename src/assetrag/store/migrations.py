@@ -268,3 +268,18 @@ def _count(client: MilvusClient, name: str) -> int:
 
 def _now() -> str:
     return f"{time.time():.3f}"
+
+
+def create_at_version(
+    client: MilvusClient, name: str, version: int, model: str, dim: int, spec: IndexSpec | None = None
+) -> list[str]:
+    """Create an empty library `name` with the frozen schema of `version` (for tests of the steps);
+    returns its field names."""
+    schema = SCHEMAS[version](dim)
+    client.create_collection(
+        name,
+        schema=schema,
+        index_params=index_params(client, spec or IndexSpec()),
+        properties=S.properties(model, dim, version),
+    )
+    return [f.name for f in schema.fields]
