@@ -263,3 +263,26 @@ def test_a_library_another_process_is_still_creating_is_waited_for(make_store, s
         assert second.count() == 4
     finally:
         timer.join()
+
+
+def test_only_store_imports_pymilvus_and_store_imports_nothing_above_it():
+    """store/ owns Milvus (issue #10): no other module imports pymilvus, and store/ imports only errors,
+    config and itself from assetrag (not embedding, library, ingest, search, ...)."""
+    import ast
+    from pathlib import Path
+
+    import assetrag
+
+    root = Path(assetrag.__file__).parent
+    allowed_in_store = ("assetrag.errors", "assetrag.config", "assetrag.store")
+    for path in root.rglob("*.py"):
+        in_store = "store" in path.relative_to(root).parts[:1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in ("pymilvus", "milvus_lite"):
+                    assert in_store, f"{path} imports {name}: only assetrag/store may"
+                if in_store and name.startswith("assetrag"):
+                    assert name.startswith(allowed_in_store), f"{path} imports {name}: store/ must not"
