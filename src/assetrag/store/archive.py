@@ -111,7 +111,7 @@ def export_library(
             for chunk in store.batches(ALL_FIELDS, batch_size=batch):
                 for row in chunk:
                     for key in _JSON_FIELDS:
-                        row[key] = json.dumps(row.get(key) or {}, ensure_ascii=False)
+                        row[key] = json.dumps(row.get(key), ensure_ascii=False)
                 writer.write_batch(pa.RecordBatch.from_pylist(chunk, schema=schema))
                 rows += len(chunk)
                 if progress:
