@@ -126,12 +126,15 @@ class Library:
         try:
             self.store.ensure(emb.name, emb.dim)
         except ModelMismatchError as exc:
-            built = self.store.model_info()
-            if built is None:
+            if not exc.built_model:
                 raise
             raise ModelMismatchError(
-                f"{exc} Use --model {_spec_for(built[0])} (the model it was built with; or --model auto, which "
-                "reopens a library with its own model), or another --library name (a new library) and re-ingest"
+                f"{exc} (--model {_spec_for(exc.built_model)} loads it)",
+                library=exc.library,
+                built_model=exc.built_model,
+                built_dim=exc.built_dim,
+                model=exc.model,
+                dim=exc.dim,
             ) from exc
 
     def _ready_embedder(self) -> Embedder:

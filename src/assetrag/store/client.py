@@ -22,6 +22,7 @@ import numpy as np
 from pymilvus import MilvusClient, MilvusException
 from pymilvus.exceptions import ConnectionConfigException
 
+from assetrag.config import is_server_uri
 from assetrag.errors import ModelMismatchError, StoreError, StoreLockedError
 from assetrag.store import migrations
 from assetrag.store.index import IndexSpec, as_index_spec, index_params
@@ -74,10 +75,6 @@ def _release_lite(uri: str) -> None:
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(path)
-
-
-def is_server_uri(uri: str) -> bool:
-    return uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
 class Store:

@@ -9,9 +9,9 @@ import sys
 import uuid
 
 import pytest
+from store_rows import DIM, assert_holds, make_rows
 
 from assetrag.store import Store
-from store_rows import DIM, assert_holds, make_rows
 
 
 def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -8,12 +8,12 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from store_rows import DIM, assert_holds, make_rows
 
 from assetrag.errors import ModelMismatchError, StoreError
 from assetrag.store import SCHEMA_VERSION
 from assetrag.store import schema as S
 from assetrag.store.archive import export_library, import_archive, read_meta
-from store_rows import DIM, assert_holds, make_rows
 
 
 def test_export_then_import_round_trips_every_field_and_vector(tmp_path, make_store, store_uri):

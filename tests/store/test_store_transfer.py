@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
+from store_rows import DIM, assert_holds, make_rows
 
 from assetrag.errors import ModelMismatchError, StoreError
 from assetrag.store.transfer import copy_library
-from store_rows import DIM, assert_holds, make_rows
 
 
 class Recorder:

@@ -9,11 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+from store_rows import DIM, assert_holds, make_rows
 
 from assetrag.store import SCHEMA_VERSION, IndexSpec, Store
 from assetrag.store import migrations as M
 from assetrag.store import schema as S
-from store_rows import DIM, assert_holds, make_rows
 
 OLDER = [v for v in sorted(M.SCHEMAS) if v < SCHEMA_VERSION]
 
