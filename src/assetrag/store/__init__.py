@@ -6,8 +6,8 @@
 stores) and `archive` (Parquet export/import).
 """
 
-from assetrag.store import filters
 from assetrag.config import is_server_uri
+from assetrag.store import filters
 from assetrag.store.client import Hit, Store
 from assetrag.store.filters import quote
 from assetrag.store.index import IndexSpec, as_index_spec, default_index
