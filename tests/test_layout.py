@@ -23,6 +23,7 @@ LAYERS = {
     "errors": 0,
     "config": 1,
     "concurrency": 1,
+    "progress": 1,
     "decode": 1,
     "render": 1,
     "store": 2,

@@ -11,8 +11,9 @@ runner.py  `Ingestor`: wires the stages and times each one
 
 from assetrag.ingest.known import DEFAULT_MAX_DELETE
 from assetrag.ingest.read import MAX_FILE_BYTES, read_regular_file, sha256_bytes
-from assetrag.ingest.rows import FileError, IngestReport, ProgressSink
+from assetrag.ingest.rows import FileError, IngestReport
 from assetrag.ingest.runner import Ingestor, add_file
+from assetrag.progress import ProgressSink
 
 __all__ = [
     "DEFAULT_MAX_DELETE",

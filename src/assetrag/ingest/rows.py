@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -13,14 +13,6 @@ from assetrag.decode import Decoded
 from assetrag.ingest.read import Loaded
 from assetrag.ingest.scan import FileEntry
 from assetrag.store import MAX_TAGS
-
-
-class ProgressSink(Protocol):
-    """Where ingest reports progress (the CLI draws a bar; the server records it in a job)."""
-
-    def start(self, total: int, description: str) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ from assetrag.errors import ConfigError
 from assetrag.ingest.fast import DECODE_POOLS, GPU_DECODE, FastOptions, FastPipeline
 from assetrag.ingest.known import Claims, DeleteLimit, Known, PathUpdates, apply_updates, plan_prune
 from assetrag.ingest.read import sha256_bytes
-from assetrag.ingest.rows import FileError, IngestReport, Item, ProgressSink, new_row
+from assetrag.ingest.rows import FileError, IngestReport, Item, new_row
 from assetrag.ingest.scan import FileEntry, scan
 from assetrag.ingest.simple import SimplePipeline
 from assetrag.ingest.stages import RunContext, StageTimes
+from assetrag.progress import ProgressSink
 from assetrag.store import Store
 
 

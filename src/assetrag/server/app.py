@@ -15,16 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assetrag import errors as E
 from assetrag.config import Settings, __version__
-from assetrag.errors import (
-    AssetragError,
-    BadImageError,
-    ConfigError,
-    ModelMismatchError,
-    ModelUnavailableError,
-    QueryError,
-    StoreError,
-)
+from assetrag.errors import AssetragError
 from assetrag.library import Library
 from assetrag.server.config import ServerConfig
 from assetrag.server.routes import assets, generate, ingest, search, system, web
@@ -102,12 +95,12 @@ def _warm_up(state: AppState) -> None:
 # -- errors ---------------------------------------------------------------------------------------
 
 _STATUS: list[tuple[type[BaseException], int]] = [
-    (QueryError, status.HTTP_400_BAD_REQUEST),
-    (BadImageError, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
-    (ConfigError, status.HTTP_400_BAD_REQUEST),
-    (ModelMismatchError, status.HTTP_409_CONFLICT),
-    (ModelUnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
-    (StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (E.QueryError, status.HTTP_400_BAD_REQUEST),
+    (E.BadImageError, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
+    (E.ConfigError, status.HTTP_400_BAD_REQUEST),
+    (E.ModelMismatchError, status.HTTP_409_CONFLICT),
+    (E.ModelUnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (E.StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
 
 

@@ -21,10 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assetrag.errors import ModelMismatchError, StoreError
+from assetrag.progress import ProgressSink
 from assetrag.store.client import Store
 from assetrag.store.index import IndexSpec
 from assetrag.store.schema import ALL_FIELDS, SCALAR_FIELDS, SCHEMA_VERSION, with_defaults
-from assetrag.store.transfer import Progress, describe
+from assetrag.store.transfer import describe
 
 FORMAT = "assetrag-library"
 FORMAT_VERSION = 1
@@ -78,7 +79,7 @@ def arrow_schema(dim: int, meta: dict[str, Any] | None = None) -> pa.Schema:
 
 
 def export_library(
-    store: Store, path: str | os.PathLike[str], *, batch: int = BATCH, progress: Progress | None = None
+    store: Store, path: str | os.PathLike[str], *, batch: int = BATCH, progress: ProgressSink | None = None
 ) -> ArchiveReport:
     """Write every row of `store` to the Parquet file `path` (replaced only once the export is complete)."""
     t0 = time.perf_counter()
@@ -144,7 +145,7 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def import_archive(
-    store: Store, path: str | os.PathLike[str], *, batch: int = BATCH, progress: Progress | None = None
+    store: Store, path: str | os.PathLike[str], *, batch: int = BATCH, progress: ProgressSink | None = None
 ) -> ArchiveReport:
     """Upsert every row of the archive at `path` into `store` (created with the archive's model, dim and
     index when absent; an existing library must have the same model and dim)."""

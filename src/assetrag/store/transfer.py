@@ -11,11 +11,12 @@ import os
 import random
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from assetrag.errors import ModelMismatchError, StoreError
+from assetrag.progress import ProgressSink
 from assetrag.store.client import Store
 from assetrag.store.index import IndexSpec
 from assetrag.store.migrations import crash_point
@@ -23,14 +24,6 @@ from assetrag.store.schema import ALL_FIELDS, SCALAR_FIELDS
 
 BATCH = 1000
 SAMPLE = 200
-
-
-class Progress(Protocol):
-    """Where a copy reports progress (the CLI's `RichProgress` fits)."""
-
-    def start(self, total: int, description: str) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +52,7 @@ def describe(store: Store) -> str:
 
 
 def copy_library(
-    src: Store, dst: Store, progress: Progress | None = None, batch: int = BATCH, *, sample: int = SAMPLE
+    src: Store, dst: Store, progress: ProgressSink | None = None, batch: int = BATCH, *, sample: int = SAMPLE
 ) -> TransferReport:
     """Copy every row of `src` into `dst` (created with the source's model, dim and index when absent).
 
