@@ -7,6 +7,7 @@ Needs Debian's `chromium` (/usr/bin/chromium), driven by Playwright for Python (
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -36,13 +37,25 @@ SHOTS = REPO / "test-output" / "screenshots"
 UPLOAD_SAMPLE = REPO / "samples" / "library" / "watches" / "blue-wristwatch.png"
 TIMEOUT_MS = 15_000
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="headless Chromium is not installed at /usr/bin/chromium (Debian: apt-get install chromium)",
-    ),
-]
+#: set by .ci/run: a missing Chromium is then a failure, not a silent skip
+REQUIRE_BROWSER_ENV = "ASSETRAG_REQUIRE_BROWSER"
+NO_CHROMIUM = "headless Chromium is not installed at /usr/bin/chromium (Debian: apt-get install chromium)"
+
+pytestmark = pytest.mark.browser
+
+
+def chromium_missing(required: bool) -> None:
+    """Skip (locally) or fail (CI, `ASSETRAG_REQUIRE_BROWSER=1`) when Chromium is not there."""
+    if CHROMIUM.exists():
+        return
+    if required:
+        pytest.fail(f"{NO_CHROMIUM}; {REQUIRE_BROWSER_ENV}=1 makes that a failure")
+    pytest.skip(NO_CHROMIUM)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _chromium_present() -> None:
+    chromium_missing(os.environ.get(REQUIRE_BROWSER_ENV) == "1")
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +267,12 @@ def test_generate_a_plan_with_the_board_backend(page):
     assert re.match(r"n/a|\d\.\d{3}", page.inner_text("#gen-fidelity"))
     page.evaluate("() => window.scrollTo(0, 0)")
     shot(page, "09-board", full=True)
+
+
+def test_a_missing_chromium_fails_when_the_browser_is_required(monkeypatch):
+    """`.ci/run` sets ASSETRAG_REQUIRE_BROWSER=1: no Chromium is then a failure; without it, a skip."""
+    monkeypatch.setattr(f"{__name__}.CHROMIUM", Path("/nonexistent/chromium"))
+    with pytest.raises(pytest.fail.Exception, match=REQUIRE_BROWSER_ENV):
+        chromium_missing(required=True)
+    with pytest.raises(pytest.skip.Exception):
+        chromium_missing(required=False)
