@@ -440,6 +440,16 @@ def test_generated_image_comes_back_as_a_synthetic_asset_with_lineage(make_libra
     assert synthetic["total"] == 1 and synthetic["items"][0]["id"] == result["asset_id"]
     detail = c.get(f"/api/assets/{result['asset_id']}").json()
     assert detail["lineage"]["brief"] == "a rocket" and detail["file_available"] is True
+    # the whole stored lineage, read back from Milvus: how the board was made and from what
+    lineage = detail["lineage"]
+    assert lineage["backend"] == "board" and lineage["model"] == "reference-board"
+    assert lineage["prompt"] == "a rocket"  # a board is titled with the brief itself
+    assert [r["id"] for r in lineage["references"]] == result["reference_ids"]
+    assert lineage["references"][0]["item"] == "rocket" and lineage["references"][0]["path"].endswith("rocket.jpg")
+    assert 0.0 < lineage["references"][0]["score"] <= 1.0
+    assert lineage["fidelity"] == {"mean": None, "min": None, "per_reference": []}
+    assert lineage["created"] and "store_s" not in lineage  # timed after the write
+    assert lib.get(result["asset_id"]).lineage == lineage  # the API serves what the store holds
     assert detail["references"] and detail["references"][0]["filename"] == "rocket.jpg"
     assert detail["references"][0]["item"] == "rocket" and "thumb_url" in detail["references"][0]
     assert c.get(detail["image_url"]).content == c.get(result["output_url"]).content
