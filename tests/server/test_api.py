@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from PIL import Image
 from server_support import TOKEN, jpeg_bytes, server_config, wait_job
 
 from assetrag.server import ServerConfig
+from assetrag.server.security import signed_url
 
 # -- health, stats, docs, the page ------------------------------------------------------------------
 
@@ -361,6 +364,76 @@ def test_image_urls_are_signed_and_the_token_never_echoed(token_client):
     expired = hit["thumb_url"].split("?")[0] + "?exp=1&sig=" + hit["thumb_url"].split("sig=")[1]
     assert c.get(expired).status_code == 401
     assert c.get(f"/api/assets/{hit['id']}", params=hit["thumb_url"].split("?")[1]).status_code == 401
+
+
+def test_signed_urls_stay_within_their_ttl():
+    for ttl in (2, 7, 3600, 12 * 3600):
+        for _ in range(3):
+            now = time.time()
+            url = signed_url(TOKEN, "/api/assets/x/thumb", ttl)
+            exp = int(parse_qs(urlsplit(url).query)["exp"][0])
+            assert now + ttl / 2 - 1 <= exp <= now + ttl, (ttl, exp - now)
+
+
+def test_a_valid_signed_url_expires_after_its_ttl(served, app_client, tmp_path):
+    """A URL that worked is refused once its `exp` has passed (a tiny url_ttl_s: seconds, not hours)."""
+    config = server_config(tmp_path, api_token=TOKEN, roots=(served[1] / "roots",), url_ttl_s=4)
+    c = app_client(served[0], config)
+    r = c.get("/api/search", params={"q": "a cat", "limit": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
+    url = r.json()["items"][0]["image_url"]
+    exp = int(parse_qs(urlsplit(url).query)["exp"][0])
+    assert time.time() <= exp <= time.time() + 4
+    assert c.get(url).status_code == 200  # valid now: at least ttl / 2 = 2 s left
+    while time.time() <= exp + 0.05:  # wait for the condition itself: the clock past `exp` (≤ 4 s)
+        time.sleep(min(0.1, max(0.0, exp + 0.06 - time.time())))
+    r = c.get(url)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert c.get(url.split("?")[0], headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200  # token still
+
+
+def test_a_wrong_host_header_is_refused(served, app_client, tmp_path):
+    config = server_config(tmp_path, allowed_hosts=("127.0.0.1", "localhost"))
+    c = app_client(served[0], config, base_url="http://127.0.0.1:8000")
+    assert c.get("/api/health").status_code == 200
+    assert c.get("/api/health", headers={"Host": "localhost:8000"}).status_code == 200
+    for host in ("evil.example", "127.0.0.1.evil.example", "localhost.attacker.test:8000"):  # DNS rebinding
+        r = c.get("/api/health", headers={"Host": host})
+        assert r.status_code == 400, (host, r.status_code)
+        assert "health" not in r.text and "Invalid host header" in r.text
+    assert c.get("/", headers={"Host": "evil.example"}).status_code == 400  # the page too
+
+
+def test_upload_file_count_limit(make_library, app_client, tmp_path, photo_arrays):
+    config = server_config(tmp_path, max_upload_files=2)
+    c = app_client(make_library(), config)
+    small = jpeg_bytes(photo_arrays["cat"][:64, :64])
+    three = [("files", (f"{i}.jpg", small, "image/jpeg")) for i in range(3)]
+    r = c.post("/api/ingest/uploads", files=three)
+    assert r.status_code == 413 and "3 files in one request; send at most 2" in r.json()["detail"]
+    assert not config.upload_dir.exists() or not any(config.upload_dir.rglob("*.*"))  # none kept
+    r = c.post("/api/ingest/uploads", files=three[:2])
+    assert r.status_code == 202, r.text
+    assert len(r.json()["saved"]) == 2
+
+
+def test_a_chunked_body_without_content_length_is_limited_as_it_streams(served, app_client, tmp_path):
+    c = app_client(served[0], server_config(tmp_path, max_request_bytes=1000))
+    sent = []
+
+    def chunks():
+        for _ in range(50):  # 5000 bytes in 100-byte pieces, no Content-Length
+            sent.append(1)
+            yield b" " * 100
+
+    json_type = {"Content-Type": "application/json"}
+    r = c.post("/api/ingest", content=chunks(), headers=json_type)
+    assert "content-length" not in r.request.headers and r.request.headers["transfer-encoding"] == "chunked"
+    assert r.status_code == 413 and "request body over the" in r.json()["detail"]
+    assert len(sent) == 50  # (TestClient's transport reads the whole body first; the limit counts as it arrives)
+    # under the limit, the same way: the route gets the body (and answers for the path)
+    r = c.post("/api/ingest", content=iter([b'{"path": ', b'"/nonexistent-x"}']), headers=json_type)
+    assert "content-length" not in r.request.headers
+    assert r.status_code in (403, 404) and "/nonexistent-x" in r.json()["detail"], r.text
 
 
 def test_secrets_are_redacted_from_errors_and_logs(served, app_client, tmp_path, monkeypatch, caplog):
