@@ -528,6 +528,41 @@ def test_generated_image_comes_back_as_a_synthetic_asset_with_lineage(make_libra
     assert c.get(detail["image_url"]).content == c.get(result["output_url"]).content
 
 
+@pytest.mark.parametrize(
+    ("answer", "key", "words"),
+    [
+        (lambda f: f.script(f.finish("IMAGE_SAFETY")), None, "IMAGE_SAFETY"),
+        (lambda f: f.script(f.prompt_blocked("PROHIBITED_CONTENT")), None, "blocked the prompt"),
+        (lambda f: None, "wrong-key-0123456789", "API key not valid"),
+        (lambda f: f.always(f.server_error(503)), None, "overloaded"),  # the default retries: 1 + 2 + 4 s
+    ],
+    ids=["safety", "prompt-blocked", "bad-key", "503"],
+)
+def test_a_failed_generation_is_a_failed_job_with_the_reason(
+    make_library, photo_dir, app_client, tmp_path, monkeypatch, answer, key, words
+):
+    from fakes.gemini_server import DEFAULT_KEY, FakeGemini
+
+    lib = make_library()
+    lib.ingest(photo_dir)
+    config = server_config(tmp_path, roots=(photo_dir,))
+    c = app_client(lib, config)
+    with FakeGemini() as fake:
+        monkeypatch.setenv("GEMINI_API_KEY", key or DEFAULT_KEY)
+        monkeypatch.setenv("ASSETRAG_GEMINI_BASE_URL", fake.base_url)
+        answer(fake)
+        r = c.post("/api/generate", json={"brief": "a rocket", "backend": "gemini"})
+        assert r.status_code == 202, r.text
+        job = wait_job(c, r.json()["id"], timeout=120)
+        assert len(fake.requests) == (4 if "overloaded" in words else 1)  # only a 5xx is retried
+    assert job["status"] == "failed" and job["result"] is None
+    assert words in job["error"], job["error"]
+    assert (key or DEFAULT_KEY) not in job["error"]
+    assert c.get("/api/assets", params={"source": "synthetic"}).json()["total"] == 0
+    assert c.get(f"/api/generate/{r.json()['id']}/image").status_code == 404
+    assert not config.generated_dir.exists() or not any(config.generated_dir.rglob("*.png"))
+
+
 def test_generate_refuses_bad_references(client):
     bad = client.post("/api/generate", json={"brief": "a cat", "refs": {"cat": ["../../etc/passwd"]}})
     assert bad.status_code == 400
