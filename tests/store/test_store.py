@@ -252,17 +252,34 @@ def test_a_library_another_process_is_still_creating_is_waited_for(make_store, s
     creator.ensure("model-a", 8)
     creator.client.release_collection(creator.name)
     creator.client.drop_index(creator.name, "vector")  # as if caught between create_collection and create_index
-    timer = threading.Timer(
-        1.5, lambda: creator.client.create_index(creator.name, creator._index_params(creator.index))
-    )
-    timer.start()
+    second = make_store("racing")
+    waiting = threading.Event()  # set when the second store has met "index not found" and begins to wait
+    real_wait = second._wait_for_any_index
+    waits = []
+
+    def wait_for_any_index(timeout: float) -> bool:
+        waits.append(timeout)
+        waiting.set()
+        return real_wait(timeout)
+
+    second._wait_for_any_index = wait_for_any_index
+    created = []
+
+    def create_the_index_once_it_waits() -> None:  # the creating process finishes only then: always that path
+        if waiting.wait(60):
+            creator.client.create_index(creator.name, creator._index_params(creator.index))
+            created.append(True)
+
+    creator_thread = threading.Thread(target=create_the_index_once_it_waits)
+    creator_thread.start()
     try:
-        second = make_store("racing")
         second.ensure("model-a", 8)  # loads: waits for the index rather than failing
         second.upsert([_row(i) for i in range(4)])
         assert second.count() == 4
     finally:
-        timer.join()
+        waiting.set()  # (never leave the thread waiting)
+        creator_thread.join(60)
+    assert waits == [60.0] and created == [True]  # it did meet the missing index, and waited it out
 
 
 def test_only_store_imports_pymilvus_and_store_imports_nothing_above_it():
