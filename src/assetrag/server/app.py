@@ -23,6 +23,7 @@ from assetrag.server.config import ServerConfig
 from assetrag.server.routes import assets, generate, ingest, search, system, web
 from assetrag.server.security import install_log_redaction, remove_log_redaction, require_token
 from assetrag.server.state import AppState
+from assetrag.server.uploads import format_mb
 
 log = logging.getLogger("assetrag.server")
 
@@ -202,7 +203,7 @@ class _RequestTooLarge(HTTPException):
     """Raised from `receive`; an HTTPException so FastAPI's body parsing lets it through as a 413."""
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"request body over the {max_bytes // (1024 * 1024)} MB limit")
+        super().__init__(413, f"request body over the {format_mb(max_bytes)} limit")
 
 
 class _BodyLimit:

@@ -88,7 +88,7 @@ async def save_uploads(files: list[UploadFile], dest: Path, *, max_bytes: int) -
         name = f.filename or "upload"
         data = await f.read(max_bytes + 1)
         if len(data) > max_bytes:
-            rejected.append(Rejected(name, f"larger than the {_mb(max_bytes)} upload limit", too_large=True))
+            rejected.append(Rejected(name, f"larger than the {format_mb(max_bytes)} upload limit", too_large=True))
             continue
         try:
             ext = check_image(data, safe_name(name))
@@ -119,7 +119,8 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _mb(n: int) -> str:
+def format_mb(n: int) -> str:
+    """A byte limit in MB for messages (a limit under 1 MB is not "0 MB")."""
     return f"{n / (1024 * 1024):.3g} MB"
 
 

@@ -13,7 +13,7 @@ from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, LANGS, MODES, RERANKER
 from assetrag.server.routes.common import Filters, Paging, filters, paging
 from assetrag.server.schemas import MAX_LIMIT, SearchPage
 from assetrag.server.state import AppState, get_state
-from assetrag.server.uploads import check_image
+from assetrag.server.uploads import check_image, format_mb
 
 router = APIRouter(tags=["search"])
 
@@ -108,7 +108,7 @@ async def search_image(
         if len(data) > limit_bytes:
             raise HTTPException(
                 413,  # (the constant was renamed across Starlette versions)
-                f"the query image is larger than the {limit_bytes // (1024 * 1024)} MB upload limit",
+                f"the query image is larger than the {format_mb(limit_bytes)} upload limit",
             )
         name = image.filename or "query image"
         check_image(data, name)
