@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -73,8 +74,20 @@ def _global(
         str | None, typer.Option(help="model runtime: auto (ONNX on CPU, torch on CUDA) | onnx | torch")
     ] = None,
     quantize: Annotated[str | None, typer.Option(help="int8 text/vision towers on ONNX: auto | none | int8")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="settings file (default: ./assetrag.toml over ~/.config/assetrag/assetrag.toml)"),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="a [profile.NAME] table of the settings file (env ASSETRAG_PROFILE)")
+    ] = None,
 ) -> None:
-    state.settings = Settings.from_env(
+    """Global options may also follow the command (`assetrag ingest --uri x.db photos/`). Precedence: flags >
+    ASSETRAG_* environment > assetrag.toml (its [profile.NAME] when chosen) > defaults; `assetrag doctor` says
+    where each setting came from."""
+    state.settings = Settings.load(
+        config=config,
+        profile=profile,
         uri=uri,
         library=library,
         model=model,
@@ -111,12 +124,17 @@ class RichProgress:
     def start(self, total: int, description: str) -> None:
         self._progress.start()
         self._task = self._progress.add_task(description, total=total, rate="")
+        self._t0 = time.perf_counter()
+        self._done = 0
 
     def advance(self, n: int = 1) -> None:
+        # the rate over the whole run so far (what the summary reports), not Rich's short window: files are
+        # handed over in bursts after each batch, which made the windowed speed read thousands of img/s
         self._progress.advance(self._task, n)
-        task = self._progress.tasks[0]
-        speed = task.speed
-        self._progress.update(self._task, rate=f"{speed:.1f} img/s" if speed else "")
+        self._done += n
+        elapsed = time.perf_counter() - self._t0
+        rate = self._done / elapsed if elapsed > 0 else 0.0
+        self._progress.update(self._task, rate=f"{rate:.1f} img/s" if self._done else "")
 
     def stop(self) -> None:
         self._progress.stop()
@@ -644,10 +662,44 @@ def import_cmd(
     out.print(f"imported {report.rows} assets ({report.model}, dim {report.dim}) into library {report.library!r}")
 
 
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """`argv` with the global options written after the command moved before it, so `assetrag ingest --uri x.db
+    photos/` means `assetrag --uri x.db ingest photos/` (a command's own option of the same name stays)."""
+    group = typer.main.get_command(app)
+    flags: dict[str, bool] = {}  # option name → takes a value
+    for param in group.params:
+        for name in (*param.opts, *param.secondary_opts):
+            flags[name] = not getattr(param, "is_flag", False)
+    commands = getattr(group, "commands", {})
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # global options before the command
+        name = argv[i].split("=", 1)[0]
+        i += 2 if flags.get(name) and "=" not in argv[i] else 1
+    if i >= len(argv) or argv[i] not in commands:
+        return list(argv)
+    own = {n for p in commands[argv[i]].params for n in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+    head, cmd, rest, moved = list(argv[:i]), argv[i], [], []
+    j = i + 1
+    while j < len(argv):
+        token = argv[j]
+        if token == "--":
+            rest += argv[j:]
+            break
+        name = token.split("=", 1)[0]
+        if name in flags and name not in own:
+            takes = flags[name] and "=" not in token
+            moved += argv[j : j + (2 if takes else 1)]
+            j += 2 if takes else 1
+            continue
+        rest.append(token)
+        j += 1
+    return [*head, *moved, cmd, *rest]
+
+
 def main() -> None:
     """Console-script entry point: user errors print one clear line and exit 2."""
     try:
-        app()
+        app(args=hoist_global_options(sys.argv[1:]))
     except AssetragError as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(2)
