@@ -142,7 +142,9 @@ class RichProgress:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="folders or files to ingest")],
+    paths: Annotated[
+        list[str], typer.Argument(help="folders or files to ingest, or bucket prefixes (s3://, gs://, az://)")
+    ],
     collection: Annotated[str | None, typer.Option(help="collection name (default: first folder)")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="tag to add (repeatable)")] = None,
     prune: Annotated[

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assetrag import objects
 from assetrag.errors import ConfigError
 from assetrag.ingest.rows import FileError, IngestReport, merge_tags
 from assetrag.ingest.scan import FileEntry, RootListing
@@ -49,7 +50,7 @@ class Known:
         return [
             (path, pid)
             for path, (pid, _, _) in self.by_path.items()
-            if path not in seen and under(path, roots) and not os.path.exists(path)
+            if path not in seen and under(path, roots) and not exists(path, seen)
         ]
 
     def stored_under(self, root: str) -> list[tuple[str, str]]:
@@ -136,7 +137,7 @@ def plan_prune(
         if not stored:
             continue
         gone = [
-            (p, rid) for p, rid in stored if p not in seen and not under(p, listing.unlisted) and not os.path.exists(p)
+            (p, rid) for p, rid in stored if p not in seen and not under(p, listing.unlisted) and not exists(p, seen)
         ]
         problem = listing.state if not listing.listed else ("empty" if listing.images == 0 else None)
         if problem and gone and not force:
@@ -270,7 +271,7 @@ def _with_paths(
     ]
     # paths that vanished from disk (the file moved) are dropped when a new one arrives
     if adds:
-        kept = [(p, m) for p, m in pairs if os.path.exists(p)]
+        kept = [(p, m) for p, m in pairs if exists(p)]
         report.duplicates += len(adds) if kept else len(adds) - 1
         pairs = kept
     pairs.extend((a.path, a.mtime) for a in adds)
@@ -294,9 +295,23 @@ def _with_paths(
     return row
 
 
+def exists(path: str, listed: set[str] | None = None) -> bool:
+    """Is `path` still there? A file: on disk. An object URL: in this run's listing (`listed`, when the
+    caller has one — a listed prefix is the truth, no request per object), else one HEAD request."""
+    if objects.is_url(path):
+        if listed is not None:
+            return path in listed
+        return objects.exists(path)
+    return os.path.exists(path)
+
+
 def under(path: str, roots: Sequence[str | Path]) -> bool:
-    """True when `path` is one of `roots` or inside one."""
+    """True when `path` is one of `roots` or inside one (object URLs: by key prefix)."""
     for root in roots:
+        if objects.is_url(os.fspath(root)) or objects.is_url(path):
+            if objects.is_url(os.fspath(root)) and objects.is_url(path) and objects.under(path, os.fspath(root)):
+                return True
+            continue
         r = os.path.abspath(os.fspath(root))
         if path == r or path.startswith(r.rstrip(os.sep) + os.sep):
             return True

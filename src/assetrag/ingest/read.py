@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from assetrag import objects
 from assetrag.decode import DEFAULT_MAX_SIDE, Decoded, decode_bytes
 from assetrag.embedding.pixels import PixelSpec, decode_pixels, gpu_decodable
 from assetrag.errors import BadImageError
@@ -82,13 +83,18 @@ class Loaded:
 
 
 def read_file(path: str) -> tuple[bytes, str | None, str | None]:
-    """(bytes, sha256, None) for a readable non-empty regular file, else (b"", None, why not). Never raises."""
+    """(bytes, sha256, None) for a readable non-empty regular file or object (URL), else (b"", None, why not).
+    Never raises."""
     try:
-        data = read_regular_file(path)
+        data = objects.read_bytes(path, MAX_FILE_BYTES) if objects.is_url(path) else read_regular_file(path)
+    except FileNotFoundError:
+        return b"", None, "cannot read the file (it is gone)"
     except OSError as exc:
         return b"", None, f"cannot read the file ({exc.strerror or exc})"
     except ValueError as exc:
         return b"", None, str(exc)
+    except Exception as exc:  # an object store's own errors (credentials, throttling) are per-file reasons too
+        return b"", None, f"cannot read the object ({type(exc).__name__}: {exc})"
     if not data:
         return b"", None, "empty file (0 bytes); re-export or remove it"
     return data, sha256_bytes(data), None
