@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from assetrag import objects
 from assetrag.config import Settings
 from assetrag.errors import AssetragError, ConfigError
 from assetrag.evaluate import parse_rerank
@@ -199,6 +200,16 @@ def ingest(
         raise typer.Exit(1)
 
 
+def _sheet_image(path: str) -> Any:
+    """A contact-sheet tile's image: a file's path, or an object read (bounded) through `assetrag.objects`."""
+    if not objects.is_url(path):
+        return Path(path)
+    try:
+        return objects.load_image(path, 512)
+    except Exception:  # the sheet shows a placeholder for it
+        return Path(path)
+
+
 def _print_ingest(report: Any, *, errors: Path | None, as_json: bool, verbose: bool, prune: bool) -> None:
     if errors:
         errors.parent.mkdir(parents=True, exist_ok=True)
@@ -322,7 +333,7 @@ def search(
     if sheet:
         from assetrag.render import SheetTile, render_contact_sheet
 
-        render_contact_sheet(title, [SheetTile(Path(h.path), h.filename, h.score) for h in hits], sheet)
+        render_contact_sheet(title, [SheetTile(_sheet_image(h.path), h.filename, h.score) for h in hits], sheet)
     if as_json:
         out.print_json(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
     else:

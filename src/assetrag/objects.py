@@ -17,11 +17,14 @@ reads it here: whole and bounded (`read_bytes`: one ranged GET) or streamed (`op
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image
 
 from assetrag.errors import ConfigError
 
@@ -37,6 +40,8 @@ SCHEMES: dict[str, tuple[str, str]] = {
 }
 ENDPOINT_ENV = "ASSETRAG_S3_ENDPOINT"
 CHUNK = 1 << 20  # streaming reads: 1 MiB at a time
+#: images are read whole (to hash and decode them); anything bigger is refused rather than risk the memory
+MAX_BYTES = 1 << 30
 
 _lock = threading.Lock()
 _filesystems: dict[tuple[str, str], Any] = {}
@@ -182,3 +187,24 @@ def open_stream(url: str, chunk: int = CHUNK) -> Iterator[bytes]:
             if not data:
                 return
             yield data
+
+
+def read_any(path: str | os.PathLike[str], limit: int = MAX_BYTES) -> bytes:
+    """The bytes of a local file or of an object (URL), at most `limit` (more → ValueError)."""
+    if isinstance(path, str) and is_url(path):
+        return read_bytes(path, limit)
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"the file is over the {limit:,}-byte limit for one image file")
+    return data
+
+
+def load_image(path: str | os.PathLike[str], max_side: int = 1024) -> Image.Image:
+    """A file's or object's image, long side ≤ `max_side` (for contact sheets: JPEGs decode at a DCT scale)."""
+    with Image.open(io.BytesIO(read_any(path))) as im:
+        im.draft("RGB", (max_side, max_side))
+        im.load()
+        out = im.copy()
+    out.thumbnail((max_side, max_side))
+    return out

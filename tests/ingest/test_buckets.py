@@ -135,3 +135,42 @@ def test_a_missing_extra_names_the_install(monkeypatch):
     monkeypatch.setattr(objects, "_filesystems", {})
     with pytest.raises(ConfigError, match=r"pip install 'assetrag\[gcs\]'"):
         objects.filesystem("gs://bucket/x.jpg")
+
+
+def test_the_server_streams_s3_assets_only_under_a_configured_bucket(make_library, bucket, tmp_path, photo_dir):
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from assetrag.server import ServerConfig, create_app
+
+    lib = make_library()
+    root = f"s3://{bucket}/archive"
+    lib.ingest(root)
+    cat = next(r["id"] for r in lib.iterate(("id", "path")) if r["path"].endswith("cat.jpg"))
+    config = ServerConfig(upload_dir=tmp_path / "up", cache_dir=tmp_path / "cache")
+    with TestClient(create_app(lib, config)) as c:  # no bucket configured: nothing is served from one
+        assert c.get(f"/api/assets/{cat}/thumb").status_code == 404
+    with TestClient(create_app(lib, ServerConfig(**{**config.__dict__, "buckets": (root,)}))) as c:
+        thumb = c.get(f"/api/assets/{cat}/thumb?size=256")
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+        import io
+
+        assert max(Image.open(io.BytesIO(thumb.content)).size) <= 256
+        original = c.get(f"/api/assets/{cat}/image")
+        assert original.status_code == 200
+        assert original.content == (photo_dir / "animals" / "cats" / "cat.jpg").read_bytes()
+
+
+def test_generation_references_and_contact_sheets_read_objects(make_library, bucket, tmp_path):
+    from assetrag.generation.types import Reference
+    from assetrag.render import SheetTile, render_contact_sheet
+
+    lib = make_library()
+    url = f"s3://{bucket}/archive/animals/cats/cat.jpg"
+    ref = Reference.from_path(url)
+    assert ref.id and ref.image.size[0] > 0
+    from assetrag.objects import load_image
+
+    sheet = render_contact_sheet("cat", [SheetTile(load_image(url, 512), "cat", 1.0)], tmp_path / "sheet.png")
+    assert sheet.is_file()
+    del lib

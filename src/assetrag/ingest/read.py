@@ -26,7 +26,7 @@ from assetrag.embedding.pixels import PixelSpec, decode_pixels, gpu_decodable
 from assetrag.errors import BadImageError
 
 #: files are read whole (to hash and decode them); anything bigger is refused rather than risk the memory
-MAX_FILE_BYTES = 1 << 30
+MAX_FILE_BYTES = objects.MAX_BYTES
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -99,7 +99,7 @@ def scan(
             found, errs, listing = scan_bucket(os.fspath(root), collection=collection, tags=tags)
             entries += [e for e in found if e.path not in seen]
             seen.update(e.path for e in found)
-            errors += errs
+            errors.extend(errs)
             listings.append(listing)
             continue
         root_abs = os.path.abspath(os.fspath(root))

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assetrag import objects
 from assetrag.errors import QueryError
 from assetrag.generation import STYLE_LABEL
 from assetrag.rag.items import split_brief
@@ -224,6 +225,23 @@ def _given_ref(lib: AssetSource, spec: str) -> PlannedRef:
         ref = PlannedRef.from_hit(hit, EXPLICIT, "given")
         ref.score = 1.0
         return ref
+    if objects.is_url(spec):  # an object (s3://bucket/key): read through the object layer
+        try:
+            data = objects.read_any(spec)
+        except (OSError, ValueError) as exc:
+            raise QueryError(f"--ref {spec!r}: cannot read the object ({exc})") from exc
+        rid = hashlib.sha256(data).hexdigest()
+        stored = lib.get(rid)
+        internal = bool(stored and str(stored.metadata.get("usage", "")).lower() == INTERNAL_ONLY)
+        return PlannedRef(
+            id=rid,
+            path=spec,
+            filename=spec.rsplit("/", 1)[-1],
+            item=EXPLICIT,
+            role="given",
+            score=1.0,
+            internal_only=internal,
+        )
     path = Path(spec)
     if not path.is_file():
         raise QueryError(f"--ref {spec!r} is neither an asset id in this library nor an image file")

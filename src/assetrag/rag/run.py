@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assetrag.decode import decode_file
+from assetrag import objects
+from assetrag.decode import decode_bytes, decode_file
 from assetrag.generation import GenerationOptions, GenerationResult, Generator, Reference
 from assetrag.rag.plan import Plan, PlannedRef
 
@@ -45,7 +46,10 @@ def build_prompt(plan: Plan) -> str:
 def load_references(plan: Plan) -> list[Reference]:
     refs = []
     for r in plan.chosen:
-        img = decode_file(r.path, max_side=REFERENCE_MAX_SIDE).image
+        if objects.is_url(r.path):  # an asset in a bucket: read through the object layer (bounded)
+            img = decode_bytes(objects.read_any(r.path), r.path, max_side=REFERENCE_MAX_SIDE).image
+        else:
+            img = decode_file(r.path, max_side=REFERENCE_MAX_SIDE).image
         refs.append(Reference(id=r.id, image=img, path=r.path, label=r.item, score=r.score, metadata={"role": r.role}))
     return refs
 

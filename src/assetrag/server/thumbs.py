@@ -12,7 +12,10 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
-from assetrag.decode import decode_file
+from assetrag import objects
+from assetrag.decode import decode_bytes, decode_file
+from assetrag.errors import BadImageError
+from assetrag.ingest import MAX_FILE_BYTES
 
 DEFAULT_CACHE_MB = 256
 
@@ -35,13 +38,21 @@ class Thumbnails:
             self._load()
             return self._bytes
 
-    def get(self, asset_id: str, source: Path, size: int) -> Path:
-        """The cached JPEG thumbnail (long side ≤ size) of `source`, made now if missing."""
+    def get(self, asset_id: str, source: Path | str, size: int) -> Path:
+        """The cached JPEG thumbnail (long side ≤ size) of `source` (a file, or an object URL), made now if
+        missing."""
         dest = self.path_for(asset_id, size)
         if dest.is_file():
             self._used(dest)
             return dest
-        image = decode_file(source, max_side=size).image  # EXIF-upright RGB, alpha on white
+        if isinstance(source, str) and objects.is_url(source):
+            try:
+                data = objects.read_bytes(source, MAX_FILE_BYTES)
+            except (OSError, ValueError) as exc:
+                raise BadImageError(source, f"cannot read the object ({exc})") from exc
+            image = decode_bytes(data, source, max_side=size).image
+        else:
+            image = decode_file(source, max_side=size).image  # EXIF-upright RGB, alpha on white
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
         try:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi import Query as Param
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
+from assetrag import objects
 from assetrag.errors import BadImageError, FileChangedError
 from assetrag.search import SearchHit
 from assetrag.server.routes.common import Filters, Paging, filters, paging
@@ -110,8 +111,16 @@ re-ingest", a missing one (or one outside the server's roots) **404**."""
     summary="The asset's original file",
     description=FILE_HELP,
 )
-def asset_image(asset_id: AssetId, state: Annotated[AppState, Depends(get_state)]) -> FileResponse:
+def asset_image(asset_id: AssetId, state: Annotated[AppState, Depends(get_state)]) -> Response:
     hit, path = _file(state, asset_id)
+    if isinstance(path, str):  # an object under a configured bucket prefix: streamed, 1 MiB at a time
+        media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        name = (hit.filename or path.rsplit("/", 1)[-1]).encode("ascii", "ignore").decode().replace('"', "")
+        return StreamingResponse(
+            objects.open_stream(path),
+            media_type=media_type,
+            headers={"Cache-Control": "private, max-age=3600", "Content-Disposition": f'inline; filename="{name}"'},
+        )
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(
         path,
