@@ -179,8 +179,17 @@ def ingest(
             "overlaps decode, embedding and writes (env ASSETRAG_PIPELINE)"
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(help="local | ray: read, decode and embed on a Ray cluster (pip install 'assetrag[ray]')"),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--engine ray: auto (this machine's cluster) or ray://host:10001 (default: a local Ray)"),
+    ] = None,
 ) -> None:
-    """Add or refresh the images under PATHS (incremental: unchanged files are skipped)."""
+    """Add or refresh the images under PATHS — folders, files or bucket prefixes (s3://bucket/prefix, gs://…,
+    az://…) — incremental: unchanged files are skipped."""
     with _lib() as lib:
         sink = RichProgress(err) if progress and not as_json else None
         report = lib.ingest(
@@ -194,6 +203,8 @@ def ingest(
             force=force,
             dry_run=dry_run,
             follow_symlinks=follow_symlinks,
+            engine=engine,
+            address=address,
         )
     _print_ingest(report, errors=errors, as_json=as_json, verbose=verbose, prune=prune)
     if report.refused:

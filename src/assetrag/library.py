@@ -22,7 +22,7 @@ from assetrag.concurrency import Serialised
 from assetrag.config import Settings
 from assetrag.embedding.base import Embedder
 from assetrag.errors import ModelMismatchError, QueryError, StoreError
-from assetrag.ingest import Ingestor, IngestReport, ProgressSink
+from assetrag.ingest import Ingestor, IngestReport, ProgressSink, RayOptions
 from assetrag.search import (
     DEFAULT_MODE,
     DEFAULT_RERANK,
@@ -137,6 +137,23 @@ class Library:
                 dim=exc.dim,
             ) from exc
 
+    def _model_kwargs(self) -> dict[str, Any]:
+        """`load_embedder` arguments that rebuild this library's model elsewhere (a Ray actor)."""
+        spec = self.settings.model
+        built = self.store.model_info()
+        if spec == "auto" and built is not None:
+            spec = _spec_for(built[0])
+        elif spec == "auto" and self._embedder is not None:
+            spec = _spec_for(self._embedder.name)
+        return {
+            "spec": spec,
+            "device": self.settings.device,
+            "batch_size": self.settings.batch_size,
+            "torch_threads": self.settings.torch_threads,
+            "runtime": self.settings.runtime,
+            "quantize": self.settings.quantize,
+        }
+
     def _ready_embedder(self) -> Embedder:
         emb = self.embedder
         self._ensure(emb)
@@ -212,8 +229,12 @@ class Library:
         force: bool = False,
         dry_run: bool = False,
         follow_symlinks: bool = False,
+        engine: str = "local",
+        address: str | None = None,
     ) -> IngestReport:
-        """Add/refresh every image under `paths` (files or folders); see `assetrag.ingest`. `pipeline`:
+        """Add/refresh every image under `paths` (folders, files, or bucket prefixes `s3://bucket/prefix`,
+        `gs://…`, `az://…`); see `assetrag.ingest`. `engine`: local | ray (read, decode and embed on a Ray
+        cluster: `address` None starts a local one, `auto` / `ray://host:10001` joins one). `pipeline`:
         auto | simple | fast (default: the settings', auto = fast on CUDA).
 
         `prune`: take off stored files gone from disk — only under roots listed in this run, and at most
@@ -232,6 +253,8 @@ class Library:
             pipeline=pipeline or self.settings.pipeline,
             device=self.settings.device,
             model_threads=self.settings.torch_threads,
+            engine=engine,
+            ray=RayOptions(address=address, model=self._model_kwargs()) if engine == "ray" else None,
         )
         try:
             return ingestor.run(

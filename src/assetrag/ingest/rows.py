@@ -70,11 +70,12 @@ class Item:
     decoded: Decoded | None = None
     error: str | None = None
     loaded: Loaded | None = None  # the fast pipeline's worker output (pixels, image or JPEG bytes)
+    vector: Any = None  # embedded elsewhere already (the Ray engine's actors)
 
     @property
     def new(self) -> bool:
         """True when this item's bytes must be embedded (False: a path update of stored bytes)."""
-        return self.decoded is not None or (self.loaded is not None and self.loaded.new)
+        return self.vector is not None or self.decoded is not None or (self.loaded is not None and self.loaded.new)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from assetrag.embedding.base import Embedder
 from assetrag.errors import ConfigError
 from assetrag.ingest.fast import DECODE_POOLS, GPU_DECODE, FastOptions, FastPipeline
 from assetrag.ingest.known import Claims, DeleteLimit, Known, PathUpdates, apply_updates, plan_prune
+from assetrag.ingest.ray_engine import RayOptions
 from assetrag.ingest.read import sha256_bytes
 from assetrag.ingest.rows import FileError, IngestReport, Item, new_row
 from assetrag.ingest.scan import FileEntry, scan
@@ -33,6 +34,9 @@ from assetrag.ingest.simple import SimplePipeline
 from assetrag.ingest.stages import RunContext, StageTimes
 from assetrag.progress import ProgressSink
 from assetrag.store import Store
+
+#: where the stages run: in this process (the simple / fast pipelines) or on a Ray cluster
+ENGINES = ("local", "ray")
 
 
 class Pipeline(Protocol):
@@ -67,11 +71,16 @@ class Ingestor:
         gpu_decode: str = "auto",
         gpu_share: float = 0.6,
         model_threads: int = 0,
+        engine: str = "local",
+        ray: RayOptions | None = None,
     ) -> None:
         """`pipeline`: simple | fast | auto (fast when CUDA is available and `device` is not cpu); the fast
         pipeline's knobs: see `FastOptions`. `model_threads`: the CPU threads the model computes with; decode
         workers are capped so that workers + model threads ≤ cores (at least one worker), so the decoders and
-        the model do not fight over the cores."""
+        the model do not fight over the cores. `engine`: local (these pipelines) | ray (`ingest.ray_engine`:
+        read, decode and embed on a Ray cluster, with `ray`'s options)."""
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown ingest engine {engine!r}; choose one of {', '.join(ENGINES)}")
         if pipeline not in PIPELINE_CHOICES:
             raise ConfigError(f"unknown ingest pipeline {pipeline!r}; choose one of {', '.join(PIPELINE_CHOICES)}")
         if decode_pool not in DECODE_POOLS:
@@ -88,6 +97,8 @@ class Ingestor:
         self.progress = progress
         self.pipeline = pipeline
         self.device = device
+        self.engine = engine
+        self.ray_options = ray or RayOptions()
         self.fast_options = FastOptions(decode_pool, gpu_batch_size, gpu_decode, gpu_share)
         self._load_s = 0.0
         #: what the last run used (for reports and benchmarks): pipeline, batch, device, dtype, decode
@@ -164,7 +175,7 @@ class Ingestor:
                 updates.remove(rid, e.path)
 
         claims = Claims(known.ids)
-        fast = bool(todo) and self._use_fast()
+        fast = bool(todo) and self.engine == "local" and self._use_fast()
         workers = self.workers
         if self.model_threads > 0 and not fast:  # on a CPU the model's threads and the decoders share the cores
             workers = max(1, min(workers, (os.cpu_count() or 1) - self.model_threads))
@@ -172,7 +183,12 @@ class Ingestor:
             self.store, lambda: self.embedder, report, claims, times, self.batch_size, workers, self.max_side
         )
         pipeline: Pipeline
-        if fast:
+        if self.engine == "ray" and todo:
+            from assetrag.ingest.ray_engine import RayPipeline
+
+            with times.timed("cluster start"):
+                pipeline = RayPipeline(ctx, self.ray_options)
+        elif fast:
             with times.timed("model load"):
                 pipeline = FastPipeline(ctx, self.fast_options)
         else:
