@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 import os
@@ -443,6 +444,32 @@ def test_generated_image_comes_back_as_a_synthetic_asset_with_lineage(make_libra
     assert detail["references"] and detail["references"][0]["filename"] == "rocket.jpg"
     assert detail["references"][0]["item"] == "rocket" and "thumb_url" in detail["references"][0]
     assert c.get(detail["image_url"]).content == c.get(result["output_url"]).content
+
+
+def test_generate_backends_say_which_can_run_and_why_not(client, monkeypatch, tmp_path):
+    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ASSETRAG_DIFFUSERS_CHECKPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    body = client.get("/api/generate/backends").json()
+    assert body["items"] == ["gemini", "openai", "diffusers", "board"] and body["default"] == "board"  # as before
+    by_name = {b["name"]: b for b in body["backends"]}
+    assert list(by_name) == body["items"]
+    assert by_name["board"] == {"name": "board", "available": True, "reason": None}
+    assert not by_name["gemini"]["available"] and "GEMINI_API_KEY" in by_name["gemini"]["reason"]
+    assert "GOOGLE_API_KEY" in by_name["gemini"]["reason"] and "on the server" in by_name["gemini"]["reason"]
+    assert not by_name["openai"]["available"] and "OPENAI_API_KEY" in by_name["openai"]["reason"]
+    assert not by_name["diffusers"]["available"] and "ASSETRAG_DIFFUSERS_CHECKPOINT" in by_name["diffusers"]["reason"]
+
+    secret = "sk-secret-value-0123456789"
+    monkeypatch.setenv("GOOGLE_API_KEY", secret)  # either of Gemini's two names will do
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    monkeypatch.setenv("ASSETRAG_DIFFUSERS_CHECKPOINT", str(tmp_path))  # a folder, but no pipeline in it
+    r = client.get("/api/generate/backends")
+    assert secret not in r.text and str(tmp_path) not in r.text  # names the settings, never their values
+    by_name = {b["name"]: b for b in r.json()["backends"]}
+    for name, module in (("gemini", "google.genai"), ("openai", "openai")):
+        installed = importlib.util.find_spec(module) is not None
+        assert by_name[name]["available"] is installed, by_name[name]
+    assert not by_name["diffusers"]["available"] and "model_index.json" in by_name["diffusers"]["reason"]
 
 
 def test_generate_refuses_bad_references(client):

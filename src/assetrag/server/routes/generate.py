@@ -88,11 +88,13 @@ def result_dict(state: AppState, job_id: str, result: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/backends", summary="Generator backends this server knows")
+@router.get("/backends", summary="Generator backends this server knows, and which of them it can run")
 def backends() -> dict[str, Any]:
-    from assetrag.generation import list_generators
+    """`items`: the backend names; `backends`: each one's `available` and, when not, the `reason` (the server
+    setting or package it lacks, e.g. "set GEMINI_API_KEY on the server": never a key's value)."""
+    from assetrag.generation import generator_availability, list_generators
 
-    return {"items": list_generators(), "default": DEFAULT_BACKEND}
+    return {"items": list_generators(), "default": DEFAULT_BACKEND, "backends": generator_availability()}
 
 
 @router.post("/plan", summary="Plan a generation: the brief's items, candidates and the chosen references")
