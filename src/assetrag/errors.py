@@ -16,7 +16,28 @@ class ModelUnavailableError(AssetragError):
 
 
 class ModelMismatchError(AssetragError):
-    """A library was built with another embedding model or dimension than the one now in use."""
+    """A library was built with another embedding model or dimension than the one now in use.
+
+    `built_model`/`built_dim`: what the library was built with; `model`/`dim`: what was offered (None where
+    unknown), so that a caller can add its own hint (e.g. the `--model` spec that loads `built_model`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        library: str | None = None,
+        built_model: str | None = None,
+        built_dim: int | None = None,
+        model: str | None = None,
+        dim: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.library = library
+        self.built_model = built_model
+        self.built_dim = built_dim
+        self.model = model
+        self.dim = dim
 
 
 class StoreError(AssetragError):

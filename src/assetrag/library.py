@@ -431,6 +431,45 @@ class Library:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- moving and backing up the library (store/transfer.py, store/archive.py) ------------------------
+
+    def migrate_to(
+        self,
+        uri: str | os.PathLike[str],
+        *,
+        library: str | None = None,
+        token: str | None = None,
+        db_name: str | None = None,
+        progress: Any = None,
+    ) -> Any:
+        """Copy this library to another store — e.g. a Milvus server, `http://host:19530` — as it is
+        (vectors included, no re-embedding), verified at the end; run it again to finish an interrupted
+        copy. `library` defaults to this library's name. Returns a `store.transfer.TransferReport`."""
+        from assetrag.config import check_library_name
+        from assetrag.store.transfer import copy_library
+
+        name = library or self.settings.library
+        check_library_name(name)
+        target = Store(os.fspath(uri), name, token=token, db_name=db_name)
+        try:
+            return copy_library(self.store, target, progress)
+        finally:
+            target.close()
+
+    def export(self, path: str | os.PathLike[str], *, progress: Any = None) -> Any:
+        """Write the whole library (rows, vectors, model, schema) to a Parquet file; returns an
+        `store.archive.ArchiveReport`."""
+        from assetrag.store.archive import export_library
+
+        return export_library(self.store, path, progress=progress)
+
+    def import_archive(self, path: str | os.PathLike[str], *, progress: Any = None) -> Any:
+        """Load an `export` file into this library (created with the file's model when new; an existing
+        library must have the same model). Returns an `store.archive.ArchiveReport`."""
+        from assetrag.store.archive import import_archive
+
+        return import_archive(self.store, path, progress=progress)
+
 
 def _spec_for(model_name: str) -> str:
     """The load spec that reproduces a stored model name."""
