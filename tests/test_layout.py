@@ -25,6 +25,7 @@ LAYERS = {
     "concurrency": 1,
     "decode": 1,
     "render": 1,
+    "video": 2,
     "store": 2,
     "embedding": 2,
     "generation": 2,
