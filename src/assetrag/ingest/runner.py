@@ -3,6 +3,7 @@
     scan ─▶ known (skip unchanged) ─▶ pipeline: read+hash ─▶ decode ─▶ embed ─▶ write ─▶ path updates / prune
 
 * unchanged files (same path, size and mtime) are skipped without being read;
+* videos go through `ingest.video` (one at a time after the images: hash, keyframes, embed, one upsert each);
 * a file whose bytes are already stored (moved, copied, touched) is a path update — never decoded again;
 * one bad file is recorded with its reason and never stops the run;
 * every batch is written as soon as it is embedded, so a killed run loses at most one batch (the fast
@@ -31,6 +32,7 @@ from assetrag.ingest.rows import FileError, IngestReport, Item, ProgressSink, ne
 from assetrag.ingest.scan import FileEntry, scan
 from assetrag.ingest.simple import SimplePipeline
 from assetrag.ingest.stages import RunContext, StageTimes
+from assetrag.ingest.video import VideoStage
 from assetrag.store import Store
 
 
@@ -123,15 +125,17 @@ class Ingestor:
         report.scanned = len(entries)
         with times.timed("known"):
             known = Known.load(self.store)
+            known.drop_partial(self.store)  # a video a killed run left half-written is sampled again
         todo: list[FileEntry] = []
+        videos: list[FileEntry] = []
         for e in entries:
             if known.unchanged(e):
                 report.unchanged += 1
             else:
-                todo.append(e)
+                (videos if e.is_video else todo).append(e)
 
         updates = PathUpdates()
-        for e in todo:  # a path that now holds other bytes must leave the record that had it
+        for e in (*todo, *videos):  # a path that now holds other bytes must leave the record that had it
             for rid in known.claims.get(e.path, ()):
                 updates.remove(rid, e.path)
 
@@ -153,7 +157,7 @@ class Ingestor:
                 apply_updates(self.store, updates, known, claims, report, mid_run=mid_run)
 
         if self.progress:
-            self.progress.start(len(todo), "ingesting")
+            self.progress.start(len(todo) + len(videos), "ingesting")
         batch: list[Item] = []
         try:
             for item in pipeline.items(todo):
@@ -174,6 +178,13 @@ class Ingestor:
                 if len(batch) >= pipeline.batch_size:
                     self._submit(pipeline, batch)
             self._submit(pipeline, batch)
+            if videos:
+                pipeline.drain()  # the images' batches are written; the videos use the model in this thread
+                stage = VideoStage(ctx)
+                for e in videos:
+                    stage.ingest(e, updates)
+                    if self.progress:
+                        self.progress.advance(1)
             gone = known.gone({e.path for e in entries}, roots)
             if prune:
                 for path, pid in gone:

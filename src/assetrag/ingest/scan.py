@@ -11,6 +11,10 @@ from typing import Any
 
 from assetrag.decode import IMAGE_EXTENSIONS
 from assetrag.store import MAX_TAG, MAX_TAGS
+from assetrag.video import VIDEO_EXTENSIONS, is_video
+
+#: what a scan picks up: stills and videos
+ASSET_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 #: a folder-level sidecar applied to every image below it; `<image>.json` beside an image applies to it alone
 FOLDER_SIDECAR = "_assetrag.json"
@@ -18,7 +22,7 @@ FOLDER_SIDECAR = "_assetrag.json"
 
 @dataclass(frozen=True)
 class FileEntry:
-    """An image file found on disk."""
+    """An image or video file found on disk."""
 
     path: str  # absolute, normalised
     root: str  # the ingested root it was found under
@@ -27,6 +31,10 @@ class FileEntry:
     tags: tuple[str, ...]
     collection: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_video(self) -> bool:
+        return is_video(self.path)
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def scan(
     roots: Sequence[str | Path], *, collection: str | None = None, tags: Sequence[str] = ()
 ) -> tuple[list[FileEntry], list[ScanError]]:
-    """Every image under `roots` (recursively, symlinked files followed, symlinked folders not)."""
+    """Every image and video under `roots` (recursively, symlinked files followed, symlinked folders not)."""
     entries: list[FileEntry] = []
     errors: list[ScanError] = []
     seen: set[str] = set()
@@ -89,7 +97,7 @@ def scan(
             own, own_mtime = _load_sidecar(os.path.join(dirpath, FOLDER_SIDECAR), errors)
             folder_meta[dirpath] = (_merge(inherited[0], own), max(inherited[1], own_mtime))
             for name in sorted(filenames):
-                if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                if os.path.splitext(name)[1].lower() not in ASSET_EXTENSIONS:
                     continue
                 path = os.path.join(dirpath, name)
                 if path in seen:
