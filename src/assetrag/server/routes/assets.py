@@ -9,11 +9,14 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi import Query as Param
 from fastapi.responses import FileResponse
 
+from assetrag.errors import BadVideoError
 from assetrag.search import SearchHit
 from assetrag.server.routes.common import Filters, Paging, filters, paging
 from assetrag.server.schemas import Asset, AssetDetail, Page
 from assetrag.server.security import ASSET_ID_RE, check_asset_id, require_token_or_signature
 from assetrag.server.state import AppState, get_state
+from assetrag.video import is_video
+from assetrag.video import media_type as video_media_type
 
 router = APIRouter(tags=["assets"])
 #: image routes accept a signed URL instead of the token (for <img src>); the rest of /api does not
@@ -94,7 +97,9 @@ def _file(state: AppState, asset_id: str):
 @media.get("/assets/{asset_id}/image", response_class=FileResponse, summary="The asset's original file")
 def asset_image(asset_id: AssetId, state: Annotated[AppState, Depends(get_state)]) -> FileResponse:
     hit, path = _file(state, asset_id)
-    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    # a video is streamed: Starlette's FileResponse answers Range requests (206), which seeking needs
+    media_type = video_media_type(path) if is_video(path) else mimetypes.guess_type(path.name)[0]
+    media_type = media_type or "application/octet-stream"
     return FileResponse(
         path,
         media_type=media_type,
@@ -115,7 +120,10 @@ def asset_thumb(
             status.HTTP_400_BAD_REQUEST,
             f"size must be one of {', '.join(map(str, state.config.thumb_sizes))}",
         )
-    _, source = _file(state, asset_id)  # checked every time, cached thumbnail or not
-    path = state.thumbs.get(asset_id, source, size)
+    hit, source = _file(state, asset_id)  # checked every time, cached thumbnail or not
+    try:
+        path = state.thumbs.get(asset_id, source, size, hit.time if hit.is_video else None)
+    except BadVideoError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"cannot decode the frame: {exc.reason}") from exc
     # the id is the content hash, so the thumbnail for this URL never changes
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=604800, immutable"})
