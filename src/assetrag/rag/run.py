@@ -14,6 +14,7 @@ import numpy as np
 from assetrag.decode import decode_file
 from assetrag.generation import GenerationOptions, GenerationResult, Generator, Reference
 from assetrag.rag.plan import Plan, PlannedRef
+from assetrag.video import frame_at
 
 if TYPE_CHECKING:
     from assetrag.rag.protocol import AssetSource
@@ -45,7 +46,10 @@ def build_prompt(plan: Plan) -> str:
 def load_references(plan: Plan) -> list[Reference]:
     refs = []
     for r in plan.chosen:
-        img = decode_file(r.path, max_side=REFERENCE_MAX_SIDE).image
+        if r.time is not None:  # a video keyframe: the frame's pixels are sent
+            img = frame_at(r.path, r.time, max_side=REFERENCE_MAX_SIDE)
+        else:
+            img = decode_file(r.path, max_side=REFERENCE_MAX_SIDE).image
         refs.append(Reference(id=r.id, image=img, path=r.path, label=r.item, score=r.score, metadata={"role": r.role}))
     return refs
 
@@ -114,7 +118,15 @@ def run_plan(
         "backend": generator.name,
         "model": result.model,
         "references": [
-            {"id": r.id, "item": r.item, "role": r.role, "score": r.score, "path": r.path} for r in plan.chosen
+            {
+                "id": r.id,
+                "item": r.item,
+                "role": r.role,
+                "score": r.score,
+                "path": r.path,
+                **({"video": r.path, "time": r.time} if r.time is not None else {}),
+            }
+            for r in plan.chosen
         ],
         "withheld": [r.id for r in plan.withheld],
         "fidelity": fid,
