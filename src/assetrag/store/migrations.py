@@ -93,8 +93,14 @@ def schema_v2(dim: int) -> CollectionSchema:
 SCHEMAS: dict[int, Callable[[int], CollectionSchema]] = {1: schema_v1, 2: schema_v2, 3: S.build_schema}
 
 
+def _with(row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """`row` with the defaults of `fields` (the ones a step adds: never a later step's, which its target
+    collection does not have)."""
+    return {**row, **{k: S.DEFAULTS[k] for k in fields if k not in row}}
+
+
 def _v1_to_v2_row(row: dict[str, Any]) -> dict[str, Any]:
-    return S.with_defaults(row)  # phash "", media "image", time -1.0: every schema 1 row is a still
+    return _with(row, ("phash", "media", "time"))  # "", "image", -1.0: every schema 1 row is a still
 
 
 def _migrate_1_to_2(client: MilvusClient, name: str) -> None:
@@ -103,7 +109,7 @@ def _migrate_1_to_2(client: MilvusClient, name: str) -> None:
 
 
 def _v2_to_v3_row(row: dict[str, Any]) -> dict[str, Any]:
-    return S.with_defaults(row)  # video_id "", frames 0: no schema 2 assetrag wrote video keyframes
+    return _with(row, ("video_id", "frames"))  # "", 0: no schema 2 assetrag wrote video keyframes
 
 
 def _migrate_2_to_3(client: MilvusClient, name: str) -> None:
