@@ -27,6 +27,7 @@ LAYERS = {
     "progress": 1,
     "decode": 1,
     "render": 1,
+    "video": 2,
     "store": 2,
     "embedding": 2,
     "generation": 2,

@@ -17,11 +17,12 @@ from rich.table import Table
 
 from assetrag import objects
 from assetrag.config import Settings
-from assetrag.errors import AssetragError, ConfigError
+from assetrag.errors import AssetragError, BadVideoError, ConfigError
 from assetrag.evaluate import parse_rerank
 from assetrag.ingest import DEFAULT_MAX_DELETE
 from assetrag.library import Library
-from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N
+from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N, SearchHit
+from assetrag.video import frame_at, moment_label
 
 app = typer.Typer(
     name="assetrag",
@@ -255,6 +256,7 @@ def _print_done(report: Any, verbose: bool) -> None:
         f"scanned {report.scanned} · added {report.added} · updated {report.updated} · "
         f"unchanged {report.unchanged} · duplicates {report.duplicates} · pruned {report.pruned} · "
         f"errors {len(report.errors)} · {report.elapsed_s:.1f}s ({report.images_per_s:.1f} img/s)"
+        + (f" · {report.videos} video(s), {report.keyframes} keyframes" if report.videos else "")
     )
     if verbose and report.stages:
         table = Table("stage", "seconds", title="time per stage (summed over the threads that ran it)")
@@ -287,6 +289,16 @@ def _rerank(value: str | None) -> str | None:
 
 
 @app.command()
+def _tile_image(hit: SearchHit) -> Any:
+    """A contact-sheet tile's picture: the file, or for a video hit the frame at its time."""
+    if hit.is_video and hit.time is not None:
+        try:
+            return frame_at(hit.path, hit.time)
+        except BadVideoError:
+            pass  # the sheet shows why the file cannot be opened
+    return _sheet_image(hit.path)
+
+
 def search(
     text: Annotated[str | None, typer.Argument(help="what to look for, in words")] = None,
     image: Annotated[Path | None, typer.Option("--image", "-i", help="query image (alone or with text)")] = None,
@@ -316,8 +328,12 @@ def search(
     ] = "auto",
     rerank: Annotated[str, typer.Option(help=RERANK_HELP)] = DEFAULT_RERANK or "none",
     rerank_n: Annotated[int, typer.Option(help="candidates re-ranked by --rerank")] = DEFAULT_RERANK_N,
+    group_videos: Annotated[
+        bool, typer.Option(help="show a video once, at its best moment (default: once per matching moment)")
+    ] = False,
+    media: Annotated[str | None, typer.Option(help="only image | video_frame results")] = None,
 ) -> None:
-    """Find assets by text, by image, or both."""
+    """Find assets by text, by image, or both (a video hit names the moment: `video.mp4 @ 12.5s`)."""
     with _lib() as lib:
         hits = lib.search(
             text,
@@ -334,6 +350,8 @@ def search(
             lang=lang,
             rerank=_rerank(rerank),
             rerank_n=rerank_n,
+            group_videos=group_videos,
+            media=media,
         )
     if not as_json:
         if hits.understood:
@@ -344,7 +362,7 @@ def search(
     if sheet:
         from assetrag.render import SheetTile, render_contact_sheet
 
-        render_contact_sheet(title, [SheetTile(_sheet_image(h.path), h.filename, h.score) for h in hits], sheet)
+        render_contact_sheet(title, [SheetTile(_tile_image(h), h.label, h.score) for h in hits], sheet)
     if as_json:
         out.print_json(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
     else:
@@ -353,7 +371,8 @@ def search(
         table = Table(*cols, title=title, title_justify="left")
         for h in hits:
             match = [_match(h)] if fused else []
-            table.add_row(str(h.rank), f"{h.score:.3f}", *match, h.path, h.collection, ", ".join(h.tags))
+            where = moment_label(h.path, h.time)
+            table.add_row(str(h.rank), f"{h.score:.3f}", *match, where, h.collection, ", ".join(h.tags))
         out.print(table if hits else "no results")
     if sheet:
         err.print(f"contact sheet: {sheet.resolve()}")

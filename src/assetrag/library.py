@@ -289,10 +289,13 @@ class Library:
         lang: str | None = None,
         rerank: str | None = DEFAULT_RERANK,
         rerank_n: int = DEFAULT_RERANK_N,
+        group_videos: bool = False,
+        media: str | None = None,
     ) -> SearchResult:
         """Top-k assets for a text and/or image query, best first (`mode`, `templates`, `understand`, `lang`,
-        `rerank`, `rerank_n`: see `assetrag.search.Query`). The result is a list of hits that also says what
-        was understood and which text encoder was used."""
+        `rerank`, `rerank_n`, `group_videos`, `media`: see `assetrag.search.Query`). A video appears once per
+        matching keyframe (`hit.time`), or once at its best moment with `group_videos`. The result is a list
+        of hits that also says what was understood and which text encoder was used."""
         return self.query(
             Query(
                 text=text,
@@ -311,6 +314,8 @@ class Library:
                 lang=lang,
                 rerank=rerank,
                 rerank_n=rerank_n,
+                group_videos=group_videos,
+                media=media,
             )
         )
 

@@ -38,6 +38,9 @@ class IngestReport:
     pruned: int = 0
     missing: int = 0
     decoded: int = 0
+    videos: int = 0  # videos sampled (each also counts in `added` and `decoded`)
+    keyframes: int = 0  # their keyframes (one row each)
+    video_seconds: float = 0.0  # their length
     errors: list[FileError] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     dry_run: bool = False
@@ -86,10 +89,10 @@ class Item:
         return self.loaded.width, self.loaded.height
 
 
-def new_row(item: Item, vector: np.ndarray) -> dict[str, Any]:
-    """The Milvus row of a newly embedded file."""
+def new_row(item: Item, vector: np.ndarray, *, size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The Milvus row of a newly embedded file (`size`: its picture size when the item has no decoded image)."""
     e = item.entry
-    width, height = item.size
+    width, height = size or item.size
     assert item.id is not None
     return {
         "id": item.id,

@@ -3,6 +3,7 @@
     scan ─▶ known (skip unchanged) ─▶ pipeline: read+hash ─▶ decode ─▶ embed ─▶ write ─▶ path updates / prune
 
 * unchanged files (same path, size and mtime) are skipped without being read;
+* videos go through `ingest.video` (one at a time after the images: hash, keyframes, embed, one upsert each);
 * a file whose bytes are already stored (moved, copied, touched) is a path update — never decoded again;
 * one bad file is recorded with its reason and never stops the run;
 * every batch is written as soon as it is embedded, so a killed run loses at most one batch (the fast
@@ -32,6 +33,7 @@ from assetrag.ingest.rows import FileError, IngestReport, Item, new_row
 from assetrag.ingest.scan import FileEntry, scan
 from assetrag.ingest.simple import SimplePipeline
 from assetrag.ingest.stages import RunContext, StageTimes
+from assetrag.ingest.video import VideoStage
 from assetrag.progress import ProgressSink
 from assetrag.store import Store
 
@@ -151,11 +153,12 @@ class Ingestor:
         with times.timed("known"):
             known = Known.load(self.store)
         todo: list[FileEntry] = []
+        videos: list[FileEntry] = []
         for e in entries:
             if known.unchanged(e):
                 report.unchanged += 1
             else:
-                todo.append(e)
+                (videos if e.is_video else todo).append(e)
         seen = {e.path for e in entries}
         if dry_run:
             if prune:
@@ -168,9 +171,11 @@ class Ingestor:
             report.elapsed_s = time.perf_counter() - t0
             report.stages = dict(times.seconds)
             return report
+        with times.timed("known"):
+            known.drop_partial(self.store)  # a video a killed run left half-written is sampled again
 
         updates = PathUpdates()
-        for e in todo:  # a path that now holds other bytes must leave the record that had it
+        for e in (*todo, *videos):  # a path that now holds other bytes must leave the record that had it
             for rid in known.claims.get(e.path, ()):
                 updates.remove(rid, e.path)
 
@@ -201,7 +206,7 @@ class Ingestor:
                 apply_updates(self.store, updates, known, claims, report, mid_run=mid_run)
 
         if self.progress:
-            self.progress.start(len(todo), "ingesting")
+            self.progress.start(len(todo) + len(videos), "ingesting")
         batch: list[Item] = []
         moved: set[str] = set()  # stored records that got a path in this run (a move is not a deletion)
         try:
@@ -224,6 +229,15 @@ class Ingestor:
                 if len(batch) >= pipeline.batch_size:
                     self._submit(pipeline, batch)
             self._submit(pipeline, batch)
+            if videos:
+                pipeline.drain()  # the images' batches are written; the videos use the model in this thread
+                stage = VideoStage(ctx)
+                for e in videos:
+                    stored = stage.ingest(e, updates)
+                    if stored is not None:  # its bytes are stored: a move, copy or touch
+                        moved.add(stored)
+                    if self.progress:
+                        self.progress.advance(1)
             if prune:
                 plan = plan_prune(known, seen, listings, limit=limit, force=force, keep_ids=moved)
                 report.refused = plan.refused

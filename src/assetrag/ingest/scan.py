@@ -12,6 +12,10 @@ from typing import Any
 from assetrag import objects
 from assetrag.decode import IMAGE_EXTENSIONS
 from assetrag.store import MAX_TAG, MAX_TAGS
+from assetrag.video import VIDEO_EXTENSIONS, is_video
+
+#: what a scan picks up: stills and videos
+ASSET_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 #: a folder-level sidecar applied to every image below it; `<image>.json` beside an image applies to it alone
 FOLDER_SIDECAR = "_assetrag.json"
@@ -19,7 +23,7 @@ FOLDER_SIDECAR = "_assetrag.json"
 
 @dataclass(frozen=True)
 class FileEntry:
-    """An image file found on disk."""
+    """An image or video file found on disk."""
 
     path: str  # absolute, normalised; or an object URL (s3://bucket/key)
     root: str  # the ingested root it was found under
@@ -30,6 +34,10 @@ class FileEntry:
     tags: tuple[str, ...]
     collection: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_video(self) -> bool:
+        return is_video(self.path)
 
 
 @dataclass(frozen=True)
@@ -86,9 +94,9 @@ def scan(
     tags: Sequence[str] = (),
     follow_symlinks: bool = False,
 ) -> tuple[list[FileEntry], list[ScanError], list[RootListing]]:
-    """Every image under `roots` (recursively; symlinked folders are not followed, symlinked files only when
-    they point inside one of `roots` — or anywhere with `follow_symlinks`), the files skipped with why, and
-    how each root fared (a prune may only trust a root that was listed)."""
+    """Every image and video under `roots` (recursively; symlinked folders are not followed, symlinked files
+    only when they point inside one of `roots` — or anywhere with `follow_symlinks`), the files skipped with
+    why, and how each root fared (a prune may only trust a root that was listed)."""
     entries: list[FileEntry] = []
     errors: list[ScanError] = []
     listings: list[RootListing] = []
@@ -135,7 +143,7 @@ def scan(
             own, own_mtime = _load_sidecar(os.path.join(dirpath, FOLDER_SIDECAR), errors)
             folder_meta[dirpath] = (_merge(inherited[0], own), max(inherited[1], own_mtime))
             for name in sorted(filenames):
-                if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                if os.path.splitext(name)[1].lower() not in ASSET_EXTENSIONS:
                     continue
                 listing.images += 1  # image files listed (readable or not): the root is not empty
                 path = os.path.join(dirpath, name)

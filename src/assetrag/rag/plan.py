@@ -53,6 +53,8 @@ class PlannedRef:
     score: float
     internal_only: bool = False
     note: str = ""
+    #: a video keyframe: seconds into the video at `path` (its pixels are that frame); None for a still
+    time: float | None = None
 
     @classmethod
     def from_hit(cls, hit: SearchHit, item: str, role: str) -> PlannedRef:
@@ -64,6 +66,7 @@ class PlannedRef:
             role=role,
             score=round(hit.score, 4),
             internal_only=str(hit.metadata.get("usage", "")).lower() == INTERNAL_ONLY,
+            time=hit.time if hit.is_video else None,
         )
 
 

@@ -15,6 +15,7 @@ from assetrag import objects
 from assetrag.decode import decode_bytes, decode_file
 from assetrag.generation import GenerationOptions, GenerationResult, Generator, Reference
 from assetrag.rag.plan import Plan, PlannedRef
+from assetrag.video import frame_at
 
 if TYPE_CHECKING:
     from assetrag.rag.protocol import AssetSource
@@ -46,7 +47,9 @@ def build_prompt(plan: Plan) -> str:
 def load_references(plan: Plan) -> list[Reference]:
     refs = []
     for r in plan.chosen:
-        if objects.is_url(r.path):  # an asset in a bucket: read through the object layer (bounded)
+        if r.time is not None:  # a video keyframe: the frame's pixels are sent
+            img = frame_at(r.path, r.time, max_side=REFERENCE_MAX_SIDE)
+        elif objects.is_url(r.path):  # an asset in a bucket: read through the object layer (bounded)
             img = decode_bytes(objects.read_any(r.path), r.path, max_side=REFERENCE_MAX_SIDE).image
         else:
             img = decode_file(r.path, max_side=REFERENCE_MAX_SIDE).image
@@ -118,7 +121,15 @@ def run_plan(
         "backend": generator.name,
         "model": result.model,
         "references": [
-            {"id": r.id, "item": r.item, "role": r.role, "score": r.score, "path": r.path} for r in plan.chosen
+            {
+                "id": r.id,
+                "item": r.item,
+                "role": r.role,
+                "score": r.score,
+                "path": r.path,
+                **({"video": r.path, "time": r.time} if r.time is not None else {}),
+            }
+            for r in plan.chosen
         ],
         "withheld": [r.id for r in plan.withheld],
         "fidelity": fid,

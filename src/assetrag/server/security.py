@@ -21,6 +21,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from assetrag import objects
 from assetrag.decode import IMAGE_EXTENSIONS
 from assetrag.errors import AssetragError
+from assetrag.video import VIDEO_EXTENSIONS
+
+#: what the server may send from a stored path: images and videos (the same root rules for both)
+SERVABLE_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 ASSET_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -160,7 +164,7 @@ def safe_asset_file(stored_paths: Iterable[str], roots: Sequence[Path], always: 
     for stored in stored_paths:
         if not stored or "\x00" in stored or not os.path.isabs(stored):
             continue
-        if os.path.splitext(stored)[1].lower() not in IMAGE_EXTENSIONS:
+        if os.path.splitext(stored)[1].lower() not in SERVABLE_EXTENSIONS:
             continue
         real = Path(os.path.realpath(stored))
         allowed = [*roots, *always] if roots else [Path(os.path.realpath(os.path.dirname(stored))), *always]

@@ -131,7 +131,13 @@ class AppState:
         }
 
     def hit_dict(self, hit: SearchHit) -> dict[str, Any]:
-        return {**hit.to_dict(), **self.urls(hit.id)}
+        """A hit as the API sends it: its fields, its image URLs, and for a video frame `play_url` — the
+        original video at the frame's time (a media fragment, `#t=12.5`) — and its `label`."""
+        urls = self.urls(hit.id)
+        extra = {"label": hit.label}
+        if hit.is_video and hit.time is not None:
+            extra["play_url"] = f"{urls['image_url']}#t={hit.time:g}"
+        return {**hit.to_dict(), **urls, **extra}
 
     def with_urls(self, value: Any) -> Any:
         """`value` (JSON-like) with image URLs added to every object whose `id` is an asset id."""

@@ -264,12 +264,13 @@ function assetCard(item, scored) {
       onclick: () => openDetail(item.id),
     },
     h("div", { class: "thumb" }, h("img", { src: item.thumb_url, alt: item.filename, loading: "lazy", decoding: "async" })),
+    item.play_url ? playControl(item) : null,
     scored ? h("span", { class: "score", title: scoreTitle(item) }, h("small", {}, "sim "), fmtScore(item.score)) : null,
     scored ? h("span", { class: "rank", title: scoreTitle(item) }, "#" + item.rank) : null,
     h(
       "div",
       { class: "asset-info" },
-      h("span", { class: "asset-name" }, item.filename),
+      h("span", { class: "asset-name" }, item.label || item.filename),
       h(
         "span",
         { class: "asset-sub" },
@@ -292,6 +293,49 @@ function scoreTitle(item) {
     `${sim}. Ranked #${item.rank} by meaning and words (file names, tags, captions) together: ` +
     `by meaning ${side(item.vector_rank)}, by words ${side(item.lexical_rank)}.`
   );
+}
+
+// a video frame's card: ▶ plays the original video from the frame's time (`play_url` ends in `#t=<seconds>`,
+// a media fragment; the server answers the player's Range requests)
+function playControl(item) {
+  return h(
+    "span",
+    {
+      class: "play",
+      role: "link",
+      tabindex: "0",
+      title: "play from " + item.time + "s",
+      dataset: { href: item.play_url },
+      onclick: (ev) => {
+        ev.stopPropagation();
+        openPlayer(item);
+      },
+      onkeydown: (ev) => {
+        if (ev.key === "Enter" || ev.key === " ") {
+          ev.preventDefault();
+          ev.stopPropagation();
+          openPlayer(item);
+        }
+      },
+    },
+    "▶",
+  );
+}
+
+function openPlayer(item) {
+  let dlg = $("#player");
+  if (!dlg) {
+    const video = h("video", { controls: true, playsinline: true, preload: "metadata" });
+    const close = h("button", { type: "button", class: "player-close", onclick: () => dlg.close() }, "Close");
+    dlg = h("dialog", { id: "player" }, h("div", { class: "player-title" }), video, close);
+    dlg.addEventListener("close", () => video.pause());
+    document.body.append(dlg);
+  }
+  dlg.querySelector(".player-title").textContent = item.label || item.filename;
+  const video = dlg.querySelector("video");
+  video.src = item.play_url;
+  dlg.showModal();
+  video.play().catch(() => {}); // autoplay may be refused; the controls remain
 }
 
 function startSearch() {

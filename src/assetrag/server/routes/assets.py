@@ -10,12 +10,14 @@ from fastapi import Query as Param
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from assetrag import objects
-from assetrag.errors import BadImageError, FileChangedError
+from assetrag.errors import BadImageError, BadVideoError, FileChangedError
 from assetrag.search import SearchHit
 from assetrag.server.routes.common import Filters, Paging, filters, paging
 from assetrag.server.schemas import Asset, AssetDetail, Page
 from assetrag.server.security import ASSET_ID_RE, check_asset_id, require_token_or_signature
 from assetrag.server.state import AppState, get_state
+from assetrag.video import is_video
+from assetrag.video import media_type as video_media_type
 
 router = APIRouter(tags=["assets"])
 #: image routes accept a signed URL instead of the token (for <img src>); the rest of /api does not
@@ -121,7 +123,9 @@ def asset_image(asset_id: AssetId, state: Annotated[AppState, Depends(get_state)
             media_type=media_type,
             headers={"Cache-Control": "private, max-age=3600", "Content-Disposition": f'inline; filename="{name}"'},
         )
-    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    # a video is streamed: Starlette's FileResponse answers Range requests (206), which seeking needs
+    media_type = video_media_type(path) if is_video(path) else mimetypes.guess_type(path.name)[0]
+    media_type = media_type or "application/octet-stream"
     return FileResponse(
         path,
         media_type=media_type,
@@ -147,9 +151,11 @@ def asset_thumb(
             status.HTTP_400_BAD_REQUEST,
             f"size must be one of {', '.join(map(str, state.config.thumb_sizes))}",
         )
-    _, source = _file(state, asset_id)  # checked every time, cached thumbnail or not
+    hit, source = _file(state, asset_id)  # checked every time, cached thumbnail or not
     try:
-        path = state.thumbs.get(asset_id, source, size)
+        path = state.thumbs.get(asset_id, source, size, hit.time if hit.is_video else None)
+    except BadVideoError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"cannot decode the frame: {exc.reason}") from exc
     except BadImageError as exc:  # the reason only: no server path in a response
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"cannot make a thumbnail: {exc.reason}") from exc
     # the id is the content hash, so the thumbnail for this URL never changes
