@@ -13,7 +13,7 @@ import numpy as np
 
 from assetrag.decode import decode_file
 from assetrag.generation import GenerationOptions, GenerationResult, Generator, Reference
-from assetrag.rag.plan import Plan, PlannedRef
+from assetrag.rag.plan import EXPLICIT, Plan, PlannedRef
 
 if TYPE_CHECKING:
     from assetrag.rag.protocol import AssetSource
@@ -30,6 +30,8 @@ def build_prompt(plan: Plan) -> str:
             parts.append(f"image {i} is the {r.item}")
         elif r.role == "style":
             parts.append(f"image {i} is a brand/style reference (match its palette and mood)")
+        elif r.role == "given" and r.item != EXPLICIT:  # bound to an item that points at it ("this character")
+            parts.append(f"image {i} is the given image that '{r.item}' refers to (keep its subject recognisable)")
         elif r.role == "given":
             parts.append(f"image {i} is a required product reference")
         else:
@@ -114,7 +116,8 @@ def run_plan(
         "backend": generator.name,
         "model": result.model,
         "references": [
-            {"id": r.id, "item": r.item, "role": r.role, "score": r.score, "path": r.path} for r in plan.chosen
+            {"id": r.id, "item": r.item, "role": r.role, "score": r.score, "path": r.path, "filename": r.filename}
+            for r in plan.chosen
         ],
         "withheld": [r.id for r in plan.withheld],
         "fidelity": fid,
