@@ -70,6 +70,7 @@ class Item:
     decoded: Decoded | None = None
     error: str | None = None
     loaded: Loaded | None = None  # the fast pipeline's worker output (pixels, image or JPEG bytes)
+    phash: str = ""  # the simple pipeline's `decode.perceptual_hash` (the fast one's is `loaded.phash`)
 
     @property
     def new(self) -> bool:
@@ -106,6 +107,7 @@ def new_row(item: Item, vector: np.ndarray) -> dict[str, Any]:
         "source": str(e.metadata.get("source", "ingested")),
         "lineage": {},
         "metadata": e.metadata,
+        "phash": item.phash or (item.loaded.phash if item.loaded is not None else ""),
     }
 
 
