@@ -514,3 +514,23 @@ def test_generate_from_an_uploaded_image_of_the_users_own(make_library, photo_di
     assert bad.status_code == 400 and "x.png" in bad.json()["detail"]
     assert c.post("/api/generate", files=[("ref", ("a.png", mine, "image/png"))]).status_code == 400
     assert c.post("/api/generate/plan", **multipart({"brief": ""})).status_code == 422
+
+
+def test_duplicates_route_pages_groups(make_library, photo_dir, app_client, tmp_path):
+    import shutil
+
+    cat = photo_dir / "animals" / "cats" / "cat.jpg"
+    Image.open(cat).resize((200, 133)).save(photo_dir / "animals" / "cat-small.jpg", quality=80)
+    shutil.copy(cat, photo_dir / "things" / "cat-copy.jpg")
+    lib = make_library()
+    lib.ingest(photo_dir)
+    c = app_client(lib, server_config(tmp_path, roots=(photo_dir,)))
+    page = c.get("/api/duplicates").json()
+    assert page["total"] == 2 and page["not_hashed"] == 0 and page["threshold"] is None
+    exact, near = page["items"]
+    assert exact["kind"] == "exact" and exact["size"] == 2
+    assert near["kind"] == "near" and {m["filename"] for m in near["members"]} == {"cat.jpg", "cat-small.jpg"}
+    assert all("thumb_url" in m and "distance" in m for m in near["members"])
+    second = c.get("/api/duplicates", params={"offset": 1, "limit": 1}).json()
+    assert [g["kind"] for g in second["items"]] == ["near"] and second["next_offset"] is None
+    assert c.get("/api/duplicates", params={"distance": 99}).status_code == 422
