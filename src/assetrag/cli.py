@@ -20,7 +20,7 @@ from assetrag.config import Settings
 from assetrag.errors import AssetragError, BadVideoError, ConfigError
 from assetrag.evaluate import parse_rerank
 from assetrag.ingest import DEFAULT_MAX_DELETE
-from assetrag.library import Library
+from assetrag.library import NEAR_DUPLICATE_DISTANCE, Library
 from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N, SearchHit
 from assetrag.video import frame_at, moment_label
 
@@ -576,21 +576,49 @@ def remove(
 
 @app.command()
 def duplicates(
-    threshold: Annotated[float, typer.Option(help="cosine similarity for near-duplicates")] = 0.95,
+    distance: Annotated[
+        int, typer.Option(help="near-duplicates: perceptual-hash bits (of 64) that may differ")
+    ] = NEAR_DUPLICATE_DISTANCE,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="look-alikes: cosine similarity (default: the one calibrated for the library's model)"),
+    ] = None,
+    no_embedding: Annotated[bool, typer.Option("--no-embedding", help="skip the embedding look-alikes")] = False,
+    rehash: Annotated[
+        bool, typer.Option("--rehash", help="first hash assets stored before hashes existed (reads their files)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Byte-identical files (one entry, several paths) and near-duplicate images."""
+    """Copies as groups: byte-identical files, near-duplicates by perceptual hash (resized, re-encoded, cropped,
+    overlaid, colour-shifted), and look-alikes by embedding similarity above the model's calibrated threshold."""
     with _lib() as lib:
-        found = lib.duplicates(threshold)
+        found = lib.duplicates(distance=distance, threshold=threshold, embedding=not no_embedding, rehash=rehash)
     if as_json:
         out.print_json(json.dumps(found))
         return
-    out.print(f"[bold]{len(found['exact'])} exact duplicate group(s)[/]")
+    if found["rehashed"]:
+        out.print(f"hashed {found['rehashed']} asset(s) stored before hashes existed")
+    out.print(f"[bold]{len(found['exact'])} exact duplicate group(s)[/] (byte-identical files, one asset)")
     for g in found["exact"]:
-        out.print("  " + "  =  ".join(g["paths"]))
-    out.print(f"[bold]{len(found['near'])} near-duplicate pair(s) ≥ {threshold}[/]")
-    for p in found["near"]:
-        out.print(f"  {p['score']:.3f}  {p['path_a']}  ~  {p['path_b']}")
+        out.print("  " + "  =  ".join(g["paths"]), markup=False, highlight=False)
+    out.print(f"[bold]{len(found['near'])} near-duplicate group(s)[/] (perceptual hash ≤ {distance} bits apart)")
+    for g in found["near"]:
+        out.print(f"  group of {g['size']}:")
+        for m in g["members"]:
+            out.print(f"    {m['distance']:>4.0f}  {m['path']}", markup=False, highlight=False)
+    if found["threshold"] is not None:
+        out.print(f"[bold]{len(found['similar'])} look-alike group(s)[/] (embedding cosine ≥ {found['threshold']})")
+        for g in found["similar"]:
+            out.print(f"  group of {g['size']}:")
+            for m in g["members"]:
+                out.print(f"    {m['score']:.3f}  {m['path']}", markup=False, highlight=False)
+    elif found["similar_note"]:
+        out.print(f"look-alikes: {found['similar_note']}")
+    if found["not_hashed"]:
+        out.print(
+            f"[yellow]{found['not_hashed']} asset(s) not hashed yet[/] (stored before hashes existed): run "
+            "`assetrag duplicates --rehash`"
+        )
 
 
 @app.command()

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from assetrag import objects
-from assetrag.decode import DEFAULT_MAX_SIDE, Decoded, decode_bytes
+from assetrag.decode import DEFAULT_MAX_SIDE, Decoded, decode_bytes, hash_bytes, perceptual_hash
 from assetrag.embedding.pixels import PixelSpec, decode_pixels, gpu_decodable
 from assetrag.errors import BadImageError
 
@@ -76,6 +76,7 @@ class Loaded:
     jpeg: bytes | None = None  # left for the GPU decoder
     width: int = 0
     height: int = 0
+    phash: str = ""  # `decode.perceptual_hash` of the new bytes
 
     @property
     def new(self) -> bool:
@@ -112,19 +113,22 @@ def load_file(path: str, target: Target, index: int, seen: Container[str]) -> Lo
 
 
 def decode_into(out: Loaded, data: bytes, path: str, target: Target, index: int = 0) -> Loaded:
-    """Decode `data` into `out` for `target` (a `BadImageError` becomes `out.error`)."""
+    """Decode `data` into `out` for `target` (a `BadImageError` becomes `out.error`), and hash it."""
     try:
         if target.spec is None:
             out.image = decode_bytes(data, path, target.max_side)
             out.width, out.height = out.image.width, out.image.height
+            out.phash = perceptual_hash(out.image.image)
             return out
         if target.to_gpu(index):
             size = gpu_decodable(data)
             if size is not None:
                 out.jpeg, (out.width, out.height) = data, size
+                out.phash = hash_bytes(data, path)  # a draft decode at 1/8 scale: the GPU decodes the rest
                 return out
         px = decode_pixels(data, path, target.spec)
         out.pixels, out.width, out.height = px.pixels, px.width, px.height
+        out.phash = hash_bytes(data, path)
     except BadImageError as exc:
         out.error = exc.reason
     except Exception as exc:  # a decoder bug must not end the run either

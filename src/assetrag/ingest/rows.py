@@ -74,6 +74,7 @@ class Item:
     error: str | None = None
     loaded: Loaded | None = None  # the fast pipeline's worker output (pixels, image or JPEG bytes)
     vector: Any = None  # embedded elsewhere already (the Ray engine's actors)
+    phash: str = ""  # the simple pipeline's `decode.perceptual_hash` (the fast one's is `loaded.phash`)
 
     @property
     def new(self) -> bool:
@@ -110,6 +111,7 @@ def new_row(item: Item, vector: np.ndarray, *, size: tuple[int, int] | None = No
         "source": str(e.metadata.get("source", "ingested")),
         "lineage": {},
         "metadata": e.metadata,
+        "phash": item.phash or (item.loaded.phash if item.loaded is not None else ""),
     }
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from assetrag.config import PIPELINE_CHOICES
-from assetrag.decode import DEFAULT_MAX_SIDE, decode_bytes
+from assetrag.decode import DEFAULT_MAX_SIDE, decode_bytes, perceptual_hash
 from assetrag.embedding.base import Embedder
 from assetrag.errors import ConfigError
 from assetrag.ingest.fast import DECODE_POOLS, GPU_DECODE, FastOptions, FastPipeline
@@ -290,6 +290,7 @@ def add_file(
         FileEntry(path, os.path.dirname(path), st.st_size, st.st_mtime_ns, tuple(tags), collection, metadata or {}),
         id=sha256_bytes(data),
         decoded=decoded,
+        phash=perceptual_hash(decoded.image),
     )
     store.ensure(embedder.name, embedder.dim)
     row = new_row(item, embedder.embed_images([decoded.image])[0])

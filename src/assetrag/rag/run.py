@@ -14,7 +14,7 @@ import numpy as np
 from assetrag import objects
 from assetrag.decode import decode_bytes, decode_file
 from assetrag.generation import GenerationOptions, GenerationResult, Generator, Reference
-from assetrag.rag.plan import Plan, PlannedRef
+from assetrag.rag.plan import EXPLICIT, Plan, PlannedRef
 from assetrag.video import frame_at
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ def build_prompt(plan: Plan) -> str:
             parts.append(f"image {i} is the {r.item}")
         elif r.role == "style":
             parts.append(f"image {i} is a brand/style reference (match its palette and mood)")
+        elif r.role == "given" and r.item != EXPLICIT:  # bound to an item that points at it ("this character")
+            parts.append(f"image {i} is the given image that '{r.item}' refers to (keep its subject recognisable)")
         elif r.role == "given":
             parts.append(f"image {i} is a required product reference")
         else:
@@ -127,6 +129,7 @@ def run_plan(
                 "role": r.role,
                 "score": r.score,
                 "path": r.path,
+                "filename": r.filename,
                 **({"video": r.path, "time": r.time} if r.time is not None else {}),
             }
             for r in plan.chosen

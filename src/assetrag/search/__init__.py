@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from assetrag.embedding.base import Embedder
-from assetrag.embedding.multilingual import describe_choice, text_encoder
+from assetrag.embedding.multilingual import describe_choice, detect_language, text_encoder
 from assetrag.search.hybrid import hybrid_search
 from assetrag.search.query import (
     DEFAULT_MODE,
@@ -57,6 +57,7 @@ __all__ = [
     "Understood",
     "apply_understanding",
     "build_filter",
+    "detect_language",
     "load_query_image",
     "query_vector",
     "search",

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from assetrag import objects
 from assetrag.errors import BadImageError, BadVideoError, FileChangedError
+from assetrag.library import NEAR_DUPLICATE_DISTANCE
 from assetrag.search import SearchHit
 from assetrag.server.routes.common import Filters, Paging, filters, paging
 from assetrag.server.schemas import Asset, AssetDetail, Page
@@ -160,3 +161,35 @@ def asset_thumb(
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"cannot make a thumbnail: {exc.reason}") from exc
     # the id is the content hash, so the thumbnail for this URL never changes
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=604800, immutable"})
+
+
+@router.get("/duplicates", summary="Copies in the library, as groups: exact, near-duplicate (hash), look-alike")
+def duplicates(
+    p: Annotated[Paging, Depends(paging)],
+    state: Annotated[AppState, Depends(get_state)],
+    distance: Annotated[
+        int, Param(ge=0, le=32, description="near-duplicates: perceptual-hash bits (of 64) that may differ")
+    ] = NEAR_DUPLICATE_DISTANCE,
+    threshold: Annotated[
+        float | None, Param(ge=0.5, le=1.0, description="look-alikes: cosine (default: the model's calibrated one)")
+    ] = None,
+    embedding: Annotated[bool, Param(description="list embedding look-alikes too")] = True,
+) -> dict:
+    """One page of groups, exact copies first, then near-duplicates, then look-alikes. Each group: `kind`,
+    `size` and `members` (id, path, filename, image URLs, and `distance` in bits or `score` in cosine to the
+    group's first member). `not_hashed` counts assets stored before hashes existed (`assetrag duplicates
+    --rehash` hashes them)."""
+    found = state.library.duplicates(distance=distance, threshold=threshold, embedding=embedding)
+    groups: list[dict] = [
+        {"kind": "exact", "size": len(g["paths"]), "members": [{"id": g["id"], "path": path} for path in g["paths"]]}
+        for g in found["exact"]
+    ]
+    groups += [{"kind": "near", **g} for g in found["near"]]
+    groups += [{"kind": "similar", **g} for g in found["similar"]]
+    for g in groups:
+        for m in g["members"]:
+            m["path"] = state.client_text(m["path"])
+            m.setdefault("filename", m["path"].rsplit("/", 1)[-1])
+    page = p.page(state.with_urls(groups[p.offset : p.offset + p.limit]), total=len(groups))
+    page.update({k: found[k] for k in ("distance", "threshold", "not_hashed", "similar_note")})
+    return page
