@@ -48,6 +48,16 @@ class StoreLockedError(StoreError):
     """Another process holds the Milvus Lite data directory."""
 
 
+class BadVideoError(AssetragError):
+    """A file cannot be used as a video (truncated, no video stream, unknown codec, absurd size): the message
+    names the file and the reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.path = path
+        self.reason = reason
+
+
 class BadImageError(AssetragError):
     """A file cannot be decoded as an image (the message names the file and the reason)."""
 

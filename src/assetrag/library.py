@@ -22,7 +22,7 @@ from assetrag.concurrency import Serialised
 from assetrag.config import Settings
 from assetrag.embedding.base import Embedder
 from assetrag.errors import ModelMismatchError, QueryError, StoreError
-from assetrag.ingest import Ingestor, IngestReport, ProgressSink
+from assetrag.ingest import Ingestor, IngestReport, ProgressSink, RayOptions
 from assetrag.search import (
     DEFAULT_MODE,
     DEFAULT_RERANK,
@@ -38,6 +38,19 @@ from assetrag.search import (
 from assetrag.search.lexical import invalidate as invalidate_lexical
 from assetrag.store import SCALAR_FIELDS, Store
 from assetrag.store import filters as F
+
+#: perceptual-hash (dHash, `decode.perceptual_hash`) distance, in bits of 64, up to which two assets are
+#: near-duplicates. benchmarks/near_duplicates.py (docs/benchmarks.md): at 10 it keeps every resized, re-encoded,
+#: overlaid and colour-shifted copy and 97 % of 5 % crops; its only false matches there are the same drawing
+#: recoloured (distinct products a grey-level hash cannot tell apart).
+NEAR_DUPLICATE_DISTANCE = 10
+#: cosine similarity from which two assets are listed as embedding look-alikes, per model: the lowest threshold
+#: at which benchmarks/near_duplicates.py finds at most 5 % of its matches between distinct images. A model not
+#: listed gets no look-alike list unless the caller gives a threshold. The offline model has none: its best
+#: precision there is 0.76 (at 0.99, recall 0.45) — it puts a red pump and a leather boot at 0.976, a teddy bear
+#: and a woman in a green dress at 0.959 — so its look-alikes are noise at any threshold; hashes do the work.
+DUPLICATE_COSINE: dict[str, float] = {}
+DUPLICATES_DOC = "exact copies, near-duplicates by perceptual hash, look-alikes by calibrated embedding similarity"
 
 
 class Library:
@@ -137,6 +150,23 @@ class Library:
                 dim=exc.dim,
             ) from exc
 
+    def _model_kwargs(self) -> dict[str, Any]:
+        """`load_embedder` arguments that rebuild this library's model elsewhere (a Ray actor)."""
+        spec = self.settings.model
+        built = self.store.model_info()
+        if spec == "auto" and built is not None:
+            spec = _spec_for(built[0])
+        elif spec == "auto" and self._embedder is not None:
+            spec = _spec_for(self._embedder.name)
+        return {
+            "spec": spec,
+            "device": self.settings.device,
+            "batch_size": self.settings.batch_size,
+            "torch_threads": self.settings.torch_threads,
+            "runtime": self.settings.runtime,
+            "quantize": self.settings.quantize,
+        }
+
     def _ready_embedder(self) -> Embedder:
         emb = self.embedder
         self._ensure(emb)
@@ -212,8 +242,12 @@ class Library:
         force: bool = False,
         dry_run: bool = False,
         follow_symlinks: bool = False,
+        engine: str = "local",
+        address: str | None = None,
     ) -> IngestReport:
-        """Add/refresh every image under `paths` (files or folders); see `assetrag.ingest`. `pipeline`:
+        """Add/refresh every image under `paths` (folders, files, or bucket prefixes `s3://bucket/prefix`,
+        `gs://…`, `az://…`); see `assetrag.ingest`. `engine`: local | ray (read, decode and embed on a Ray
+        cluster: `address` None starts a local one, `auto` / `ray://host:10001` joins one). `pipeline`:
         auto | simple | fast (default: the settings', auto = fast on CUDA).
 
         `prune`: take off stored files gone from disk — only under roots listed in this run, and at most
@@ -232,6 +266,8 @@ class Library:
             pipeline=pipeline or self.settings.pipeline,
             device=self.settings.device,
             model_threads=self.settings.torch_threads,
+            engine=engine,
+            ray=RayOptions(address=address, model=self._model_kwargs()) if engine == "ray" else None,
         )
         try:
             return ingestor.run(
@@ -266,10 +302,13 @@ class Library:
         lang: str | None = None,
         rerank: str | None = DEFAULT_RERANK,
         rerank_n: int = DEFAULT_RERANK_N,
+        group_videos: bool = False,
+        media: str | None = None,
     ) -> SearchResult:
         """Top-k assets for a text and/or image query, best first (`mode`, `templates`, `understand`, `lang`,
-        `rerank`, `rerank_n`: see `assetrag.search.Query`). The result is a list of hits that also says what
-        was understood and which text encoder was used."""
+        `rerank`, `rerank_n`, `group_videos`, `media`: see `assetrag.search.Query`). A video appears once per
+        matching keyframe (`hit.time`), or once at its best moment with `group_videos`. The result is a list
+        of hits that also says what was understood and which text encoder was used."""
         return self.query(
             Query(
                 text=text,
@@ -288,6 +327,8 @@ class Library:
                 lang=lang,
                 rerank=rerank,
                 rerank_n=rerank_n,
+                group_videos=group_videos,
+                media=media,
             )
         )
 
@@ -442,23 +483,81 @@ class Library:
             out["sources"] = dict(sorted(facets["sources"].items()))
         return out
 
-    def duplicates(self, threshold: float | None = 0.95, *, k: int = 5) -> dict[str, list[dict[str, Any]]]:
-        """Exact duplicates (byte-identical files, one entry) and near-duplicates (cosine ≥ threshold)."""
-        exact = [
-            {"id": r["id"], "paths": list(r["paths"])}
-            for r in self.iterate(("id", "paths"))
-            if len(r.get("paths") or []) > 1
-        ]
-        near: list[dict[str, Any]] = []
-        if threshold is not None and self.exists():
-            ids, vecs, paths = [], [], []
-            for r in self.iterate(("id", "vector", "path")):
-                ids.append(r["id"])
-                vecs.append(r["vector"])
-                paths.append(r["path"])
-            if vecs:
-                near = _near_pairs(ids, paths, np.asarray(vecs, dtype=np.float32), threshold, k)
-        return {"exact": exact, "near": near}
+    def duplicates(
+        self,
+        *,
+        distance: int = NEAR_DUPLICATE_DISTANCE,
+        threshold: float | None = None,
+        embedding: bool = True,
+        rehash: bool = False,
+    ) -> dict[str, Any]:
+        """Copies in the library, as groups (see `DUPLICATES_DOC`):
+
+        - `exact`: byte-identical files (one asset, several paths);
+        - `near`: near-duplicates by perceptual-hash distance ≤ `distance` bits (resized, re-encoded, slightly
+          cropped, overlaid or colour-shifted copies), each group's members with their distance to its first;
+        - `similar`: embedding look-alikes not already in a `near` group, cosine ≥ `threshold` — by default the
+          threshold calibrated for this library's model (`DUPLICATE_COSINE`); none for an uncalibrated model
+          (`similar_note` says so), or when `embedding` is False;
+        - `not_hashed`: assets stored before hashes were computed (`rehash=True` hashes them now, from their
+          files; one whose file is gone stays unhashed).
+        """
+        out: dict[str, Any] = {"exact": [], "near": [], "similar": [], "not_hashed": 0, "rehashed": 0}
+        out["distance"], out["threshold"], out["similar_note"] = distance, None, ""
+        if not self.exists():
+            return out
+        if rehash:
+            out["rehashed"] = self.rehash()
+        rows = list(self.iterate(("id", "path", "paths", "filename", "phash")))
+        out["exact"] = [{"id": r["id"], "paths": list(r["paths"])} for r in rows if len(r.get("paths") or []) > 1]
+        hashed = [r for r in rows if r.get("phash")]
+        out["not_hashed"] = len(rows) - len(hashed)
+        near_pairs = _hash_pairs([r["phash"] for r in hashed], distance)
+        out["near"] = _groups(hashed, near_pairs, "distance")
+        if embedding:
+            model = self.store.model_info()
+            name = model[0] if model else ""
+            cosine = threshold if threshold is not None else DUPLICATE_COSINE.get(name)
+            if cosine is None:
+                out["similar_note"] = (
+                    f"no embedding threshold is calibrated for {name} (benchmarks/near_duplicates.py); give one "
+                    "to list look-alikes"
+                )
+            else:
+                out["threshold"] = cosine
+                in_near = {m["id"]: gi for gi, g in enumerate(out["near"]) for m in g["members"]}
+                ids = [r["id"] for r in rows]
+                vecs = self.vectors(ids)
+                matrix = np.asarray([vecs[i] for i in ids], dtype=np.float32)
+                pairs = [
+                    (a, b, v)
+                    for a, b, v in _cosine_pairs(matrix, cosine)
+                    if in_near.get(ids[a], -1) != in_near.get(ids[b], -2)
+                ]
+                out["similar"] = _groups(rows, pairs, "score")
+        return out
+
+    def rehash(self) -> int:
+        """Compute the perceptual hash of stored assets that have none (stored before hashes existed) from their
+        files; returns how many were hashed (a missing or unreadable file is skipped)."""
+        from assetrag.decode import hash_bytes
+
+        todo = [r["id"] for r in self.iterate(("id", "phash")) if not r.get("phash")]
+        done = 0
+        for start in range(0, len(todo), 256):
+            rows = self.store.get(todo[start : start + 256], (*SCALAR_FIELDS, "vector"))
+            for row in rows:
+                for path in [row["path"], *row.get("paths", [])]:
+                    try:
+                        row["phash"] = hash_bytes(Path(path).read_bytes(), path)
+                        break
+                    except Exception:  # gone, unreadable or no longer an image: try its other paths
+                        continue
+            changed = [r for r in rows if r.get("phash")]
+            if changed:
+                self.store.upsert(changed)
+                done += len(changed)
+        return done
 
     def close(self) -> None:
         if self._store is not None:
@@ -518,18 +617,65 @@ def _spec_for(model_name: str) -> str:
     return spec_for_name(model_name)
 
 
-def _near_pairs(
-    ids: list[str], paths: list[str], vecs: np.ndarray, threshold: float, k: int, block: int = 2048
-) -> list[dict[str, Any]]:
-    """Pairs with cosine ≥ threshold, exact (blockwise matrix product; vectors are unit length)."""
-    pairs: list[dict[str, Any]] = []
+def _hash_pairs(hashes: list[str], distance: int, block: int = 1024) -> list[tuple[int, int, float]]:
+    """(i, j, bits that differ) for every pair of 64-bit hashes at most `distance` bits apart, i < j (blockwise
+    XOR and popcount over all pairs: fine to ~50k assets)."""
+    if not hashes:
+        return []
+    keys = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+    pairs = []
+    for start in range(0, len(keys), block):
+        bits = np.bitwise_count(keys[start : start + block, None] ^ keys[None, :])
+        for bi, j in zip(*np.nonzero(bits <= distance), strict=True):
+            if start + bi < j:
+                pairs.append((int(start + bi), int(j), float(bits[bi, j])))
+    return pairs
+
+
+def _cosine_pairs(vecs: np.ndarray, threshold: float, block: int = 2048) -> list[tuple[int, int, float]]:
+    """(i, j, cosine) for every pair at cosine ≥ threshold, i < j (vectors are unit length)."""
+    pairs = []
     for start in range(0, len(vecs), block):
         sims = vecs[start : start + block] @ vecs.T
-        for bi, row in enumerate(sims):
-            i = start + bi
-            cand = np.nonzero(row >= threshold)[0]
-            cand = cand[cand > i]
-            for j in cand[np.argsort(-row[cand])][:k]:
-                pairs.append({"a": ids[i], "b": ids[j], "path_a": paths[i], "path_b": paths[j], "score": float(row[j])})
-    pairs.sort(key=lambda p: -p["score"])
+        for bi, j in zip(*np.nonzero(sims >= threshold), strict=True):
+            if start + bi < j:
+                pairs.append((int(start + bi), int(j), round(float(sims[bi, j]), 4)))
     return pairs
+
+
+def _groups(rows: list[dict[str, Any]], pairs: list[tuple[int, int, float]], key: str) -> list[dict[str, Any]]:
+    """Connected groups of `pairs` over `rows`; each member carries its `key` (distance or score) to the group's
+    first member (the one that sorts first by path) when the two were compared, else to its closest match."""
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    link: dict[tuple[int, int], float] = {}
+    for a, b, v in pairs:
+        parent[find(a)] = find(b)
+        link[(a, b)] = link[(b, a)] = v
+    members: dict[int, list[int]] = {}
+    for a, b, _ in pairs:
+        for i in (a, b):
+            members.setdefault(find(i), [])
+            if i not in members[find(i)]:
+                members[find(i)].append(i)
+    better = min if key == "distance" else max
+    groups = []
+    for idx in members.values():
+        idx.sort(key=lambda i: rows[i]["path"])
+        first = idx[0]
+        out = []
+        for i in idx:
+            own = [v for (a, b), v in link.items() if a == i]
+            value = 0.0 if i == first else link.get((first, i), better(own))
+            if key == "score" and i == first:
+                value = 1.0
+            out.append({"id": rows[i]["id"], "path": rows[i]["path"], "filename": rows[i]["filename"], key: value})
+        groups.append({"members": out, "size": len(out)})
+    groups.sort(key=lambda g: (-g["size"], g["members"][0]["path"]))
+    return groups

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 import os
@@ -563,6 +564,32 @@ def test_a_failed_generation_is_a_failed_job_with_the_reason(
     assert not config.generated_dir.exists() or not any(config.generated_dir.rglob("*.png"))
 
 
+def test_generate_backends_say_which_can_run_and_why_not(client, monkeypatch, tmp_path):
+    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ASSETRAG_DIFFUSERS_CHECKPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    body = client.get("/api/generate/backends").json()
+    assert body["items"] == ["gemini", "openai", "diffusers", "board"] and body["default"] == "board"  # as before
+    by_name = {b["name"]: b for b in body["backends"]}
+    assert list(by_name) == body["items"]
+    assert by_name["board"] == {"name": "board", "available": True, "reason": None}
+    assert not by_name["gemini"]["available"] and "GEMINI_API_KEY" in by_name["gemini"]["reason"]
+    assert "GOOGLE_API_KEY" in by_name["gemini"]["reason"] and "on the server" in by_name["gemini"]["reason"]
+    assert not by_name["openai"]["available"] and "OPENAI_API_KEY" in by_name["openai"]["reason"]
+    assert not by_name["diffusers"]["available"] and "ASSETRAG_DIFFUSERS_CHECKPOINT" in by_name["diffusers"]["reason"]
+
+    secret = "sk-secret-value-0123456789"
+    monkeypatch.setenv("GOOGLE_API_KEY", secret)  # either of Gemini's two names will do
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    monkeypatch.setenv("ASSETRAG_DIFFUSERS_CHECKPOINT", str(tmp_path))  # a folder, but no pipeline in it
+    r = client.get("/api/generate/backends")
+    assert secret not in r.text and str(tmp_path) not in r.text  # names the settings, never their values
+    by_name = {b["name"]: b for b in r.json()["backends"]}
+    for name, module in (("gemini", "google.genai"), ("openai", "openai")):
+        installed = importlib.util.find_spec(module) is not None
+        assert by_name[name]["available"] is installed, by_name[name]
+    assert not by_name["diffusers"]["available"] and "model_index.json" in by_name["diffusers"]["reason"]
+
+
 def test_generate_refuses_bad_references(client):
     bad = client.post("/api/generate", json={"brief": "a cat", "refs": {"cat": ["../../etc/passwd"]}})
     assert bad.status_code == 400
@@ -579,3 +606,76 @@ def test_unknown_routes_and_methods(client):
     assert client.get("/api/nothing").status_code == 404
     assert client.delete("/api/search").status_code == 405
     assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
+
+
+def test_generate_from_an_uploaded_image_of_the_users_own(make_library, photo_dir, app_client, tmp_path, photo_arrays):
+    """A multipart plan / generate with the user's own image: the item pointing at it is bound to it, the
+    lineage names it, and it is never ingested."""
+    import hashlib
+    import json
+
+    lib = make_library()
+    lib.ingest(photo_dir)
+    config = server_config(tmp_path, roots=(photo_dir,))
+    c = app_client(lib, config)
+    mine = io.BytesIO()
+    Image.fromarray(photo_arrays["astronaut"][::-1]).save(mine, format="PNG")  # not a file of the library
+    mine = mine.getvalue()
+    sha = hashlib.sha256(mine).hexdigest()
+    brief = "A figurine of this character holding a cup of coffee"
+
+    def multipart(body):
+        return {"data": {"request": json.dumps(body)}, "files": [("ref", ("player one.png", mine, "image/png"))]}
+
+    r = c.post("/api/generate/plan", **multipart({"brief": brief, "backend": "board"}))
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    bound, coffee = plan["items"]
+    assert bound["item"] == "figurine of this character" and bound["bound"] and bound["candidates"] == []
+    assert bound["chosen"]["id"] == sha and bound["chosen"]["path"] == "player one.png"  # no server path
+    assert coffee["chosen"]["filename"] == "coffee.jpg"
+    assert not [p for p in config.generated_dir.rglob("*") if p.is_file()]  # the plan's upload is removed
+
+    r = c.post("/api/generate", **multipart({"brief": brief, "backend": "board", "store_back": True}))
+    assert r.status_code == 202, r.text
+    job = wait_job(c, r.json()["id"], timeout=120)
+    assert job["status"] == "done", job["error"]
+    assert job["params"]["given"] == [{"name": "player one.png", "id": sha}]
+    detail = c.get(f"/api/assets/{job['result']['result']['asset_id']}").json()
+    given = [ref for ref in detail["lineage"]["references"] if ref["role"] == "given"]
+    assert len(given) == 1 and given[0]["id"] == sha and given[0]["item"] == "figurine of this character"
+    kept = Path(given[0]["path"])
+    assert given[0]["filename"] == kept.name == "player-one.png" and kept.read_bytes() == mine
+    assert kept.is_relative_to(config.generated_dir)
+    assert lib.get(sha) is None and lib.stats()["count"] == 6  # 5 photos + the output, not the upload
+
+    # JSON still works; a bad upload or a multipart without its JSON is refused before anything runs
+    assert c.post("/api/generate/plan", json={"brief": brief}).json()["items"][0]["bound"] is False
+    bad = c.post(
+        "/api/generate/plan",
+        data={"request": json.dumps({"brief": brief})},
+        files=[("ref", ("x.png", b"no", "image/png"))],
+    )
+    assert bad.status_code == 400 and "x.png" in bad.json()["detail"]
+    assert c.post("/api/generate", files=[("ref", ("a.png", mine, "image/png"))]).status_code == 400
+    assert c.post("/api/generate/plan", **multipart({"brief": ""})).status_code == 422
+
+
+def test_duplicates_route_pages_groups(make_library, photo_dir, app_client, tmp_path):
+    import shutil
+
+    cat = photo_dir / "animals" / "cats" / "cat.jpg"
+    Image.open(cat).resize((200, 133)).save(photo_dir / "animals" / "cat-small.jpg", quality=80)
+    shutil.copy(cat, photo_dir / "things" / "cat-copy.jpg")
+    lib = make_library()
+    lib.ingest(photo_dir)
+    c = app_client(lib, server_config(tmp_path, roots=(photo_dir,)))
+    page = c.get("/api/duplicates").json()
+    assert page["total"] == 2 and page["not_hashed"] == 0 and page["threshold"] is None
+    exact, near = page["items"]
+    assert exact["kind"] == "exact" and exact["size"] == 2
+    assert near["kind"] == "near" and {m["filename"] for m in near["members"]} == {"cat.jpg", "cat-small.jpg"}
+    assert all("thumb_url" in m and "distance" in m for m in near["members"])
+    second = c.get("/api/duplicates", params={"offset": 1, "limit": 1}).json()
+    assert [g["kind"] for g in second["items"]] == ["near"] and second["next_offset"] is None
+    assert c.get("/api/duplicates", params={"distance": 99}).status_code == 422

@@ -38,6 +38,8 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
                 "phash": f"{i:016x}",
                 "media": "video_frame" if i % 4 == 0 else "image",
                 "time": 1.5 * (i % 4) if i % 4 == 0 else -1.0,
+                "video_id": f"{i // 8:064x}" if i % 4 == 0 else "",
+                "frames": 2 if i % 4 == 0 else 0,
             }
         )
     return rows

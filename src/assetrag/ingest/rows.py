@@ -38,6 +38,9 @@ class IngestReport:
     pruned: int = 0
     missing: int = 0
     decoded: int = 0
+    videos: int = 0  # videos sampled (each also counts in `added` and `decoded`)
+    keyframes: int = 0  # their keyframes (one row each)
+    video_seconds: float = 0.0  # their length
     errors: list[FileError] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     dry_run: bool = False
@@ -70,11 +73,13 @@ class Item:
     decoded: Decoded | None = None
     error: str | None = None
     loaded: Loaded | None = None  # the fast pipeline's worker output (pixels, image or JPEG bytes)
+    vector: Any = None  # embedded elsewhere already (the Ray engine's actors)
+    phash: str = ""  # the simple pipeline's `decode.perceptual_hash` (the fast one's is `loaded.phash`)
 
     @property
     def new(self) -> bool:
         """True when this item's bytes must be embedded (False: a path update of stored bytes)."""
-        return self.decoded is not None or (self.loaded is not None and self.loaded.new)
+        return self.vector is not None or self.decoded is not None or (self.loaded is not None and self.loaded.new)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -85,10 +90,10 @@ class Item:
         return self.loaded.width, self.loaded.height
 
 
-def new_row(item: Item, vector: np.ndarray) -> dict[str, Any]:
-    """The Milvus row of a newly embedded file."""
+def new_row(item: Item, vector: np.ndarray, *, size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The Milvus row of a newly embedded file (`size`: its picture size when the item has no decoded image)."""
     e = item.entry
-    width, height = item.size
+    width, height = size or item.size
     assert item.id is not None
     return {
         "id": item.id,
@@ -106,6 +111,7 @@ def new_row(item: Item, vector: np.ndarray) -> dict[str, Any]:
         "source": str(e.metadata.get("source", "ingested")),
         "lineage": {},
         "metadata": e.metadata,
+        "phash": item.phash or (item.loaded.phash if item.loaded is not None else ""),
     }
 
 

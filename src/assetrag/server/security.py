@@ -18,7 +18,13 @@ from urllib.parse import unquote
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from assetrag import objects
 from assetrag.decode import IMAGE_EXTENSIONS
+from assetrag.errors import AssetragError
+from assetrag.video import VIDEO_EXTENSIONS
+
+#: what the server may send from a stored path: images and videos (the same root rules for both)
+SERVABLE_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 ASSET_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -158,13 +164,27 @@ def safe_asset_file(stored_paths: Iterable[str], roots: Sequence[Path], always: 
     for stored in stored_paths:
         if not stored or "\x00" in stored or not os.path.isabs(stored):
             continue
-        if os.path.splitext(stored)[1].lower() not in IMAGE_EXTENSIONS:
+        if os.path.splitext(stored)[1].lower() not in SERVABLE_EXTENSIONS:
             continue
         real = Path(os.path.realpath(stored))
         allowed = [*roots, *always] if roots else [Path(os.path.realpath(os.path.dirname(stored))), *always]
         if any(is_within(real, r) for r in allowed) and real.is_file():
             return real
     return None
+
+
+def safe_asset_object(stored: str, buckets: Sequence[str]) -> str | None:
+    """`stored` (an object URL) when it may be served: an image name under one of the configured bucket
+    prefixes (`ServerConfig.buckets`), no `..` segment; else None. Nothing is served from a bucket by default."""
+    if not stored or "\x00" in stored or not objects.is_url(stored):
+        return None
+    if os.path.splitext(stored)[1].lower() not in IMAGE_EXTENSIONS:
+        return None
+    try:
+        url = objects.normalise(stored)
+    except (ValueError, AssetragError):
+        return None
+    return url if any(objects.under(url, b) for b in buckets) else None
 
 
 class IngestedCheck:

@@ -9,12 +9,20 @@ from typing import Any
 
 from fastapi import Request
 
+from assetrag import objects
 from assetrag.errors import FileChangedError
 from assetrag.library import Library
 from assetrag.search import SearchHit
 from assetrag.server.config import ServerConfig
 from assetrag.server.jobs import JobRegistry
-from assetrag.server.security import ASSET_ID_RE, IngestedCheck, Redactor, safe_asset_file, signed_url
+from assetrag.server.security import (
+    ASSET_ID_RE,
+    IngestedCheck,
+    Redactor,
+    safe_asset_file,
+    safe_asset_object,
+    signed_url,
+)
 from assetrag.server.thumbs import Thumbnails
 
 
@@ -79,7 +87,7 @@ class AppState:
             text = text.replace(folder.rstrip(os.sep) + os.sep, "").replace(folder, ".")
         return text
 
-    def asset_file(self, hit: SearchHit) -> Path | None:
+    def asset_file(self, hit: SearchHit) -> Path | str | None:
         """The first of the asset's files the server may serve and that is still the ingested file; None when
         none exists (or may be served); `FileChangedError` when one exists but holds other bytes now (never
         serve bytes that were not ingested: a file replaced, a hard link swapped in)."""
@@ -88,6 +96,16 @@ class AppState:
         size = int(record.get("size", hit.size))
         changed = False
         for stored in dict.fromkeys([hit.path, *hit.paths]):
+            if objects.is_url(stored):
+                url = safe_asset_object(stored, self.config.buckets)
+                info = objects.stat(url) if url else None
+                if info is None:
+                    continue
+                # stored mtime: the newest of the object and its sidecars; a PUT since then renews LastModified
+                if info.size == size and info.mtime <= int(mtimes.get(stored, -1)):
+                    return url
+                changed = True
+                continue
             real = safe_asset_file([stored], self.config.roots, self.own_dirs)
             if real is None:
                 continue
@@ -113,7 +131,13 @@ class AppState:
         }
 
     def hit_dict(self, hit: SearchHit) -> dict[str, Any]:
-        return {**hit.to_dict(), **self.urls(hit.id)}
+        """A hit as the API sends it: its fields, its image URLs, and for a video frame `play_url` — the
+        original video at the frame's time (a media fragment, `#t=12.5`) — and its `label`."""
+        urls = self.urls(hit.id)
+        extra = {"label": hit.label}
+        if hit.is_video and hit.time is not None:
+            extra["play_url"] = f"{urls['image_url']}#t={hit.time:g}"
+        return {**hit.to_dict(), **urls, **extra}
 
     def with_urls(self, value: Any) -> Any:
         """`value` (JSON-like) with image URLs added to every object whose `id` is an asset id."""

@@ -1,6 +1,11 @@
 """Thumbnails: made once per (asset, size) and kept on disk; asset ids are content hashes, so a cached
 thumbnail never goes stale. The cache is bounded (`max_bytes`, `ASSETRAG_THUMB_CACHE_MB`, default 256 MB): past
-it, the least recently used thumbnails are deleted."""
+it, the least recently used thumbnails are deleted.
+
+A video keyframe's thumbnail is made on first request by decoding the frame at its time from the video
+(`assetrag.video.frame_at`: one seek and at most a GOP of decoding), then cached like any other under the
+keyframe's id — ingest stores no pictures, so a library stays vectors and fields only and works with any
+server cache directory."""
 
 from __future__ import annotations
 
@@ -12,7 +17,11 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
-from assetrag.decode import decode_file
+from assetrag import objects
+from assetrag.decode import decode_bytes, decode_file
+from assetrag.errors import BadImageError
+from assetrag.ingest import MAX_FILE_BYTES
+from assetrag.video import frame_at
 
 DEFAULT_CACHE_MB = 256
 
@@ -35,13 +44,23 @@ class Thumbnails:
             self._load()
             return self._bytes
 
-    def get(self, asset_id: str, source: Path, size: int) -> Path:
-        """The cached JPEG thumbnail (long side ≤ size) of `source`, made now if missing."""
+    def get(self, asset_id: str, source: Path | str, size: int, time: float | None = None) -> Path:
+        """The cached JPEG thumbnail (long side ≤ size) of `source` (a file, or an object URL) — for a video,
+        of its frame at `time` seconds — made now if missing."""
         dest = self.path_for(asset_id, size)
         if dest.is_file():
             self._used(dest)
             return dest
-        image = decode_file(source, max_side=size).image  # EXIF-upright RGB, alpha on white
+        if isinstance(source, str) and objects.is_url(source):
+            try:
+                data = objects.read_bytes(source, MAX_FILE_BYTES)
+            except (OSError, ValueError) as exc:
+                raise BadImageError(source, f"cannot read the object ({exc})") from exc
+            image = decode_bytes(data, source, max_side=size).image
+        elif time is not None:  # a video keyframe: the frame at its time
+            image = frame_at(source, time, max_side=size)
+        else:
+            image = decode_file(source, max_side=size).image  # EXIF-upright RGB, alpha on white
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
         try:

@@ -72,6 +72,8 @@ def arrow_schema(dim: int, meta: dict[str, Any] | None = None) -> pa.Schema:
         ("phash", pa.string()),
         ("media", pa.string()),
         ("time", pa.float32()),
+        ("video_id", pa.string()),
+        ("frames", pa.int64()),
     ]
     assert [name for name, _ in fields] == ["id", "vector", *SCALAR_FIELDS[1:]]  # kept in step with schema.py
     metadata = {META_KEY: json.dumps(meta, ensure_ascii=False).encode()} if meta else None

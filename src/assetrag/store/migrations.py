@@ -80,12 +80,27 @@ def schema_v1(dim: int) -> CollectionSchema:
     return schema
 
 
-#: when schema 3 comes: freeze a copy of `schema.build_schema` as `schema_v2` here and point 2 at it
-SCHEMAS: dict[int, Callable[[int], CollectionSchema]] = {1: schema_v1, 2: S.build_schema}
+def schema_v2(dim: int) -> CollectionSchema:
+    """The schema 2 collection (schema 1 + `phash`, `media`, `time`), frozen."""
+    schema = schema_v1(dim)
+    schema.add_field("phash", DataType.VARCHAR, max_length=16)
+    schema.add_field("media", DataType.VARCHAR, max_length=16)
+    schema.add_field("time", DataType.FLOAT)
+    return schema
+
+
+#: when schema n + 1 comes: freeze a copy of `schema.build_schema` as `schema_v<n>` here and point n at it
+SCHEMAS: dict[int, Callable[[int], CollectionSchema]] = {1: schema_v1, 2: schema_v2, 3: S.build_schema}
+
+
+def _with(row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """`row` with the defaults of `fields` (the ones a step adds: never a later step's, which its target
+    collection does not have)."""
+    return {**row, **{k: S.DEFAULTS[k] for k in fields if k not in row}}
 
 
 def _v1_to_v2_row(row: dict[str, Any]) -> dict[str, Any]:
-    return S.with_defaults(row)  # phash "", media "image", time -1.0: every schema 1 row is a still
+    return _with(row, ("phash", "media", "time"))  # "", "image", -1.0: every schema 1 row is a still
 
 
 def _migrate_1_to_2(client: MilvusClient, name: str) -> None:
@@ -93,8 +108,17 @@ def _migrate_1_to_2(client: MilvusClient, name: str) -> None:
     _copy_step(client, name, 2, _v1_to_v2_row)
 
 
+def _v2_to_v3_row(row: dict[str, Any]) -> dict[str, Any]:
+    return _with(row, ("video_id", "frames"))  # "", 0: no schema 2 assetrag wrote video keyframes
+
+
+def _migrate_2_to_3(client: MilvusClient, name: str) -> None:
+    """Schema 3 adds `video_id` and `frames` (a video's keyframes, see `schema`): a copy into the new schema."""
+    _copy_step(client, name, 3, _v2_to_v3_row)
+
+
 #: step n takes a library from schema n to n + 1
-MIGRATIONS: dict[int, Callable[[MilvusClient, str], None]] = {1: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[MilvusClient, str], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 # -- running them -------------------------------------------------------------------------------------------

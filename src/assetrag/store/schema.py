@@ -1,4 +1,4 @@
-"""The collection schema of an assetrag library (schema version 2) and the facts other modules read.
+"""The collection schema of an assetrag library (schema version 3) and the facts other modules read.
 
 One library = one Milvus collection. Its fields:
 
@@ -12,6 +12,11 @@ One library = one Milvus collection. Its fields:
   - `phash` VARCHAR(16): the 64-bit perceptual hash as 16 lowercase hex digits; "" when not computed.
   - `media` VARCHAR(16): "image" (a still) or "video_frame" (a keyframe of a video).
   - `time` FLOAT: seconds into the video for a keyframe; -1.0 for a still (0.0 is a video's first frame).
+- schema 3 adds, to group a video's keyframes (one row per keyframe, `ingest.video`):
+  - `video_id` VARCHAR(64): the sha256 of the video file's bytes on each of its keyframes; "" for a still.
+    A keyframe's own `id` is sha256 of `"<video_id>@<milliseconds>"` (`ingest.video.keyframe_id`).
+  - `frames` INT64: how many keyframes the video has, on each of them (0 for a still): a video counts as
+    stored only when that many rows carry its `video_id` (a run killed mid-write is detected and redone).
 
 The collection's properties hold the model name and dim it was built with and the schema version
 (`PROP_SCHEMA`); `migrations` upgrades an older collection when a `Store` opens it.
@@ -24,7 +29,7 @@ from typing import Any
 from pymilvus import CollectionSchema, DataType, MilvusClient
 
 #: the schema version this assetrag writes; older collections are migrated on open (see `migrations`)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MAX_PATH = 4096
 MAX_PATHS = 64  # byte-identical copies one asset remembers
@@ -35,6 +40,7 @@ MAX_COLLECTION = 256
 MAX_SOURCE = 32
 PHASH_LENGTH = 16  # hex digits of a 64-bit hash
 MAX_MEDIA = 16
+CONTENT_ID_LENGTH = 64  # sha256 hex: `id`, `video_id`
 
 MEDIA_IMAGE = "image"
 MEDIA_VIDEO_FRAME = "video_frame"
@@ -65,12 +71,14 @@ SCALAR_FIELDS = (
     "phash",
     "media",
     "time",
+    "video_id",
+    "frames",
 )
 #: every field, vector included (what a copy or an export reads)
 ALL_FIELDS = (*SCALAR_FIELDS, "vector")
 
 #: values for fields a row builder may leave out (fields added after schema 1)
-DEFAULTS: dict[str, Any] = {"phash": "", "media": MEDIA_IMAGE, "time": NO_TIME}
+DEFAULTS: dict[str, Any] = {"phash": "", "media": MEDIA_IMAGE, "time": NO_TIME, "video_id": "", "frames": 0}
 
 
 def with_defaults(row: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +110,8 @@ def build_schema(dim: int) -> CollectionSchema:
     schema.add_field("phash", DataType.VARCHAR, max_length=PHASH_LENGTH)
     schema.add_field("media", DataType.VARCHAR, max_length=MAX_MEDIA)
     schema.add_field("time", DataType.FLOAT)
+    schema.add_field("video_id", DataType.VARCHAR, max_length=CONTENT_ID_LENGTH)
+    schema.add_field("frames", DataType.INT64)
     return schema
 
 

@@ -36,6 +36,12 @@ UNDERSTAND_HELP = (
 )
 
 
+GROUP_HELP = (
+    "a video once, at its best moment (its other matching moments in `moments`); default: once per matching "
+    "keyframe, each with its `time`"
+)
+
+
 def _search(
     state: AppState,
     text: str | None,
@@ -47,6 +53,7 @@ def _search(
     understand: bool,
     lang: str = "auto",
     rerank: str = DEFAULT_RERANK or "none",
+    group_videos: bool = False,
 ) -> dict:
     state.ensure_model()
     q = Query(
@@ -59,6 +66,7 @@ def _search(
         lang=lang,
         rerank=None if rerank == "none" else rerank,
         understand=understand,
+        group_videos=group_videos,
         **f.kwargs(),
     )
     result = state.library.query(q)  # the one query path: the CLI prints the same object
@@ -80,8 +88,9 @@ def search_text(
     understand: Annotated[bool, Param(description=UNDERSTAND_HELP)] = True,
     lang: Annotated[Lang, Param(description=LANG_HELP)] = "auto",
     rerank: Annotated[Rerank, Param(description=RERANK_HELP)] = DEFAULT_RERANK or "none",
+    group_videos: Annotated[bool, Param(description=GROUP_HELP)] = False,
 ) -> dict:
-    return _search(state, q, None, f, p, 0.5, mode, understand, lang, rerank)
+    return _search(state, q, None, f, p, 0.5, mode, understand, lang, rerank, group_videos)
 
 
 @router.post("/search", response_model=SearchPage, summary="Search by an uploaded image, text, or both")
@@ -98,6 +107,7 @@ async def search_image(
     understand: Annotated[bool, Form(description=UNDERSTAND_HELP)] = True,
     lang: Annotated[Lang, Form(description=LANG_HELP)] = "auto",
     rerank: Annotated[Rerank, Form(description=RERANK_HELP)] = DEFAULT_RERANK or "none",
+    group_videos: Annotated[bool, Form(description=GROUP_HELP)] = False,
     offset: Annotated[int, Form(ge=0, le=16000)] = 0,
     limit: Annotated[int, Form(ge=1, le=MAX_LIMIT)] = 24,
 ) -> dict:
@@ -117,5 +127,16 @@ async def search_image(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "give a text query, an image, or both")
     f = filters(collection, tag, source, min_score)
     return await run_in_threadpool(
-        _search, state, q, query_image, f, Paging(offset, limit), text_weight, mode, understand, lang, rerank
+        _search,
+        state,
+        q,
+        query_image,
+        f,
+        Paging(offset, limit),
+        text_weight,
+        mode,
+        understand,
+        lang,
+        rerank,
+        group_videos,
     )
