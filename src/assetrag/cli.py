@@ -288,7 +288,6 @@ def _rerank(value: str | None) -> str | None:
         raise typer.BadParameter(f"--{exc}") from exc
 
 
-@app.command()
 def _tile_image(hit: SearchHit) -> Any:
     """A contact-sheet tile's picture: the file, or for a video hit the frame at its time."""
     if hit.is_video and hit.time is not None:
@@ -299,6 +298,7 @@ def _tile_image(hit: SearchHit) -> Any:
     return _sheet_image(hit.path)
 
 
+@app.command()
 def search(
     text: Annotated[str | None, typer.Argument(help="what to look for, in words")] = None,
     image: Annotated[Path | None, typer.Option("--image", "-i", help="query image (alone or with text)")] = None,
