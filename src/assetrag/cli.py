@@ -369,10 +369,13 @@ def search(
         fused = any(h.fused_score is not None for h in hits)
         cols = ["#", "score", *(["match"] if fused else []), "path", "collection", "tags"]
         table = Table(*cols, title=title, title_justify="left")
-        for h in hits:
+        for i, h in enumerate(hits):
             match = [_match(h)] if fused else []
+            if i == hits.weak_from:  # the calibrated "no good match" line (docs/quality.md)
+                table.add_row("", "", *([""] if fused else []), f"[yellow]{hits.weak_line()}[/]", "", "")
             where = moment_label(h.path, h.time)
-            table.add_row(str(h.rank), f"{h.score:.3f}", *match, where, h.collection, ", ".join(h.tags))
+            row = (str(h.rank), f"{h.score:.3f}", *match, where, h.collection, ", ".join(h.tags))
+            table.add_row(*row, style="dim" if h.weak else None)
         out.print(table if hits else "no results")
     if sheet:
         err.print(f"contact sheet: {sheet.resolve()}")

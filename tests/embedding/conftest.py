@@ -121,5 +121,5 @@ def offline_model():
     from assetrag.embedding import load_embedder
 
     said: list[str] = []
-    model = load_embedder("offline", device="cpu", batch_size=8, torch_threads=2, announce=said.append)
+    model = load_embedder("offline:v1", device="cpu", batch_size=8, torch_threads=2, announce=said.append)
     return model, said

@@ -38,7 +38,7 @@ def test_the_shipped_head_file_is_small_and_says_where_it_came_from():
 
 
 def test_specs_names_and_reopening():
-    assert OFFLINE_DEFAULT == "v1"  # v2 is opt-in: it loses some ImageNet-style photos (docs/offline-model.md)
+    assert OFFLINE_DEFAULT == "v2"  # the default for new libraries since issue #13 (docs/quality.md)
     assert spec_for_name(CONSE_NAME) == "offline:v1"
     assert spec_for_name(NAME_COMBINED) == "offline:v2"
     assert spec_for_name(NAME_HEAD) == "offline:head"
@@ -107,3 +107,21 @@ def test_the_fast_ingest_path_gives_v2_the_same_vectors(v2, photos):
     images = list(photos.values())
     pixels = [v2.pixel_spec.prepare(im) for im in images]
     np.testing.assert_allclose(v2.embed_pixels(pixels), v2.embed_images(images), atol=1e-5)
+
+
+def test_new_libraries_get_v2_and_a_v1_library_reopens_as_v1(tmp_path, monkeypatch):
+    """`offline` and `auto` (CLIP absent) build v2 for a new library; a library built with v1 stores v1's name and
+    `--model auto` reopens it with v1, so nothing has to be re-ingested."""
+    from assetrag import Library
+    from assetrag.embedding import clip
+
+    monkeypatch.setattr(clip, "cached_locally", lambda *_a, **_k: False)  # as on a machine without CLIP
+    assert load_embedder("offline", device="cpu", torch_threads=2).name == NAME_COMBINED
+    assert load_embedder("auto", device="cpu", torch_threads=2).name == NAME_COMBINED
+    uri = str(tmp_path / "lib.db")
+    with Library(uri, library="old") as lib:
+        lib.store.ensure(CONSE_NAME, 384)  # as if ingested with offline:v1 before the default changed
+    with Library(uri, library="old", model="auto") as lib:
+        assert lib.embedder.name == CONSE_NAME
+    with Library(uri, library="new", model="auto") as lib:
+        assert lib.embedder.name == NAME_COMBINED

@@ -177,7 +177,7 @@ def test_the_cli_searches_in_french(sample_lib, offline_embedder, monkeypatch):
     model_before = sample_lib.store.model_info()
     uri = sample_lib.settings.uri
     sample_lib.close()  # Milvus Lite: one process at a time, and the CLI opens its own
-    args = ["--uri", uri, "--model", "offline", "search", "un chat", "-k", "3", "--mode", "vector"]
+    args = ["--uri", uri, "--model", "offline:v1", "search", "un chat", "-k", "3", "--mode", "vector"]
     res = CliRunner().invoke(app, [*args, "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)[0]["filename"] == "cat-chelsea.jpg"
@@ -192,5 +192,5 @@ def test_eval_compares_query_languages():
     """`assetrag eval --compare lang=...` is how docs/quality.md measured each text encoder."""
     from assetrag.cli import _eval_config
 
-    base = {"model": "offline", "mode": "hybrid", "templates": None, "understand": False, "lang": "auto"}
+    base = {"model": "offline:v1", "mode": "hybrid", "templates": None, "understand": False, "lang": "auto"}
     assert _eval_config("lang=en,mode=vector", base) == {**base, "lang": "en", "mode": "vector", "label": None}

@@ -51,8 +51,8 @@ def test_offline_model_gives_the_same_vectors_on_both_runtimes(spec, real_images
 
 
 def test_int8_query_encoder_stays_close_and_never_touches_image_vectors(real_images):
-    fp32 = load_embedder("offline", device="cpu", runtime="onnx", quantize="none")
-    int8 = load_embedder("offline", device="cpu", runtime="onnx", quantize="int8")
+    fp32 = load_embedder("offline:v1", device="cpu", runtime="onnx", quantize="none")
+    int8 = load_embedder("offline:v1", device="cpu", runtime="onnx", quantize="int8")
     assert int8.text_int8 and not fp32.text_int8
     cos = _cos(fp32.embed_texts(TEXTS), int8.embed_texts(TEXTS))
     assert cos.min() >= 0.98, cos
@@ -76,7 +76,7 @@ def test_clip_gives_the_same_vectors_on_both_runtimes(tiny_clip_dir, random_imag
 def test_a_library_made_on_one_runtime_is_searched_on_the_other(tmp_path, real_images):
     from assetrag import Library
 
-    settings = Settings(uri=str(tmp_path / "lib.db"), model="offline", device="cpu", runtime="torch")
+    settings = Settings(uri=str(tmp_path / "lib.db"), model="offline:v1", device="cpu", runtime="torch")
     with Library(settings=settings) as lib:
         lib.ingest(SAMPLES / "photos")
     onnx_settings = Settings(uri=settings.uri, model="auto", device="cpu", runtime="onnx")
@@ -234,7 +234,7 @@ def test_runtime_and_quantize_are_validated(monkeypatch):
     monkeypatch.setenv("ASSETRAG_QUANTIZE", "int8")
     assert (Settings.from_env().runtime, Settings.from_env().quantize) == ("onnx", "int8")
     with pytest.raises(ConfigError, match="runtime"):
-        load_embedder("offline", runtime="tensorrt")
+        load_embedder("offline:v1", runtime="tensorrt")
     with pytest.raises(ConfigError, match="CPU only"):
         choose_runtime("onnx", "cuda")
 
@@ -250,9 +250,9 @@ def test_auto_picks_onnx_on_a_cpu_and_says_why_it_falls_back(monkeypatch):
 
 
 def test_thread_helpers_keep_decode_workers_and_model_within_the_cores():
-    one = load_embedder("offline", device="cpu", runtime="onnx", torch_threads=1)
+    one = load_embedder("offline:v1", device="cpu", runtime="onnx", torch_threads=1)
     assert model_threads(one) == 1
     assert decode_workers(one, wanted=4, cores=2) == 1
     assert decode_workers(one, wanted=4, cores=8) == 4
-    two = load_embedder("offline", device="cpu", runtime="onnx", torch_threads=2)
+    two = load_embedder("offline:v1", device="cpu", runtime="onnx", torch_threads=2)
     assert decode_workers(two, wanted=2, cores=2) == 1  # never 0

@@ -157,7 +157,7 @@ def _ingest_cmd(target: Target, root: Path, prune: bool, pipeline: str = "simple
 
 def _kill_during_writes(jobs: list[tuple[Target, list[str], float]], timeout: float = 180.0) -> list[str]:
     """Start every victim at once; SIGKILL each `delay` seconds after its first write. Returns what happened."""
-    env = {**os.environ, "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "1"}
+    env = {**os.environ, "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "1"}
     procs = []
     for db, cmd, delay in jobs:
         before = db.signature()

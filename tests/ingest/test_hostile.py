@@ -210,7 +210,7 @@ os.execv(sys.executable, [sys.executable, "-m", "assetrag.cli", *sys.argv[1:]])
 
 
 def _cli(*args: str, uri: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ASSETRAG_URI": str(uri), "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "2"}
+    env = {**os.environ, "ASSETRAG_URI": str(uri), "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "2"}
     prefix = ["-c", _WITHOUT_DAC_CAPS] if os.geteuid() == 0 else ["-m", "assetrag.cli"]
     return subprocess.run([sys.executable, *prefix, *args], capture_output=True, text=True, env=env, timeout=600)
 

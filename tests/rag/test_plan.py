@@ -201,7 +201,7 @@ def test_cli_generate_dry_run_prints_the_plan_and_writes_the_board(brief_library
     uri = lib.settings.uri
     lib.close()  # Milvus Lite: one process at a time
     board = tmp_path / "board.png"
-    env = {**os.environ, "ASSETRAG_URI": uri, "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "2"}
+    env = {**os.environ, "ASSETRAG_URI": uri, "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "2"}
     res = subprocess.run(
         [
             sys.executable,

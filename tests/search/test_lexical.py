@@ -10,7 +10,7 @@ from PIL import Image
 
 from assetrag import Query, QueryError, search
 from assetrag.search import lexical
-from assetrag.search.lexical import LexicalIndex, split_words, stem, tokenize
+from assetrag.search.lexical import LexicalIndex, informativeness, is_wordlike, split_words, stem, tokenize
 from assetrag.search.understand import understand
 
 # -- words and BM25 (no store, no model) ------------------------------------------------------------------
@@ -71,6 +71,32 @@ def test_bm25_ranks_rare_and_repeated_terms_higher():
     only_c = index.allow(collections=["c"], tags=["capes"])
     assert [rid for rid, _ in index.search(tokenize("red cape"), 10, allow=only_c)] == ["c"]
     assert index.collections == ["c", "lunar-2025"] and "capes" in index.tag_names
+
+
+def test_wordlike_terms_and_informativeness():
+    assert all(is_wordlike(t) for t in ["cape", "coffee", "sombrero", "tasse", "café", "strength", "猫"])
+    assert not any(
+        is_wordlike(t) for t in ["1234", "img", "dsc", "pxl", "dcim", "apple", "f", "d0", "fbe", "xkcdq", "zz"]
+    )
+
+    def info(*names):
+        return informativeness(tokenize(n) for n in names)
+
+    descriptive = info("red-summer-dress.jpg", "photos/cup-of-coffee.jpg", "sombrero_dave_pena_01.png")
+    camera = info("DCIM/100APPLE/IMG_1234.JPG", "DSC_0042.JPG", "PXL_20240105_123456789.jpg", "DSCN0001.JPG")
+    hashed = info(
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.png",
+        "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d.png",
+        "2cf24dba-5fb0-a30e-26e8-3b2ac5b9e29e.jpg",  # a uuid
+    )
+    assert descriptive > 0.7 and camera < 0.1 and hashed < 0.1
+    assert info() == 0.0 and info("") == 0.0
+    # the index keeps it: the weight hybrid search gives the lexical side
+    index = LexicalIndex.build(
+        [_row("a", "red-cape.png", collection="capes"), _row("b", "IMG_0001.png", collection="")]
+    )
+    assert index.informativeness == pytest.approx(0.5) and index.lexical_weight == pytest.approx(1.0)
+    assert [lexical.lexical_weight(i) for i in (0.0, 0.03, 0.1, 0.3, 0.5, 0.9)] == pytest.approx([0, 0, 0, 0.5, 1, 1])
 
 
 # -- query understanding ----------------------------------------------------------------------------------
@@ -263,3 +289,30 @@ def test_any_tags_filter_selects_in_milvus(any_lib, photo_dir, tmp_path, mode):
     assert found(any_tags=['b"', "no-such-tag"]) == {"quoted.jpg"}  # the quote is escaped, not a syntax error
     assert found(any_tags=["no-such-tag"]) == set()
     assert found(any_tags=["drinks", "space", "cats"], tags=["things"]) == {"coffee.jpg", "rocket.jpg"}  # AND
+
+
+def test_hybrid_over_hashed_names_is_the_vector_ranking(tmp_path, photo_arrays, offline_embedder):
+    """Content-hashed names in a camera folder carry no words: the lexical side gets weight 0, so a query whose
+    words match the folder (every asset alike) gets exactly the vector ranking back, re-ranked or not."""
+    import hashlib
+
+    from assetrag import Library
+
+    root = tmp_path / "roll" / "Camera Roll"
+    root.mkdir(parents=True)
+    for name, arr in photo_arrays.items():
+        path = root / f"{name}.jpg"
+        Image.fromarray(arr).save(path, quality=90)
+        path.rename(root / f"{hashlib.sha256(path.read_bytes()).hexdigest()}.jpg")
+    with Library(str(tmp_path / "lib.db"), embedder=offline_embedder) as lib:
+        lib.ingest(tmp_path / "roll")
+        index = lexical.lexical_index(lib.store)
+        assert index.informativeness < 0.1 and index.lexical_weight == 0.0
+        for text in ("a cat in the camera roll", "a rocket, roll 9f"):
+            vec = lib.search(text, k=5, mode="vector")
+            for rerank in (None, "scores"):
+                hyb = lib.search(text, k=5, mode="hybrid", rerank=rerank)
+                assert [h.id for h in hyb] == [h.id for h in vec]
+                assert hyb.lexical_weight == index.lexical_weight
+                assert any("carry few words" in n for n in hyb.notes)
+        assert lib.search("a cat", k=5, mode="vector").lexical_weight is None

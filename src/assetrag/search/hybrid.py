@@ -1,6 +1,8 @@
 """Hybrid search: the vector top-N and the lexical top-N (BM25 over file names, tags, collection and sidecar
 captions; `search.lexical`) fused by reciprocal-rank fusion,
-score(d) = 1/(60 + vector rank) + 1/(60 + lexical rank).
+score(d) = 1/(60 + vector rank) + w/(60 + lexical rank), where w is the library's lexical weight: how informative
+its names, folders and captions are (`LexicalIndex.informativeness`, 0-1). A camera roll or a folder of
+content-hashed files has w ≈ 0 and gets the vector ranking back; descriptive names keep w ≈ 1.
 
 A hit's `score` stays its cosine similarity; `fused_score`, `vector_rank` and `lexical_rank` say how it got its
 place. With no word of the query in any name, tag or caption, hybrid returns exactly the vector ranking. The
@@ -13,16 +15,17 @@ import numpy as np
 
 from assetrag.search.lexical import fetch_rows, lexical_index, tokenize
 from assetrag.search.query import Query, SearchHit
-from assetrag.search.rerank import reorder, score_mix
+from assetrag.search.rerank import BM25_WEIGHT, reorder, score_mix
 from assetrag.store import MAX_K, SCALAR_FIELDS, Store
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
-RRF_LEXICAL_WEIGHT = 1.0  # weight of the lexical rank in the fusion (the vector rank has 1.0)
+RRF_LEXICAL_WEIGHT = 1.0  # weight of the lexical rank in the fusion (the vector rank has 1.0), times the library's w
 HYBRID_CANDIDATES = 100  # vector and lexical candidates fused (at least k + offset of each)
 
 
-def hybrid_search(store: Store, vec: np.ndarray, q: Query) -> list[SearchHit]:
-    """Reciprocal-rank fusion of the vector top-N and the lexical top-N (see the module doc)."""
+def hybrid_search(store: Store, vec: np.ndarray, q: Query) -> tuple[list[SearchHit], float | None]:
+    """Reciprocal-rank fusion of the vector top-N and the lexical top-N (see the module doc): the hits, and the
+    lexical weight used (None when the query had no index terms)."""
     want = q.k + q.offset
     rerank = q.rerank if q.rerank_n > 1 else None
     n = min(MAX_K, max(want, HYBRID_CANDIDATES, q.rerank_n if rerank else 0))
@@ -34,9 +37,12 @@ def hybrid_search(store: Store, vec: np.ndarray, q: Query) -> list[SearchHit]:
 
     lexical: list[str] = []
     bm25: dict[str, float] = {}
+    weight: float | None = None  # the library's lexical weight (its informativeness, `search.lexical`)
     terms = tokenize(q.text or "")
     if terms:
         index = lexical_index(store)
+        weight = index.lexical_weight
+    if terms and weight:
         allow = index.allow(q.collections, q.tags, q.any_tags, q.source)
         found_scores = index.search(terms, n, allow=allow)
         bm25 = dict(found_scores)
@@ -53,13 +59,14 @@ def hybrid_search(store: Store, vec: np.ndarray, q: Query) -> list[SearchHit]:
 
     def fused(rid: str) -> float:
         f = 1.0 / (RRF_K + vrank[rid]) if rid in vrank else 0.0
-        return f + (RRF_LEXICAL_WEIGHT / (RRF_K + lrank[rid]) if rid in lrank else 0.0)
+        return f + (RRF_LEXICAL_WEIGHT * (weight or 0.0) / (RRF_K + lrank[rid]) if rid in lrank else 0.0)
 
     order = sorted(fields, key=lambda rid: (-fused(rid), -cosine[rid], rid))
     rescored: dict[str, float] = {}
     if rerank:  # re-rank the first rerank_n of the fused list (`assetrag.rerank`)
         head = order[: q.rerank_n]
-        scores = score_mix([cosine[r] for r in head], [bm25[r] if r in lrank else 0.0 for r in head])
+        bm = [bm25[r] if r in lrank else 0.0 for r in head]
+        scores = score_mix([cosine[r] for r in head], bm, BM25_WEIGHT * (weight or 0.0))
         rescored = {r: float(s) for r, s in zip(head, scores, strict=True)}
         order = [head[i] for i in reorder(scores)] + order[len(head) :]
     out = []
@@ -70,4 +77,4 @@ def hybrid_search(store: Store, vec: np.ndarray, q: Query) -> list[SearchHit]:
         hit.lexical_rank = lrank.get(rid)
         hit.rerank_score = round(rescored[rid], 6) if rid in rescored else None
         out.append(hit)
-    return out
+    return out, weight

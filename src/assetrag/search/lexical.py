@@ -12,6 +12,13 @@ kept in memory per library, and rebuilt lazily when the collection changes:
   index older than `SERVER_MAX_AGE_S` anyway (another process may have moved or re-tagged files without
   changing the count or the mtimes).
 
+When it is built the index also scores how informative the library's words are (`informativeness`, 0-1: the
+mean over assets of the share of their distinct terms that look like words rather than hashes, numbers or camera
+names; see `is_wordlike`). Hybrid search scales the lexical side's weight by it (`lexical_weight`: 0 up to
+0.1, full from 0.5), so a camera roll (`IMG_1234.JPG`, `DCIM/100APPLE`, content hashes) gets the vector ranking
+back, and a library with descriptive names keeps the full weight. docs/quality.md, "Hybrid that never hurts",
+has the design and the measurements.
+
 Building costs one pass over the scalar fields (~1-2 s per 100k assets on Milvus Lite); a query costs a few
 milliseconds. The words it indexes (`split_words`, `stem`, `tokenize`) are also what query understanding
 (`search.understand`) matches against the library's collection and tag names.
@@ -50,6 +57,22 @@ MAX_METADATA_CHARS = 2000
 LITE_RECHECK_S = 1.0  # Lite: one process, whose Library writes invalidate at once; raw Store writes: ≤ 1 s
 SERVER_RECHECK_S = 10.0
 SERVER_MAX_AGE_S = 300.0
+#: words camera apps, phones and scanners put in file and folder names (beside numbers and dates): no content
+CAMERA_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        """dcim dsc dscn dscf img imag mvimg pxl vid mov gopr gopro apple canon nikon sony fuji fujifilm olympus
+    panasonic
+    lumix msdcf camera roll screenshot screenshots whatsapp signal telegram wechat edited edit burst portrait
+    hdr pano panorama cover wp fb insta instagram download downloads picture pictures photo photos upload
+    uploads untitled unknown scan scanned file files new tmp temp export exported mobile iphone android pixel
+    samsung huawei xiaomi sam jpg jpeg png heic heif webp raw cr2 nef arw dng""",
+    )
+)
+INFO_FLOOR = 0.1  # informativeness at and under which the lexical side gets no weight
+INFO_FULL = 0.5  # … and from which it gets its full weight
+_VOWELS = frozenset("aeiouy")
+_HEX_LETTERS = frozenset("abcdef")
 BM25_K1 = 1.2
 BM25_B = 0.75
 
@@ -83,6 +106,39 @@ def stem(word: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Index terms of `text`: words, stop words dropped, plurals folded."""
     return [stem(w) for w in split_words(text) if w not in STOPWORDS]
+
+
+def is_wordlike(term: str) -> bool:
+    """True when an index term looks like a word of some language: 3+ Latin letters (no digits), a vowel, no
+    run of five consonants, not three letters a-f ("fbe": hex hashes; longer ones, "cafe", "beef", pass), not a
+    camera or file-type word (`CAMERA_WORDS`); letters of another script count as a word.
+    Numbers, dates, hash and uuid fragments ("1f600" → 1, f, 600), `IMG`/`DSC` codes are not."""
+    if not term.isalpha() or term in CAMERA_WORDS:
+        return False
+    plain = "".join(ch for ch in unicodedata.normalize("NFKD", term) if not unicodedata.combining(ch))
+    if not plain.isascii():
+        return True  # another script (CJK, Cyrillic, …): take it as a word
+    if len(plain) < 3 or (len(plain) == 3 and set(plain) <= _HEX_LETTERS) or not set(plain) & _VOWELS:
+        return False
+    return re.search(r"[^aeiouy]{5}", plain) is None
+
+
+def informativeness(documents: Iterable[Sequence[str]]) -> float:
+    """How much a library's names, folders and captions say, 0-1: the mean over documents of the share of their
+    distinct terms that are word-like (`is_wordlike`); a document without terms counts 0. Descriptive names
+    ("red-summer-dress.jpg") score near 1, a camera roll or content hashes near 0."""
+    shares = []
+    for terms in documents:
+        distinct = set(terms)
+        shares.append(sum(1 for t in distinct if is_wordlike(t)) / len(distinct) if distinct else 0.0)
+    return float(sum(shares) / len(shares)) if shares else 0.0
+
+
+def lexical_weight(info: float) -> float:
+    """The lexical side's weight in hybrid search for a library of informativeness `info`: 0 up to `INFO_FLOOR`
+    (what hash and number fragments score by chance: random sha256 names ≈ 0.02-0.03), 1 from `INFO_FULL` (half
+    the terms are words: descriptive names), linear between."""
+    return float(min(1.0, max(0.0, (info - INFO_FLOOR) / (INFO_FULL - INFO_FLOOR))))
 
 
 def _strings(value: Any, depth: int = 0) -> Iterable[str]:
@@ -141,6 +197,7 @@ class LexicalIndex:
     postings: dict[str, list[tuple[int, int]]]  # term → [(doc, term frequency)]
     lengths: list[int]
     newest_mtime: int = 0
+    informativeness: float = 1.0  # how informative the words are (0-1, see `informativeness`)
     built_at: float = field(default_factory=time.monotonic)
     checked_at: float = field(default_factory=time.monotonic)
 
@@ -153,9 +210,11 @@ class LexicalIndex:
         lengths: list[int] = []
         postings: dict[str, list[tuple[int, int]]] = {}
         newest = 0
+        shares: list[float] = []
         for row in rows:
             doc = len(ids)
             terms = document_terms(row)
+            shares.append(informativeness([terms]))
             ids.append(str(row["id"]))
             colls.append(str(row.get("collection") or ""))
             tags.append(frozenset(str(t) for t in row.get("tags") or []))
@@ -164,7 +223,8 @@ class LexicalIndex:
             newest = max(newest, int(row.get("mtime") or 0))
             for term, tf in Counter(terms).items():
                 postings.setdefault(term, []).append((doc, tf))
-        index = cls(ids, colls, tags, sources, postings, lengths, newest)
+        info = float(sum(shares) / len(shares)) if shares else 0.0
+        index = cls(ids, colls, tags, sources, postings, lengths, newest, round(info, 4))
         index._freeze()
         return index
 
@@ -181,6 +241,11 @@ class LexicalIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def lexical_weight(self) -> float:
+        """The weight hybrid search gives the lexical side (1 = as much as the vectors), see `lexical_weight`."""
+        return lexical_weight(self.informativeness)
 
     @property
     def collections(self) -> list[str]:

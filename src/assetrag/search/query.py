@@ -141,6 +141,9 @@ class SearchHit:
     vector_rank: int | None = None
     lexical_rank: int | None = None
     rerank_score: float | None = None  # with `Query.rerank`: the score it was re-ranked by (the first N only)
+    #: a weak match: it and every hit after it score under the model's calibrated cut-off (text queries;
+    #: `SearchResult.weak_below`) and no word of the query matched them
+    weak: bool = False
     media: str = MEDIA_IMAGE  # "image" | "video_frame"
     time: float | None = None  # a video frame: seconds into the video (`path`); None for a still
     video_id: str | None = None  # a video frame: the sha256 of the video file (its keyframes share it)

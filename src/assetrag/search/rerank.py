@@ -1,7 +1,8 @@
 """Optional re-ranking of a hybrid search's top-N candidates (`Query.rerank`, `search.hybrid`), with any embedder.
 
 `scores`: reciprocal-rank fusion keeps only each side's rank; this re-scores the fused top-N by the scores
-themselves, z(cosine) + BM25_WEIGHT · z(BM25), each standardised over the N candidates (BM25 0 for a
+themselves, z(cosine) + w · BM25_WEIGHT · z(BM25) (w: the library's lexical weight, its informativeness — 0 for a
+camera roll, see `search.lexical`), each standardised over the N candidates (BM25 0 for a
 candidate the words did not match). Standardising makes it scale-free — a CLIP cosine of 0.3 and an offline
 model's 0.6 weigh alike, so it needs no per-model calibration — and it keeps what ranks throw away: how much
 better the best name match is than the next, and, among equal name matches, which image is closer. With no

@@ -18,7 +18,12 @@ class SearchResult(list[SearchHit]):
     - `mode`: the mode that ran ("vector" for image-only queries);
     - `encoder` / `lang`: which text encoder embedded the text ("model" or "multilingual") and the language
       detected or given;
-    - `notes`: lines worth telling the user (e.g. that the multilingual text encoder was used).
+    - `notes`: lines worth telling the user (e.g. that the multilingual text encoder was used);
+    - `lexical_weight`: in hybrid mode, the weight the lexical side had (the library's informativeness, 0-1;
+      None when there was no lexical side);
+    - `weak_below`: the model's calibrated "no good match" cosine (text queries of calibrated models, else None)
+      and `weak_from`: the index of the first weak hit (every hit from there on is `weak`), None when none is;
+      `model`: the embedder's name the cut-off was calibrated for.
     """
 
     def __init__(
@@ -31,6 +36,10 @@ class SearchResult(list[SearchHit]):
         encoder: str | None = None,
         lang: str | None = None,
         notes: Iterable[str] = (),
+        lexical_weight: float | None = None,
+        weak_below: float | None = None,
+        weak_from: int | None = None,
+        model: str | None = None,
     ) -> None:
         super().__init__(hits)
         self.mode = mode
@@ -39,6 +48,14 @@ class SearchResult(list[SearchHit]):
         self.encoder = encoder
         self.lang = lang
         self.notes = list(notes)
+        self.lexical_weight = lexical_weight
+        self.weak_below = weak_below
+        self.weak_from = weak_from
+        self.model = model
+
+    def weak_line(self) -> str:
+        """The separator the CLI prints before the weak hits."""
+        return f"— weaker matches below (score < {self.weak_below:.2f}, calibrated for {short_model(self.model)}) —"
 
     @property
     def hits(self) -> list[SearchHit]:
@@ -59,4 +76,14 @@ class SearchResult(list[SearchHit]):
             "encoder": self.encoder,
             "lang": self.lang,
             "notes": self.notes,
+            "lexical_weight": self.lexical_weight,
+            "weak_below": self.weak_below,
+            "weak_from": self.weak_from,
         }
+
+
+def short_model(name: str | None) -> str:
+    """`offline:v2` for the stored offline names, the name itself otherwise."""
+    from assetrag.embedding import spec_for_name
+
+    return spec_for_name(name) if name else "this model"

@@ -153,6 +153,19 @@ class SearchPage(Page[Asset]):  # type: ignore[valid-type]
         None, description="what `understand` read from the text; null when it was off or there was no text"
     )
     notes: list[str] = Field(default_factory=list, description="how the query was read, e.g. the text encoder used")
+    lexical_weight: float | None = Field(
+        None,
+        description="hybrid text searches: the weight of the file-name/tag/caption side, the library's "
+        "informativeness (0: names carry no words, e.g. a camera roll, and the order is the vector order; 1: full)",
+    )
+    weak_below: float | None = Field(
+        None,
+        description="text searches with a calibrated model: the cosine under which hits are weak matches "
+        "(docs/quality.md, 'No good match'); null otherwise",
+    )
+    weak_from: int | None = Field(
+        None, description="index in `items` of the first weak hit (every item from there on has weak=true), or null"
+    )
 
 
 class Health(BaseModel):

@@ -219,7 +219,14 @@ function renderResults(page, append) {
   const grid = $("#results");
   if (!append) grid.replaceChildren();
   const scored = S.mode !== "browse" && (S.mode === "similar" || S.q || S.file);
-  for (const item of page.items) grid.append(assetCard(item, scored));
+  page.items.forEach((item, i) => {
+    // the calibrated "no good match" line: weak hits are dimmed behind one divider (docs/quality.md)
+    if (scored && i === page.weak_from && !grid.querySelector(".weak-divider")) {
+      const title = `cosine under ${page.weak_below.toFixed(2)}, the calibrated cut-off for this model`;
+      grid.append(h("div", { class: "weak-divider", role: "separator", title }, "weaker matches"));
+    }
+    grid.append(assetCard(item, scored));
+  });
   S.offset = page.next_offset ?? page.offset + page.items.length;
   $("#load-more").hidden = page.next_offset === null || page.next_offset === undefined;
   $("#results-empty").hidden = grid.children.length > 0;
@@ -258,7 +265,7 @@ function assetCard(item, scored) {
     "button",
     {
       type: "button",
-      class: "asset",
+      class: item.weak && scored ? "asset weak" : "asset",
       dataset: { id: item.id, filename: item.filename },
       title: item.path,
       onclick: () => openDetail(item.id),

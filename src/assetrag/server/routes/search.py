@@ -75,6 +75,9 @@ def _search(
         "mode": mode if text and text.strip() else "vector",
         "understood": result.understood_dict(),
         "notes": result.notes,
+        "lexical_weight": result.lexical_weight,
+        "weak_below": result.weak_below,
+        "weak_from": result.weak_from,
     }
 
 
