@@ -299,6 +299,6 @@ def test_a_file_deleted_between_scan_and_read_is_reported(make_library, photo_di
     lib = make_library()
     report = lib.ingest(photo_dir)
     assert [(os.path.basename(e.path), e.reason) for e in report.errors] == [
-        ("doomed.jpg", "cannot read the file (No such file or directory)")
+        ("doomed.jpg", "cannot read the file (it is gone)")  # (worded so since object storage, 1f09969)
     ]
     assert report.added == 5 and lib.stats()["count"] == 5
