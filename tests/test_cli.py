@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 
@@ -61,3 +68,100 @@ def test_cli_user_errors_are_one_clear_line(tmp_path, photo_dir):
     res = _run("--library", "my-assets", "stats", uri=uri, check=False)
     assert res.returncode == 2 and "library name 'my-assets' is not allowed" in res.stderr
     assert "use e.g. 'my_assets'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_cli_duplicates_index_and_doctor(tmp_path, photo_dir):
+    uri = tmp_path / "cli.db"
+    cat = photo_dir / "animals" / "cats" / "cat.jpg"
+    copy = photo_dir / "copies" / "cat-copy.jpg"
+    copy.parent.mkdir()
+    copy.write_bytes(cat.read_bytes())  # byte-identical: one asset, two paths
+    rocket = photo_dir / "things" / "space" / "rocket.jpg"
+    near = photo_dir / "copies" / "rocket-smaller.jpg"
+    with Image.open(rocket) as im:  # the same picture, re-encoded smaller: a near-duplicate
+        im.resize((im.width * 3 // 4, im.height * 3 // 4)).save(near, quality=80)
+    res = _run("ingest", str(photo_dir), uri=uri)
+    assert "added 6" in res.stdout
+
+    found = json.loads(_run("duplicates", "--json", uri=uri).stdout)
+    assert [sorted(g["paths"]) for g in found["exact"]] == [sorted([str(cat), str(copy)])]
+    # the re-encoded, smaller rocket is a near-duplicate by perceptual hash, and nothing else is
+    assert [sorted(m["path"] for m in g["members"]) for g in found["near"]] == [sorted([str(rocket), str(near)])]
+    assert all(0 <= m["distance"] <= found["distance"] for m in found["near"][0]["members"])
+    assert found["not_hashed"] == 0
+    # (the offline model puts the re-encoded rocket at ~0.9 and any two different photos below 0.7)
+    alike = json.loads(_run("duplicates", "--threshold", "0.85", "--json", uri=uri).stdout)
+    # an explicit threshold lists look-alikes; the rocket pair is already a near-duplicate group, not repeated
+    assert alike["threshold"] == 0.85 and alike["similar"] == []
+    text = _run("duplicates", uri=uri).stdout
+    assert "1 exact duplicate group(s)" in text and "1 near-duplicate group(s)" in text
+    assert f"{cat}  =  {copy}" in text or f"{copy}  =  {cat}" in text
+
+    built = json.loads(_run("index", "flat", "--json", uri=uri).stdout)
+    assert built["index_type"] == "FLAT" and built["rows"] == 6
+    assert json.loads(_run("search", "a rocket", "-k", "1", "--json", uri=uri).stdout)[0]["filename"] in {
+        "rocket.jpg",
+        "rocket-smaller.jpg",
+    }
+    res = _run("index", "hnsw", uri=uri)
+    assert res.stdout.startswith("built HNSW (") and "over 6 assets" in res.stdout
+    assert json.loads(_run("stats", "--json", uri=uri).stdout)["count"] == 6
+
+    checks = {c["name"]: c for c in json.loads(_run("doctor", "--json", uri=uri).stdout)}
+    assert {"versions", "device", "runtime", "store", "model"} <= checks.keys()
+    assert all(c["status"] in ("ok", "warn") for c in checks.values())
+    assert "6 assets" in checks["store"]["detail"] and checks["store"]["status"] == "ok"
+    assert "offline:" in checks["model"]["detail"]
+    # a check that fails: exit 1, and the text form marks it
+    bad = _run("--model", str(tmp_path / "no-such-model"), "doctor", uri=uri, check=False)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "✗" in bad.stdout and "Traceback" not in bad.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_serve_is_a_real_server(tmp_path, photo_dir):
+    """`assetrag serve` as a process: it answers on its loopback port, searches, and stops on SIGTERM."""
+    uri = tmp_path / "cli.db"
+    _run("ingest", str(photo_dir), uri=uri)
+    port = _free_port()
+    env = {**os.environ, "ASSETRAG_URI": str(uri), "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "2"}
+    env.pop("ASSETRAG_API_TOKEN", None)
+    cmd = [sys.executable, "-m", "assetrag.cli", "serve", "--port", str(port), "--root", str(photo_dir)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            try:
+                with urllib.request.urlopen(f"{base}/api/health", timeout=2) as r:
+                    health = json.load(r)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "assetrag serve did not answer /api/health in 120 s"
+                time.sleep(0.2)
+        assert health["status"] == "ok", health
+        query = urllib.parse.urlencode({"q": "a rocket", "limit": 2})
+        with urllib.request.urlopen(f"{base}/api/search?{query}", timeout=60) as r:
+            items = json.load(r)["items"]
+        assert items[0]["filename"] == "rocket.jpg" and len(items) == 2
+        with urllib.request.urlopen(base + items[0]["image_url"], timeout=30) as r:
+            assert r.read() == (photo_dir / "things" / "space" / "rocket.jpg").read_bytes()
+        bad_host = urllib.request.Request(f"{base}/api/health", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(bad_host, timeout=5)
+        assert info.value.code == 400  # serve allows loopback Host names only
+    finally:
+        proc.terminate()
+        try:
+            _, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+    assert proc.returncode in (0, -signal.SIGTERM), stderr[-3000:]
+    assert f"http://127.0.0.1:{port}/" in stderr and "Traceback" not in stderr

@@ -22,9 +22,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "assetrag"
 LAYERS = {
     "errors": 0,
     "config": 1,
+    "objects": 1,  # object storage (s3://, gs://, az://) through fsspec
     "concurrency": 1,
+    "progress": 1,
     "decode": 1,
     "render": 1,
+    "video": 2,
     "store": 2,
     "embedding": 2,
     "generation": 2,

@@ -169,3 +169,92 @@ def test_renders_concurrently_without_pyplot(tmp_path):
 def test_bad_layout_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         render_contact_sheet("x", [], tmp_path / "x.png", **kwargs)
+
+
+# -- content: what is drawn where (the layout's own constants give the positions) ---------------------
+
+RED, GREEN, BLUE = (220, 30, 30), (30, 200, 60), (40, 60, 220)
+
+
+def rgb(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("RGB")).astype(int)
+
+
+def close_to(px: np.ndarray, colour: tuple[int, int, int] | str, tol: int = 12) -> np.ndarray:
+    if isinstance(colour, str):
+        colour = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return np.abs(px - np.array(colour)).sum(axis=-1) < tol
+
+
+def ink_columns(band: np.ndarray) -> np.ndarray:
+    """x of every column in `band` (rows × columns × RGB) holding a pixel darker than the page's grey text."""
+    return np.where((band.sum(axis=2) < 600).any(axis=0))[0]
+
+
+def test_contact_sheet_puts_each_image_in_its_cell_and_its_label_under_it(tmp_path):
+    from assetrag import render as r
+
+    tiles = [
+        SheetTile(Image.new("RGB", (100, 100), RED), "red.png", 0.83),
+        SheetTile(Image.new("RGB", (200, 100), GREEN), "a-wider-green.png", 0.41),  # letterboxed
+        SheetTile(Image.new("RGB", (50, 100), BLUE), "b.png", None),  # pillarboxed, no score
+    ]
+    size = 96
+    im = rgb(open_png(render_contact_sheet("Title", tiles, tmp_path / "s.png", columns=3, tile_px=size)))
+    assert im.shape[1] == 2 * r.PAD + 3 * size + 2 * r.GAP
+    top = round(r.PAD + r._px(r.TITLE_PT) * r.LINE + r._px(r.NOTE_PT) * r.LINE + r.GAP)  # title, "3 results"
+    lefts = [r.PAD + j * (size + r.GAP) for j in range(3)]
+
+    def cell(j: int) -> np.ndarray:  # the tile's square, less a 2 px rim for antialiasing
+        return im[top + 2 : top + size - 2, lefts[j] + 2 : lefts[j] + size - 2]
+
+    assert close_to(cell(0), RED).all()  # a square fills its cell
+    green = cell(1)  # 96×48 centred: cell colour above and below, green in the middle
+    assert close_to(green[: size // 4 - 4], r.CELL).all() and close_to(green[-(size // 4 - 4) :], r.CELL).all()
+    assert close_to(green[size // 4 + 2 : 3 * size // 4 - 6], GREEN).all()
+    blue = cell(2)  # 48×96 centred: cell colour left and right
+    assert close_to(blue[:, : size // 4 - 4], r.CELL).all() and close_to(blue[:, -(size // 4 - 4) :], r.CELL).all()
+    assert close_to(blue[:, size // 4 + 2 : 3 * size // 4 - 6], BLUE).all()
+    # between the cells: white page
+    assert close_to(im[top + 2 : top + size - 2, lefts[0] + size + 2 : lefts[1] - 2], (255, 255, 255)).all()
+
+    # "#1 red.png — 0.83" is wider than 96 px, so every label is two lines: rank and score, then the name;
+    # each starts at its tile's left edge and is as wide as the text measures
+    measure = r._Measure()
+    line_h = r._px(r.LABEL_PT) * r.LINE
+    for j, (tile, first) in enumerate(zip(tiles, ["#1 — 0.83", "#2 — 0.41", "#3"], strict=True)):
+        name = measure.ellipsize(tile.label, r.LABEL_PT, size)  # a name wider than its tile is cut with "…"
+        assert ("…" in name and name[:2] == "a-" and name.endswith(".png")) if j == 1 else name == tile.label
+        for i, text in enumerate([first, name]):
+            y = top + size + 5 + i * line_h
+            band = im[round(y) : round(y + line_h) - 1, lefts[j] - r.GAP // 2 : lefts[j] + size + r.GAP // 2]
+            xs = ink_columns(band) + lefts[j] - r.GAP // 2
+            assert len(xs), f"no ink for {text!r}"
+            assert abs(xs.min() - lefts[j]) <= 2, (text, xs.min(), lefts[j])
+            assert abs((xs.max() + 1 - lefts[j]) - measure.width(text, r.LABEL_PT)) <= 3, (text, xs.max())
+    # the title, in bold, at the top left
+    title = ink_columns(im[r.PAD : round(r.PAD + r._px(r.TITLE_PT) * r.LINE)])
+    assert abs(title.min() - r.PAD) <= 2
+    assert abs(title.max() + 1 - r.PAD - measure.width("Title", r.TITLE_PT, bold=True)) <= 3
+
+
+def test_short_labels_are_one_line_and_a_board_heads_each_section(tmp_path):
+    from assetrag import render as r
+
+    size = 128
+    sections = [("reds", [SheetTile(Image.new("RGB", (64, 64), RED), "r", 0.5)]), ("blues", [])]
+    im = rgb(open_png(render_board("B", sections, tmp_path / "b.png", tile_px=size)))
+    measure = r._Measure()
+    y = r.PAD + r._px(r.TITLE_PT) * r.LINE + r.GAP  # the title, no note
+    heading = ink_columns(im[round(y) : round(y + r._px(r.SECTION_PT) * r.LINE) - 2])
+    assert abs(heading.max() + 1 - r.PAD - measure.width("reds", r.SECTION_PT, True)) <= 3
+    top = round(y + r._px(r.SECTION_PT) * r.LINE + 4)
+    assert close_to(im[top + 2 : top + size - 2, r.PAD + 2 : r.PAD + size - 2], RED).all()
+    label_y = top + size + 5
+    label = ink_columns(im[label_y : round(label_y + r._px(r.LABEL_PT) * r.LINE) - 1])
+    assert abs(label.max() + 1 - r.PAD - measure.width("#1 r — 0.50", r.LABEL_PT)) <= 3  # one line
+    # below the tile's labels: the second heading, then its "no references" note, then the page ends
+    y2 = top + size + r.LABEL_H + r.GAP
+    blues = ink_columns(im[round(y2) : round(y2 + r._px(r.SECTION_PT) * r.LINE) - 2])
+    assert abs(blues.max() + 1 - r.PAD - measure.width("blues", r.SECTION_PT, True)) <= 3
+    assert im.shape[0] == round(y2 + r._px(r.SECTION_PT) * r.LINE + 4 + r._px(r.NOTE_PT) * r.LINE + r.PAD)

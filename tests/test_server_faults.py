@@ -96,20 +96,51 @@ def test_two_concurrent_ingests_of_different_folders_both_complete(auth_server, 
     assert sorted(paths) == sorted(str(p) for p in [*a.glob("*.jpg"), *b.glob("*.jpg")])
 
 
+#: `python -c` this, then the CLI's arguments: the CLI, paused after its first batch is written (it touches
+#: $WROTE, then waits for $GO) — so the server is killed mid-ingest every time, not when timing allows
+_PAUSE_AFTER_FIRST_WRITE = """
+import os, sys, time
+from assetrag.store.client import Store
+wrote, go = os.environ["ASSETRAG_TEST_WROTE"], os.environ["ASSETRAG_TEST_GO"]
+real = Store.upsert
+def upsert(self, rows):
+    real(self, rows)
+    if not os.path.exists(wrote):
+        open(wrote, "w").close()
+        deadline = time.monotonic() + 120
+        while not os.path.exists(go) and time.monotonic() < deadline:
+            time.sleep(0.02)
+Store.upsert = upsert
+sys.argv[0] = "assetrag"
+from assetrag.cli import main
+main()
+"""
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
 @pytest.mark.server
 @pytest.mark.slow
 def test_server_killed_mid_ingest_fails_clearly_and_a_rerun_after_restart_fixes_everything(auth_server, tmp_path):
-    folder = _images(tmp_path / "photos", 48, seed=3)  # 24 batches: the server dies with most still to write
+    folder = _images(tmp_path / "photos", 12, seed=3)  # 6 batches: the server dies after the first
     args = ("--uri", auth_server.uri, "--token", TOKEN, "--library", "crashy", "--batch-size", "2")
-    proc = _cli(*args, "ingest", str(folder), "--json", wait=False)
+    wrote, go = tmp_path / "wrote", tmp_path / "go"
+    env = {**os.environ, "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "1"}
+    env |= {"ASSETRAG_TEST_WROTE": str(wrote), "ASSETRAG_TEST_GO": str(go)}
+    cmd = [sys.executable, "-c", _PAUSE_AFTER_FIRST_WRITE, *args, "ingest", str(folder), "--json"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(wrote, proc, 240)  # the first batch is written, and the CLI holds still
     store = Store(auth_server.uri, "crashy", token=TOKEN)
-    deadline = time.monotonic() + 240
-    while not (store.exists() and store.count() >= 2):  # the first batch is written
-        assert proc.poll() is None, proc.stderr.read()[-3000:]
-        assert time.monotonic() < deadline, "the ingest never wrote anything"
-        time.sleep(0.2)
+    assert store.count() == 2  # exactly one batch in: ten images still to write
     store.close()
     auth_server.crash()  # SIGKILL: no goodbye to clients, whatever was in flight is cut
+    go.touch()
     out, err = proc.communicate(timeout=120)  # ... and the CLI must not hang on it
     assert proc.returncode == 2, out + err[-3000:]
     assert "lost the Milvus server" in err and "run the command again" in err

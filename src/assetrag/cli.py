@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from assetrag import objects
 from assetrag.config import Settings
-from assetrag.errors import AssetragError, ConfigError
+from assetrag.errors import AssetragError, BadVideoError, ConfigError
 from assetrag.evaluate import parse_rerank
-from assetrag.library import Library
-from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N
+from assetrag.ingest import DEFAULT_MAX_DELETE
+from assetrag.library import NEAR_DUPLICATE_DISTANCE, Library
+from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N, SearchHit
+from assetrag.video import frame_at, moment_label
 
 app = typer.Typer(
     name="assetrag",
@@ -71,8 +76,20 @@ def _global(
         str | None, typer.Option(help="model runtime: auto (ONNX on CPU, torch on CUDA) | onnx | torch")
     ] = None,
     quantize: Annotated[str | None, typer.Option(help="int8 text/vision towers on ONNX: auto | none | int8")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="settings file (default: ./assetrag.toml over ~/.config/assetrag/assetrag.toml)"),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="a [profile.NAME] table of the settings file (env ASSETRAG_PROFILE)")
+    ] = None,
 ) -> None:
-    state.settings = Settings.from_env(
+    """Global options may also follow the command (`assetrag ingest --uri x.db photos/`). Precedence: flags >
+    ASSETRAG_* environment > assetrag.toml (its [profile.NAME] when chosen) > defaults; `assetrag doctor` says
+    where each setting came from."""
+    state.settings = Settings.load(
+        config=config,
+        profile=profile,
         uri=uri,
         library=library,
         model=model,
@@ -109,12 +126,17 @@ class RichProgress:
     def start(self, total: int, description: str) -> None:
         self._progress.start()
         self._task = self._progress.add_task(description, total=total, rate="")
+        self._t0 = time.perf_counter()
+        self._done = 0
 
     def advance(self, n: int = 1) -> None:
+        # the rate over the whole run so far (what the summary reports), not Rich's short window: files are
+        # handed over in bursts after each batch, which made the windowed speed read thousands of img/s
         self._progress.advance(self._task, n)
-        task = self._progress.tasks[0]
-        speed = task.speed
-        self._progress.update(self._task, rate=f"{speed:.1f} img/s" if speed else "")
+        self._done += n
+        elapsed = time.perf_counter() - self._t0
+        rate = self._done / elapsed if elapsed > 0 else 0.0
+        self._progress.update(self._task, rate=f"{rate:.1f} img/s" if self._done else "")
 
     def stop(self) -> None:
         self._progress.stop()
@@ -122,10 +144,31 @@ class RichProgress:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="folders or files to ingest")],
+    paths: Annotated[
+        list[str], typer.Argument(help="folders or files to ingest, or bucket prefixes (s3://, gs://, az://)")
+    ],
     collection: Annotated[str | None, typer.Option(help="collection name (default: first folder)")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="tag to add (repeatable)")] = None,
-    prune: Annotated[bool, typer.Option(help="remove entries whose files are gone from disk")] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            help="remove entries whose files are gone from disk (only under PATHS that could be listed; a missing, "
+            "unreadable or empty PATH is refused, exit status 1)"
+        ),
+    ] = False,
+    max_delete: Annotated[
+        str,
+        typer.Option(help="--prune deletes at most this many assets: N, or P% of the library (refused beyond it)"),
+    ] = DEFAULT_MAX_DELETE,
+    force: Annotated[
+        bool, typer.Option(help="--prune even under a missing/empty/unreadable PATH and beyond --max-delete")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="change nothing: list what --prune would remove (and count what would be read)")
+    ] = False,
+    follow_symlinks: Annotated[
+        bool, typer.Option(help="also ingest symbolic links to files outside PATHS (default: reported, not read)")
+    ] = False,
     errors: Annotated[Path | None, typer.Option(help="write the per-file errors as JSON here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -137,21 +180,83 @@ def ingest(
             "overlaps decode, embedding and writes (env ASSETRAG_PIPELINE)"
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(help="local | ray: read, decode and embed on a Ray cluster (pip install 'assetrag[ray]')"),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--engine ray: auto (this machine's cluster) or ray://host:10001 (default: a local Ray)"),
+    ] = None,
 ) -> None:
-    """Add or refresh the images under PATHS (incremental: unchanged files are skipped)."""
+    """Add or refresh the images under PATHS — folders, files or bucket prefixes (s3://bucket/prefix, gs://…,
+    az://…) — incremental: unchanged files are skipped."""
     with _lib() as lib:
         sink = RichProgress(err) if progress and not as_json else None
-        report = lib.ingest(paths, collection=collection, tags=tag or [], prune=prune, progress=sink, pipeline=pipeline)
+        report = lib.ingest(
+            paths,
+            collection=collection,
+            tags=tag or [],
+            prune=prune,
+            progress=sink,
+            pipeline=pipeline,
+            max_delete=max_delete,
+            force=force,
+            dry_run=dry_run,
+            follow_symlinks=follow_symlinks,
+            engine=engine,
+            address=address,
+        )
+    _print_ingest(report, errors=errors, as_json=as_json, verbose=verbose, prune=prune)
+    if report.refused:
+        raise typer.Exit(1)
+
+
+def _sheet_image(path: str) -> Any:
+    """A contact-sheet tile's image: a file's path, or an object read (bounded) through `assetrag.objects`."""
+    if not objects.is_url(path):
+        return Path(path)
+    try:
+        return objects.load_image(path, 512)
+    except Exception:  # the sheet shows a placeholder for it
+        return Path(path)
+
+
+def _print_ingest(report: Any, *, errors: Path | None, as_json: bool, verbose: bool, prune: bool) -> None:
     if errors:
         errors.parent.mkdir(parents=True, exist_ok=True)
         errors.write_text(json.dumps([e.__dict__ for e in report.errors], indent=2, ensure_ascii=False))
     if as_json:
         out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        _print_refused(report)
         return
+    if report.dry_run:
+        out.print(
+            f"dry run: scanned {report.scanned} · unchanged {report.unchanged} · "
+            f"{report.scanned - report.unchanged} to read · nothing was changed"
+        )
+        if prune:
+            out.print(f"would prune {len(report.would_prune)} path(s), deleting {report.would_delete} asset(s):")
+            for path in report.would_prune:
+                out.print(f"  {path}", markup=False, highlight=False)
+        elif report.missing:
+            out.print(f"[yellow]{report.missing} stored files are gone from disk; --prune would remove them[/]")
+    else:
+        _print_done(report, verbose)
+    _print_refused(report)
+
+
+def _print_refused(report: Any) -> None:
+    for why in report.refused:
+        err.print(f"[red]prune refused:[/] {escape(why)}", highlight=False)
+
+
+def _print_done(report: Any, verbose: bool) -> None:
     out.print(
         f"scanned {report.scanned} · added {report.added} · updated {report.updated} · "
         f"unchanged {report.unchanged} · duplicates {report.duplicates} · pruned {report.pruned} · "
         f"errors {len(report.errors)} · {report.elapsed_s:.1f}s ({report.images_per_s:.1f} img/s)"
+        + (f" · {report.videos} video(s), {report.keyframes} keyframes" if report.videos else "")
     )
     if verbose and report.stages:
         table = Table("stage", "seconds", title="time per stage (summed over the threads that ran it)")
@@ -181,6 +286,16 @@ def _rerank(value: str | None) -> str | None:
         return parse_rerank(value)
     except ConfigError as exc:
         raise typer.BadParameter(f"--{exc}") from exc
+
+
+def _tile_image(hit: SearchHit) -> Any:
+    """A contact-sheet tile's picture: the file, or for a video hit the frame at its time."""
+    if hit.is_video and hit.time is not None:
+        try:
+            return frame_at(hit.path, hit.time)
+        except BadVideoError:
+            pass  # the sheet shows why the file cannot be opened
+    return _sheet_image(hit.path)
 
 
 @app.command()
@@ -213,8 +328,12 @@ def search(
     ] = "auto",
     rerank: Annotated[str, typer.Option(help=RERANK_HELP)] = DEFAULT_RERANK or "none",
     rerank_n: Annotated[int, typer.Option(help="candidates re-ranked by --rerank")] = DEFAULT_RERANK_N,
+    group_videos: Annotated[
+        bool, typer.Option(help="show a video once, at its best moment (default: once per matching moment)")
+    ] = False,
+    media: Annotated[str | None, typer.Option(help="only image | video_frame results")] = None,
 ) -> None:
-    """Find assets by text, by image, or both."""
+    """Find assets by text, by image, or both (a video hit names the moment: `video.mp4 @ 12.5s`)."""
     with _lib() as lib:
         hits = lib.search(
             text,
@@ -231,6 +350,8 @@ def search(
             lang=lang,
             rerank=_rerank(rerank),
             rerank_n=rerank_n,
+            group_videos=group_videos,
+            media=media,
         )
     if not as_json:
         if hits.understood:
@@ -241,7 +362,7 @@ def search(
     if sheet:
         from assetrag.render import SheetTile, render_contact_sheet
 
-        render_contact_sheet(title, [SheetTile(Path(h.path), h.filename, h.score) for h in hits], sheet)
+        render_contact_sheet(title, [SheetTile(_tile_image(h), h.label, h.score) for h in hits], sheet)
     if as_json:
         out.print_json(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
     else:
@@ -252,7 +373,8 @@ def search(
             match = [_match(h)] if fused else []
             if i == hits.weak_from:  # the calibrated "no good match" line (docs/quality.md)
                 table.add_row("", "", *([""] if fused else []), f"[yellow]{hits.weak_line()}[/]", "", "")
-            row = (str(h.rank), f"{h.score:.3f}", *match, h.path, h.collection, ", ".join(h.tags))
+            where = moment_label(h.path, h.time)
+            row = (str(h.rank), f"{h.score:.3f}", *match, where, h.collection, ", ".join(h.tags))
             table.add_row(*row, style="dim" if h.weak else None)
         out.print(table if hits else "no results")
     if sheet:
@@ -441,30 +563,65 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command()
 def remove(
     targets: Annotated[list[str], typer.Argument(help="asset ids, file paths or folders")],
+    dry_run: Annotated[bool, typer.Option(help="list what would be removed; remove nothing")] = False,
 ) -> None:
     """Remove assets from the library (files on disk are not touched)."""
     with _lib() as lib:
+        if dry_run:
+            found = lib.to_remove(targets)
+            out.print(f"would remove {len(found)} asset(s) (dry run: nothing was removed)")
+            for r in found:
+                out.print(f"  {r['id'][:12]}  {r['path']}", markup=False, highlight=False)
+            return
         n = lib.remove(targets)
     out.print(f"removed {n} asset(s)")
 
 
 @app.command()
 def duplicates(
-    threshold: Annotated[float, typer.Option(help="cosine similarity for near-duplicates")] = 0.95,
+    distance: Annotated[
+        int, typer.Option(help="near-duplicates: perceptual-hash bits (of 64) that may differ")
+    ] = NEAR_DUPLICATE_DISTANCE,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="look-alikes: cosine similarity (default: the one calibrated for the library's model)"),
+    ] = None,
+    no_embedding: Annotated[bool, typer.Option("--no-embedding", help="skip the embedding look-alikes")] = False,
+    rehash: Annotated[
+        bool, typer.Option("--rehash", help="first hash assets stored before hashes existed (reads their files)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Byte-identical files (one entry, several paths) and near-duplicate images."""
+    """Copies as groups: byte-identical files, near-duplicates by perceptual hash (resized, re-encoded, cropped,
+    overlaid, colour-shifted), and look-alikes by embedding similarity above the model's calibrated threshold."""
     with _lib() as lib:
-        found = lib.duplicates(threshold)
+        found = lib.duplicates(distance=distance, threshold=threshold, embedding=not no_embedding, rehash=rehash)
     if as_json:
         out.print_json(json.dumps(found))
         return
-    out.print(f"[bold]{len(found['exact'])} exact duplicate group(s)[/]")
+    if found["rehashed"]:
+        out.print(f"hashed {found['rehashed']} asset(s) stored before hashes existed")
+    out.print(f"[bold]{len(found['exact'])} exact duplicate group(s)[/] (byte-identical files, one asset)")
     for g in found["exact"]:
-        out.print("  " + "  =  ".join(g["paths"]))
-    out.print(f"[bold]{len(found['near'])} near-duplicate pair(s) ≥ {threshold}[/]")
-    for p in found["near"]:
-        out.print(f"  {p['score']:.3f}  {p['path_a']}  ~  {p['path_b']}")
+        out.print("  " + "  =  ".join(g["paths"]), markup=False, highlight=False)
+    out.print(f"[bold]{len(found['near'])} near-duplicate group(s)[/] (perceptual hash ≤ {distance} bits apart)")
+    for g in found["near"]:
+        out.print(f"  group of {g['size']}:")
+        for m in g["members"]:
+            out.print(f"    {m['distance']:>4.0f}  {m['path']}", markup=False, highlight=False)
+    if found["threshold"] is not None:
+        out.print(f"[bold]{len(found['similar'])} look-alike group(s)[/] (embedding cosine ≥ {found['threshold']})")
+        for g in found["similar"]:
+            out.print(f"  group of {g['size']}:")
+            for m in g["members"]:
+                out.print(f"    {m['score']:.3f}  {m['path']}", markup=False, highlight=False)
+    elif found["similar_note"]:
+        out.print(f"look-alikes: {found['similar_note']}")
+    if found["not_hashed"]:
+        out.print(
+            f"[yellow]{found['not_hashed']} asset(s) not hashed yet[/] (stored before hashes existed): run "
+            "`assetrag duplicates --rehash`"
+        )
 
 
 @app.command()
@@ -519,10 +676,104 @@ def index_cmd(
     out.print(f"built {what} over {info['rows']} assets in {info['seconds']}s")
 
 
+# -- moving and backing up a library (Library.migrate_to / export / import_archive) ----------------------
+
+
+@app.command()
+def migrate(
+    to: Annotated[str, typer.Option("--to", help="destination: a Milvus server URL (http://host:19530) or a *.db")],
+    to_library: Annotated[str | None, typer.Option(help="library name there (default: the same name)")] = None,
+    to_token: Annotated[str | None, typer.Option(help="the destination server's token")] = None,
+    to_db_name: Annotated[str | None, typer.Option(help="the destination server's database")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Copy the library to another Milvus — e.g. from Milvus Lite to a server — without re-embedding.
+
+    Verified at the end; if it is interrupted, run the same command again."""
+    with _lib() as lib:
+        sink = RichProgress(err) if progress and not as_json else None
+        report = lib.migrate_to(to, library=to_library, token=to_token, db_name=to_db_name, progress=sink)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    extra = f" ({report.extra} more were already there)" if report.extra else ""
+    out.print(
+        f"copied {report.rows} assets ({report.model}, dim {report.dim}) to {report.destination}{extra} in "
+        f"{report.seconds}s; verified: every id present, {report.sampled} rows compared field by field"
+    )
+    name = to_library or state.settings.library
+    out.print(f"use it with: --uri {to} --library {name}   (or ASSETRAG_URI={to} ASSETRAG_LIBRARY={name})")
+
+
+@app.command()
+def export(
+    path: Annotated[Path, typer.Argument(help="Parquet file to write (replaced when complete)")],
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Back up the whole library (rows, vectors, model) to one Parquet file; `assetrag import` restores it."""
+    with _lib() as lib:
+        report = lib.export(path, progress=RichProgress(err) if progress and not as_json else None)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    out.print(f"exported {report.rows} assets ({report.model}, dim {report.dim}) to {report.path} in {report.seconds}s")
+
+
+@app.command("import")
+def import_cmd(
+    path: Annotated[Path, typer.Argument(help="a file written by `assetrag export`")],
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Restore an export into the library (--library; created with the file's model when it is new)."""
+    with _lib() as lib:
+        report = lib.import_archive(path, progress=RichProgress(err) if progress and not as_json else None)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    out.print(f"imported {report.rows} assets ({report.model}, dim {report.dim}) into library {report.library!r}")
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """`argv` with the global options written after the command moved before it, so `assetrag ingest --uri x.db
+    photos/` means `assetrag --uri x.db ingest photos/` (a command's own option of the same name stays)."""
+    group = typer.main.get_command(app)
+    flags: dict[str, bool] = {}  # option name → takes a value
+    for param in group.params:
+        for name in (*param.opts, *param.secondary_opts):
+            flags[name] = not getattr(param, "is_flag", False)
+    commands = getattr(group, "commands", {})
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # global options before the command
+        name = argv[i].split("=", 1)[0]
+        i += 2 if flags.get(name) and "=" not in argv[i] else 1
+    if i >= len(argv) or argv[i] not in commands:
+        return list(argv)
+    own = {n for p in commands[argv[i]].params for n in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+    head, cmd, rest, moved = list(argv[:i]), argv[i], [], []
+    j = i + 1
+    while j < len(argv):
+        token = argv[j]
+        if token == "--":
+            rest += argv[j:]
+            break
+        name = token.split("=", 1)[0]
+        if name in flags and name not in own:
+            takes = flags[name] and "=" not in token
+            moved += argv[j : j + (2 if takes else 1)]
+            j += 2 if takes else 1
+            continue
+        rest.append(token)
+        j += 1
+    return [*head, *moved, cmd, *rest]
+
+
 def main() -> None:
     """Console-script entry point: user errors print one clear line and exit 2."""
     try:
-        app()
+        app(args=hoist_global_options(sys.argv[1:]))
     except AssetragError as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(2)

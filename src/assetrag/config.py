@@ -90,6 +90,29 @@ class Settings:
     runtime: str = "auto"
     #: int8 transformer towers on ONNX Runtime: auto (where measured harmless) | none | int8
     quantize: str = "auto"
+    #: where each setting came from: "flag", "env ASSETRAG_…", "<file> [profile.x]" or "default"
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def load(
+        cls, *, config: str | os.PathLike[str] | None = None, profile: str | None = None, **flags: object
+    ) -> Settings:
+        """Settings as the CLI reads them: flags > `ASSETRAG_*` environment > config file > defaults.
+
+        The file is `config`, else `./assetrag.toml` over `~/.config/assetrag/assetrag.toml` (both optional);
+        its top-level keys apply always and `[profile.NAME]` tables when `profile` (or `ASSETRAG_PROFILE`) names
+        them. Secrets (the Milvus token) come from the environment only. `sources` says where each came from.
+        """
+        values, sources = read_config_files(config, profile or os.environ.get("ASSETRAG_PROFILE") or None)
+        for name, env in ENV_VARS.items():
+            if os.environ.get(env):
+                values.pop(name, None)
+                sources[name] = f"env {env}"
+        for name, value in flags.items():
+            if value is not None:
+                sources[name] = "flag"
+        base = cls.from_env(**{**values, **{k: v for k, v in flags.items() if v is not None}})
+        return replace(base, sources={f: sources.get(f, "default") for f in ENV_VARS})
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -147,3 +170,86 @@ class Settings:
             os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "assetrag"
         )
         return Path(root)
+
+
+#: each setting's environment variable (the config file uses the setting's own name as its key)
+ENV_VARS = {
+    "uri": "ASSETRAG_URI",
+    "library": "ASSETRAG_LIBRARY",
+    "model": "ASSETRAG_MODEL",
+    "device": "ASSETRAG_DEVICE",
+    "batch_size": "ASSETRAG_BATCH_SIZE",
+    "workers": "ASSETRAG_WORKERS",
+    "torch_threads": "ASSETRAG_TORCH_THREADS",
+    "token": "ASSETRAG_MILVUS_TOKEN",
+    "db_name": "ASSETRAG_MILVUS_DB",
+    "index": "ASSETRAG_INDEX",
+    "pipeline": "ASSETRAG_PIPELINE",
+    "runtime": "ASSETRAG_RUNTIME",
+    "quantize": "ASSETRAG_QUANTIZE",
+}
+#: settings a file may not hold (secrets come from the environment only)
+SECRETS = frozenset({"token"})
+CONFIG_NAME = "assetrag.toml"
+_INTS = frozenset({"batch_size", "workers", "torch_threads"})
+
+
+def config_files(config: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The config files read, lowest precedence first: `config` alone when given (it must exist), else the
+    user's (`$XDG_CONFIG_HOME/assetrag/assetrag.toml`) then the project's (`./assetrag.toml`), where present."""
+    if config is not None:
+        path = Path(config).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist (--config)")
+        return [path]
+    user = Path(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")) / "assetrag" / CONFIG_NAME
+    return [p for p in (user, Path.cwd() / CONFIG_NAME) if p.is_file()]
+
+
+def read_config_files(
+    config: str | os.PathLike[str] | None = None, profile: str | None = None
+) -> tuple[dict[str, object], dict[str, str]]:
+    """(values, where each came from) from the config files and the chosen profile; raises `ConfigError`
+    naming the file and key for an unknown key, a wrong type, a secret, or a profile no file has."""
+    import tomllib
+
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    profiles_seen: set[str] = set()
+    found_profile = profile is None
+    for path in config_files(config):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}; fix it or pass --config") from exc
+        tables = data.pop("profile", {})
+        if not isinstance(tables, dict):
+            raise ConfigError(f"{path}: 'profile' must be a table of [profile.NAME] tables")
+        profiles_seen.update(tables)
+        layers = [(data, str(path))]
+        if profile is not None and profile in tables:
+            found_profile = True
+            layers.append((tables[profile], f"{path} [profile.{profile}]"))
+        for table, where in layers:
+            for key, value in table.items():
+                _check_key(key, value, where)
+                values[key] = value
+                sources[key] = where
+    if not found_profile:
+        known = ", ".join(sorted(profiles_seen)) or "none"
+        raise ConfigError(f"no profile {profile!r} in the config files (profiles found: {known})")
+    return values, sources
+
+
+def _check_key(key: str, value: object, where: str) -> None:
+    if key in SECRETS:
+        raise ConfigError(
+            f"{where}: {key!r} is a secret and is read from the environment only: set {ENV_VARS[key]} instead"
+        )
+    if key not in ENV_VARS:
+        known = ", ".join(k for k in ENV_VARS if k not in SECRETS)
+        raise ConfigError(f"{where}: unknown setting {key!r}; known: {known}")
+    if key in _INTS and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
+    if key not in _INTS and not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a string, got {value!r}")

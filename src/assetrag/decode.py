@@ -102,3 +102,32 @@ def to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+# -- perceptual hash -------------------------------------------------------------------------------------------
+
+#: the side an image is shrunk to before it is hashed, so every ingest path (a full decode, a JPEG draft decode,
+#: a GPU-decoded JPEG's bytes) hashes the same picture
+HASH_SIDE = 256
+
+
+def perceptual_hash(img: Image.Image) -> str:
+    """The 64-bit perceptual hash stored with each asset (`phash`), as 16 hex digits: `imagehash`'s difference
+    hash (dHash, 8×8) of the image shrunk to `HASH_SIDE`. Chosen by benchmarks/near_duplicates.py: of pHash,
+    dHash, wHash and aHash it keeps the most copies (resized, re-encoded, cropped ≤ 5 %, overlaid,
+    colour-shifted) at the fewest distinct images (docs/benchmarks.md)."""
+    import imagehash
+
+    small = img.copy()
+    small.thumbnail((HASH_SIDE, HASH_SIDE), Image.Resampling.BILINEAR)
+    return str(imagehash.dhash(to_rgb(small)))
+
+
+def hash_bytes(data: bytes, name: str) -> str:
+    """`perceptual_hash` of encoded image bytes (a JPEG is draft-decoded near `HASH_SIDE`: cheap)."""
+    return perceptual_hash(decode_bytes(data, name, HASH_SIDE).image)
+
+
+def hash_distance(a: str, b: str) -> int:
+    """Bits that differ between two `perceptual_hash` values."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()

@@ -43,6 +43,7 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.append(Check("device", "fail", f"torch does not import: {exc}; reinstall torch==2.13.0"))
 
     checks.append(_runtime_check(settings))
+    checks.append(_settings_check(settings))
 
     from assetrag.library import Library
 
@@ -93,3 +94,13 @@ def _runtime_check(settings: Settings) -> Check:
         f"{choice.name} ({choice.reason}; --runtime {settings.runtime}, --quantize {settings.quantize}), "
         f"onnxruntime {ort_version()}, ONNX graph cache {cache_root(settings.cache_dir)}",
     )
+
+
+def _settings_check(settings: Settings) -> Check:
+    """Each setting's value and where it came from (flag, environment, config file, default); secrets hidden."""
+    parts = []
+    for name, source in (settings.sources or {}).items():
+        value = getattr(settings, name)
+        shown = "(set)" if name == "token" and value else value
+        parts.append(f"{name}={shown} ({source})")
+    return Check("settings", "ok", "; ".join(parts) if parts else "defaults and environment (no sources recorded)")

@@ -16,7 +16,28 @@ class ModelUnavailableError(AssetragError):
 
 
 class ModelMismatchError(AssetragError):
-    """A library was built with another embedding model or dimension than the one now in use."""
+    """A library was built with another embedding model or dimension than the one now in use.
+
+    `built_model`/`built_dim`: what the library was built with; `model`/`dim`: what was offered (None where
+    unknown), so that a caller can add its own hint (e.g. the `--model` spec that loads `built_model`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        library: str | None = None,
+        built_model: str | None = None,
+        built_dim: int | None = None,
+        model: str | None = None,
+        dim: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.library = library
+        self.built_model = built_model
+        self.built_dim = built_dim
+        self.model = model
+        self.dim = dim
 
 
 class StoreError(AssetragError):
@@ -25,6 +46,16 @@ class StoreError(AssetragError):
 
 class StoreLockedError(StoreError):
     """Another process holds the Milvus Lite data directory."""
+
+
+class BadVideoError(AssetragError):
+    """A file cannot be used as a video (truncated, no video stream, unknown codec, absurd size): the message
+    names the file and the reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.path = path
+        self.reason = reason
 
 
 class BadImageError(AssetragError):
@@ -38,3 +69,16 @@ class BadImageError(AssetragError):
 
 class QueryError(AssetragError):
     """A search query is malformed (no text and no image, bad filter, bad image)."""
+
+
+class PruneRefused(AssetragError):
+    """A prune was held back (a missing, unreadable or empty root; more deletions than allowed). The rest of
+    the ingest was done: `result` holds its report."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class FileChangedError(AssetragError):
+    """An asset's file on disk is no longer the file that was ingested (other bytes at its path)."""

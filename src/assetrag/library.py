@@ -22,7 +22,7 @@ from assetrag.concurrency import Serialised
 from assetrag.config import Settings
 from assetrag.embedding.base import Embedder
 from assetrag.errors import ModelMismatchError, QueryError, StoreError
-from assetrag.ingest import Ingestor, IngestReport, ProgressSink
+from assetrag.ingest import Ingestor, IngestReport, ProgressSink, RayOptions
 from assetrag.search import (
     DEFAULT_MODE,
     DEFAULT_RERANK,
@@ -38,6 +38,19 @@ from assetrag.search import (
 from assetrag.search.lexical import invalidate as invalidate_lexical
 from assetrag.store import SCALAR_FIELDS, Store
 from assetrag.store import filters as F
+
+#: perceptual-hash (dHash, `decode.perceptual_hash`) distance, in bits of 64, up to which two assets are
+#: near-duplicates. benchmarks/near_duplicates.py (docs/benchmarks.md): at 10 it keeps every resized, re-encoded,
+#: overlaid and colour-shifted copy and 97 % of 5 % crops; its only false matches there are the same drawing
+#: recoloured (distinct products a grey-level hash cannot tell apart).
+NEAR_DUPLICATE_DISTANCE = 10
+#: cosine similarity from which two assets are listed as embedding look-alikes, per model: the lowest threshold
+#: at which benchmarks/near_duplicates.py finds at most 5 % of its matches between distinct images. A model not
+#: listed gets no look-alike list unless the caller gives a threshold. The offline model has none: its best
+#: precision there is 0.76 (at 0.99, recall 0.45) — it puts a red pump and a leather boot at 0.976, a teddy bear
+#: and a woman in a green dress at 0.959 — so its look-alikes are noise at any threshold; hashes do the work.
+DUPLICATE_COSINE: dict[str, float] = {}
+DUPLICATES_DOC = "exact copies, near-duplicates by perceptual hash, look-alikes by calibrated embedding similarity"
 
 
 class Library:
@@ -126,13 +139,33 @@ class Library:
         try:
             self.store.ensure(emb.name, emb.dim)
         except ModelMismatchError as exc:
-            built = self.store.model_info()
-            if built is None:
+            if not exc.built_model:
                 raise
             raise ModelMismatchError(
-                f"{exc} Use --model {_spec_for(built[0])} (the model it was built with; or --model auto, which "
-                "reopens a library with its own model), or another --library name (a new library) and re-ingest"
+                f"{exc} (--model {_spec_for(exc.built_model)} loads it)",
+                library=exc.library,
+                built_model=exc.built_model,
+                built_dim=exc.built_dim,
+                model=exc.model,
+                dim=exc.dim,
             ) from exc
+
+    def _model_kwargs(self) -> dict[str, Any]:
+        """`load_embedder` arguments that rebuild this library's model elsewhere (a Ray actor)."""
+        spec = self.settings.model
+        built = self.store.model_info()
+        if spec == "auto" and built is not None:
+            spec = _spec_for(built[0])
+        elif spec == "auto" and self._embedder is not None:
+            spec = _spec_for(self._embedder.name)
+        return {
+            "spec": spec,
+            "device": self.settings.device,
+            "batch_size": self.settings.batch_size,
+            "torch_threads": self.settings.torch_threads,
+            "runtime": self.settings.runtime,
+            "quantize": self.settings.quantize,
+        }
 
     def _ready_embedder(self) -> Embedder:
         emb = self.embedder
@@ -205,9 +238,24 @@ class Library:
         prune: bool = False,
         progress: ProgressSink | None = None,
         pipeline: str | None = None,
+        max_delete: int | str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        follow_symlinks: bool = False,
+        engine: str = "local",
+        address: str | None = None,
     ) -> IngestReport:
-        """Add/refresh every image under `paths` (files or folders); see `assetrag.ingest`. `pipeline`:
-        auto | simple | fast (default: the settings', auto = fast on CUDA)."""
+        """Add/refresh every image under `paths` (folders, files, or bucket prefixes `s3://bucket/prefix`,
+        `gs://…`, `az://…`); see `assetrag.ingest`. `engine`: local | ray (read, decode and embed on a Ray
+        cluster: `address` None starts a local one, `auto` / `ray://host:10001` joins one). `pipeline`:
+        auto | simple | fast (default: the settings', auto = fast on CUDA).
+
+        `prune`: take off stored files gone from disk — only under roots listed in this run, and at most
+        `max_delete` assets (N, or P% of the library; default 10%); a missing, unreadable or empty root, or a
+        prune over the limit, is held back and said in `report.refused` (the rest of the run still happens)
+        unless `force`. `dry_run`: change nothing, report what would be pruned (`report.would_prune`).
+        `follow_symlinks`: also ingest files whose real location is outside `paths` (by default such a
+        symbolic link is reported, not read)."""
         roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         ingestor = Ingestor(
             self.store,
@@ -218,9 +266,20 @@ class Library:
             pipeline=pipeline or self.settings.pipeline,
             device=self.settings.device,
             model_threads=self.settings.torch_threads,
+            engine=engine,
+            ray=RayOptions(address=address, model=self._model_kwargs()) if engine == "ray" else None,
         )
         try:
-            return ingestor.run([os.fspath(p) for p in roots], collection=collection, tags=tags, prune=prune)
+            return ingestor.run(
+                [os.fspath(p) for p in roots],
+                collection=collection,
+                tags=tags,
+                prune=prune,
+                max_delete=max_delete,
+                force=force,
+                dry_run=dry_run,
+                follow_symlinks=follow_symlinks,
+            )
         finally:
             invalidate_lexical(self.store)
 
@@ -243,10 +302,13 @@ class Library:
         lang: str | None = None,
         rerank: str | None = DEFAULT_RERANK,
         rerank_n: int = DEFAULT_RERANK_N,
+        group_videos: bool = False,
+        media: str | None = None,
     ) -> SearchResult:
         """Top-k assets for a text and/or image query, best first (`mode`, `templates`, `understand`, `lang`,
-        `rerank`, `rerank_n`: see `assetrag.search.Query`). The result is a list of hits that also says what
-        was understood and which text encoder was used."""
+        `rerank`, `rerank_n`, `group_videos`, `media`: see `assetrag.search.Query`). A video appears once per
+        matching keyframe (`hit.time`), or once at its best moment with `group_videos`. The result is a list
+        of hits that also says what was understood and which text encoder was used."""
         return self.query(
             Query(
                 text=text,
@@ -265,6 +327,8 @@ class Library:
                 lang=lang,
                 rerank=rerank,
                 rerank_n=rerank_n,
+                group_videos=group_videos,
+                media=media,
             )
         )
 
@@ -376,25 +440,39 @@ class Library:
             self, p, options=options, out=out, min_fidelity=min_fidelity, generator_options=generator_options
         )
 
-    def remove(self, targets: Sequence[str]) -> int:
-        """Remove assets by id, by file path, or every asset under a folder path. Returns how many."""
-        if not self.exists():
-            return 0
-        ids: set[str] = set()
-        for t in targets:
-            if len(t) == 64 and all(c in "0123456789abcdef" for c in t):
-                ids.add(t)
-                continue
-            p = os.path.abspath(t)
-            if os.path.isdir(p) or p.endswith(os.sep):
-                prefix = p.rstrip(os.sep) + os.sep
-                rows = self.store.query(F.path_under(prefix), ("id",))
-            else:
-                rows = self.store.query(F.has_tag(p, field="paths"), ("id",))
-            ids.update(r["id"] for r in rows)
-        self.store.delete(sorted(ids))
+    def remove(self, targets: Sequence[str], *, dry_run: bool = False) -> int:
+        """Remove assets by id, by file path, or every asset under a folder path. Returns how many
+        (`dry_run`: how many would go; nothing is deleted — `to_remove` lists them)."""
+        ids = [r["id"] for r in self.to_remove(targets)]
+        if dry_run or not ids:
+            return len(ids)
+        self.store.delete(ids)
         invalidate_lexical(self.store)
         return len(ids)
+
+    def to_remove(self, targets: Sequence[str]) -> list[dict[str, Any]]:
+        """The assets `remove(targets)` would delete ({id, path}, by path), deleting nothing."""
+        if not self.exists():
+            return []
+        found: dict[str, str] = {}
+        for t in targets:
+            if len(t) == 64 and all(c in "0123456789abcdef" for c in t):
+                rows = self.store.get([t], ("id", "path"))
+            else:
+                p = os.path.abspath(t)
+                if os.path.isdir(p) or t.endswith(os.sep):
+                    rows = self.store.query(F.path_under(p.rstrip(os.sep) + os.sep), ("id", "path"))
+                else:
+                    rows = self.store.query(F.has_tag(p, field="paths"), ("id", "path"))
+            found.update((r["id"], r["path"]) for r in rows)
+        return [{"id": rid, "path": path} for rid, path in sorted(found.items(), key=lambda kv: kv[1])]
+
+    def ingested_file(self, asset_id: str) -> dict[str, Any] | None:
+        """What ingest saw of an asset's files: {paths, mtimes (ns, one a path), size, id} (None: no asset)."""
+        if not self.exists():
+            return None
+        rows = self.store.get([asset_id], ("id", "paths", "mtimes", "size"))
+        return dict(rows[0]) if rows else None
 
     def stats(self) -> dict[str, Any]:
         """Count, model, backend, and per-collection / per-source counts."""
@@ -405,23 +483,81 @@ class Library:
             out["sources"] = dict(sorted(facets["sources"].items()))
         return out
 
-    def duplicates(self, threshold: float | None = 0.95, *, k: int = 5) -> dict[str, list[dict[str, Any]]]:
-        """Exact duplicates (byte-identical files, one entry) and near-duplicates (cosine ≥ threshold)."""
-        exact = [
-            {"id": r["id"], "paths": list(r["paths"])}
-            for r in self.iterate(("id", "paths"))
-            if len(r.get("paths") or []) > 1
-        ]
-        near: list[dict[str, Any]] = []
-        if threshold is not None and self.exists():
-            ids, vecs, paths = [], [], []
-            for r in self.iterate(("id", "vector", "path")):
-                ids.append(r["id"])
-                vecs.append(r["vector"])
-                paths.append(r["path"])
-            if vecs:
-                near = _near_pairs(ids, paths, np.asarray(vecs, dtype=np.float32), threshold, k)
-        return {"exact": exact, "near": near}
+    def duplicates(
+        self,
+        *,
+        distance: int = NEAR_DUPLICATE_DISTANCE,
+        threshold: float | None = None,
+        embedding: bool = True,
+        rehash: bool = False,
+    ) -> dict[str, Any]:
+        """Copies in the library, as groups (see `DUPLICATES_DOC`):
+
+        - `exact`: byte-identical files (one asset, several paths);
+        - `near`: near-duplicates by perceptual-hash distance ≤ `distance` bits (resized, re-encoded, slightly
+          cropped, overlaid or colour-shifted copies), each group's members with their distance to its first;
+        - `similar`: embedding look-alikes not already in a `near` group, cosine ≥ `threshold` — by default the
+          threshold calibrated for this library's model (`DUPLICATE_COSINE`); none for an uncalibrated model
+          (`similar_note` says so), or when `embedding` is False;
+        - `not_hashed`: assets stored before hashes were computed (`rehash=True` hashes them now, from their
+          files; one whose file is gone stays unhashed).
+        """
+        out: dict[str, Any] = {"exact": [], "near": [], "similar": [], "not_hashed": 0, "rehashed": 0}
+        out["distance"], out["threshold"], out["similar_note"] = distance, None, ""
+        if not self.exists():
+            return out
+        if rehash:
+            out["rehashed"] = self.rehash()
+        rows = list(self.iterate(("id", "path", "paths", "filename", "phash")))
+        out["exact"] = [{"id": r["id"], "paths": list(r["paths"])} for r in rows if len(r.get("paths") or []) > 1]
+        hashed = [r for r in rows if r.get("phash")]
+        out["not_hashed"] = len(rows) - len(hashed)
+        near_pairs = _hash_pairs([r["phash"] for r in hashed], distance)
+        out["near"] = _groups(hashed, near_pairs, "distance")
+        if embedding:
+            model = self.store.model_info()
+            name = model[0] if model else ""
+            cosine = threshold if threshold is not None else DUPLICATE_COSINE.get(name)
+            if cosine is None:
+                out["similar_note"] = (
+                    f"no embedding threshold is calibrated for {name} (benchmarks/near_duplicates.py); give one "
+                    "to list look-alikes"
+                )
+            else:
+                out["threshold"] = cosine
+                in_near = {m["id"]: gi for gi, g in enumerate(out["near"]) for m in g["members"]}
+                ids = [r["id"] for r in rows]
+                vecs = self.vectors(ids)
+                matrix = np.asarray([vecs[i] for i in ids], dtype=np.float32)
+                pairs = [
+                    (a, b, v)
+                    for a, b, v in _cosine_pairs(matrix, cosine)
+                    if in_near.get(ids[a], -1) != in_near.get(ids[b], -2)
+                ]
+                out["similar"] = _groups(rows, pairs, "score")
+        return out
+
+    def rehash(self) -> int:
+        """Compute the perceptual hash of stored assets that have none (stored before hashes existed) from their
+        files; returns how many were hashed (a missing or unreadable file is skipped)."""
+        from assetrag.decode import hash_bytes
+
+        todo = [r["id"] for r in self.iterate(("id", "phash")) if not r.get("phash")]
+        done = 0
+        for start in range(0, len(todo), 256):
+            rows = self.store.get(todo[start : start + 256], (*SCALAR_FIELDS, "vector"))
+            for row in rows:
+                for path in [row["path"], *row.get("paths", [])]:
+                    try:
+                        row["phash"] = hash_bytes(Path(path).read_bytes(), path)
+                        break
+                    except Exception:  # gone, unreadable or no longer an image: try its other paths
+                        continue
+            changed = [r for r in rows if r.get("phash")]
+            if changed:
+                self.store.upsert(changed)
+                done += len(changed)
+        return done
 
     def close(self) -> None:
         if self._store is not None:
@@ -434,6 +570,45 @@ class Library:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- moving and backing up the library (store/transfer.py, store/archive.py) ------------------------
+
+    def migrate_to(
+        self,
+        uri: str | os.PathLike[str],
+        *,
+        library: str | None = None,
+        token: str | None = None,
+        db_name: str | None = None,
+        progress: Any = None,
+    ) -> Any:
+        """Copy this library to another store — e.g. a Milvus server, `http://host:19530` — as it is
+        (vectors included, no re-embedding), verified at the end; run it again to finish an interrupted
+        copy. `library` defaults to this library's name. Returns a `store.transfer.TransferReport`."""
+        from assetrag.config import check_library_name
+        from assetrag.store.transfer import copy_library
+
+        name = library or self.settings.library
+        check_library_name(name)
+        target = Store(os.fspath(uri), name, token=token, db_name=db_name)
+        try:
+            return copy_library(self.store, target, progress)
+        finally:
+            target.close()
+
+    def export(self, path: str | os.PathLike[str], *, progress: Any = None) -> Any:
+        """Write the whole library (rows, vectors, model, schema) to a Parquet file; returns an
+        `store.archive.ArchiveReport`."""
+        from assetrag.store.archive import export_library
+
+        return export_library(self.store, path, progress=progress)
+
+    def import_archive(self, path: str | os.PathLike[str], *, progress: Any = None) -> Any:
+        """Load an `export` file into this library (created with the file's model when new; an existing
+        library must have the same model). Returns an `store.archive.ArchiveReport`."""
+        from assetrag.store.archive import import_archive
+
+        return import_archive(self.store, path, progress=progress)
+
 
 def _spec_for(model_name: str) -> str:
     """The load spec that reproduces a stored model name."""
@@ -442,18 +617,65 @@ def _spec_for(model_name: str) -> str:
     return spec_for_name(model_name)
 
 
-def _near_pairs(
-    ids: list[str], paths: list[str], vecs: np.ndarray, threshold: float, k: int, block: int = 2048
-) -> list[dict[str, Any]]:
-    """Pairs with cosine ≥ threshold, exact (blockwise matrix product; vectors are unit length)."""
-    pairs: list[dict[str, Any]] = []
+def _hash_pairs(hashes: list[str], distance: int, block: int = 1024) -> list[tuple[int, int, float]]:
+    """(i, j, bits that differ) for every pair of 64-bit hashes at most `distance` bits apart, i < j (blockwise
+    XOR and popcount over all pairs: fine to ~50k assets)."""
+    if not hashes:
+        return []
+    keys = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+    pairs = []
+    for start in range(0, len(keys), block):
+        bits = np.bitwise_count(keys[start : start + block, None] ^ keys[None, :])
+        for bi, j in zip(*np.nonzero(bits <= distance), strict=True):
+            if start + bi < j:
+                pairs.append((int(start + bi), int(j), float(bits[bi, j])))
+    return pairs
+
+
+def _cosine_pairs(vecs: np.ndarray, threshold: float, block: int = 2048) -> list[tuple[int, int, float]]:
+    """(i, j, cosine) for every pair at cosine ≥ threshold, i < j (vectors are unit length)."""
+    pairs = []
     for start in range(0, len(vecs), block):
         sims = vecs[start : start + block] @ vecs.T
-        for bi, row in enumerate(sims):
-            i = start + bi
-            cand = np.nonzero(row >= threshold)[0]
-            cand = cand[cand > i]
-            for j in cand[np.argsort(-row[cand])][:k]:
-                pairs.append({"a": ids[i], "b": ids[j], "path_a": paths[i], "path_b": paths[j], "score": float(row[j])})
-    pairs.sort(key=lambda p: -p["score"])
+        for bi, j in zip(*np.nonzero(sims >= threshold), strict=True):
+            if start + bi < j:
+                pairs.append((int(start + bi), int(j), round(float(sims[bi, j]), 4)))
     return pairs
+
+
+def _groups(rows: list[dict[str, Any]], pairs: list[tuple[int, int, float]], key: str) -> list[dict[str, Any]]:
+    """Connected groups of `pairs` over `rows`; each member carries its `key` (distance or score) to the group's
+    first member (the one that sorts first by path) when the two were compared, else to its closest match."""
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    link: dict[tuple[int, int], float] = {}
+    for a, b, v in pairs:
+        parent[find(a)] = find(b)
+        link[(a, b)] = link[(b, a)] = v
+    members: dict[int, list[int]] = {}
+    for a, b, _ in pairs:
+        for i in (a, b):
+            members.setdefault(find(i), [])
+            if i not in members[find(i)]:
+                members[find(i)].append(i)
+    better = min if key == "distance" else max
+    groups = []
+    for idx in members.values():
+        idx.sort(key=lambda i: rows[i]["path"])
+        first = idx[0]
+        out = []
+        for i in idx:
+            own = [v for (a, b), v in link.items() if a == i]
+            value = 0.0 if i == first else link.get((first, i), better(own))
+            if key == "score" and i == first:
+                value = 1.0
+            out.append({"id": rows[i]["id"], "path": rows[i]["path"], "filename": rows[i]["filename"], key: value})
+        groups.append({"members": out, "size": len(out)})
+    groups.sort(key=lambda g: (-g["size"], g["members"][0]["path"]))
+    return groups

@@ -127,6 +127,7 @@ def test_auto_falls_back_to_the_offline_model(empty_offline_hub):
     emb = load_embedder("auto", device="cpu", announce=said.append)
     assert emb.name.startswith("offline:conse-")
     assert emb.dim == 384
+    said = [line for line in said if not line.startswith("Prepared ONNX Runtime graphs")]  # a first run's export
     assert len(said) == 1
     assert "weaker than CLIP" in said[0] and f"huggingface-cli download {DEFAULT_CLIP_CHECKPOINT}" in said[0]
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from assetrag.generation import GenerationOptions, GenerationOptionsError, Reference, get_generator
 from assetrag.generation.board import board_sections
@@ -51,6 +53,16 @@ def test_board_saves_with_lineage(tmp_path):
     result = get_generator("board").generate("brief", _refs()[:2])
     (path,) = result.save(tmp_path)
     assert path.name == "generated-0.png" and path.stat().st_size > 0
+    # the lineage is read back from the PNG's text chunk, and the pixels are the board's
+    with Image.open(path) as saved:
+        saved.load()
+        stored = json.loads(saved.text["assetrag"])
+        assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(result.image))
+    assert stored == result.lineage()
+    assert stored["prompt"] == result.prompt and "brief" in stored["prompt"]
+    assert stored["backend"] == "board" and stored["model"] == "reference-board"
+    assert stored["reference_ids"] == ["s1", "w1"]
+    assert stored["sections"] == ["blue watch", "style references"]
 
 
 def test_board_refuses_sizes_and_too_many_references():

@@ -74,8 +74,12 @@ def test_image_i_of_n_uses_seed_plus_i(gen, drefs):
     two = gen.generate("a blue watch", drefs[:1], replace(OPTS, n=2))
     next_seed = gen.generate("a blue watch", drefs[:1], replace(OPTS, seed=4))
     assert len(two.images) == 2
-    assert np.array_equal(_px(two.images[1]), _px(next_seed.image))
-    assert not np.array_equal(_px(two.images[0]), _px(two.images[1]))
+    # a batch of two runs other float kernels than a batch of one: the same seed gives the same image up to
+    # rounding (a level or two), while another seed gives a different image
+    same = np.abs(_px(two.images[1]).astype(int) - _px(next_seed.image).astype(int))
+    other = np.abs(_px(two.images[0]).astype(int) - _px(two.images[1]).astype(int))
+    assert same.max() <= 3 and same.mean() < 0.5, (same.max(), same.mean())
+    assert other.mean() > 10 * max(same.mean(), 0.1)
 
 
 def test_size_and_aspect_ratio(gen, drefs):

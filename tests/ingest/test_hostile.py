@@ -32,6 +32,9 @@ BAD = "bad"  # must be reported, its reason containing one of the words given
 EITHER = "either"  # ingested or reported, both are right (e.g. a JPEG missing only its end marker)
 SKIP = "skip"  # not an image file at all: neither stored nor reported
 
+#: the good photos of `photo_dir` beside the hostile folder
+LAYOUT_FILES = {"cat.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg", "camera.jpg"}
+
 
 def _photo(w: int = 96, h: int = 64, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
@@ -221,7 +224,7 @@ def test_hostile_corpus_is_ingested_or_explained_and_the_rest_stays_searchable(t
     latin1 = os.path.join(os.fsencode(hostile), "caf\xe9-latin1.jpg".encode("latin-1"))
     with open(latin1, "wb") as fh:  # a file name that is not UTF-8 (bytes path)
         fh.write(_bytes(_photo(26, 26, 17), "JPEG"))
-    assert len(kinds) + 1 >= 30
+    assert len(kinds) + 1 >= 30  # the corpus itself; what matters is each file's outcome, counted below
 
     uri = tmp_path / "hostile.db"
     errors_file = tmp_path / "errors.json"
@@ -265,6 +268,20 @@ def test_hostile_corpus_is_ingested_or_explained_and_the_rest_stays_searchable(t
     assert lib.search(image=photo_dir / "things" / "drinks" / "coffee.jpg", k=1)[0].filename == "coffee.jpg"
     assert report["added"] == len({row["id"] for row in stored.values()})
 
+    # the outcomes, counted: exactly the files that should be stored are, exactly the others are reported
+    expect = {outcome: {n for n, (_, e, _) in kinds.items() if e == outcome} for outcome in (OK, BAD, EITHER, SKIP)}
+    either_stored = expect[EITHER] & stored.keys()
+    assert stored.keys() == {*LAYOUT_FILES, *expect[OK], *either_stored, "inside.jpg"}
+    assert reported.keys() == {
+        *expect[BAD],
+        *(expect[EITHER] - either_stored),
+        "broken-sidecar.jpg.json",  # reported, and its image stored
+        "caf\ufffd-latin1.jpg",
+    }
+    assert report["added"] == len(LAYOUT_FILES) + len(expect[OK]) + len(either_stored) + 1  # + inside.jpg
+    assert len(report["errors"]) == len(reported) == len(errors)
+    assert lib.stats()["count"] == report["added"]
+
 
 def test_a_file_deleted_between_scan_and_read_is_reported(make_library, photo_dir, monkeypatch):
     import assetrag.ingest.runner as ingest_module
@@ -282,6 +299,6 @@ def test_a_file_deleted_between_scan_and_read_is_reported(make_library, photo_di
     lib = make_library()
     report = lib.ingest(photo_dir)
     assert [(os.path.basename(e.path), e.reason) for e in report.errors] == [
-        ("doomed.jpg", "cannot read the file (No such file or directory)")
+        ("doomed.jpg", "cannot read the file (it is gone)")  # (worded so since object storage, 1f09969)
     ]
     assert report.added == 5 and lib.stats()["count"] == 5

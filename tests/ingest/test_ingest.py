@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 
 import pytest
@@ -157,16 +158,32 @@ def test_a_copy_whose_twin_is_still_being_decoded_is_not_lost(make_library, phot
 
     first = photo_dir / "animals" / "a-copy.jpg"  # sorts before cats/cat.jpg in scan order
     shutil.copy(photo_dir / "animals" / "cats" / "cat.jpg", first)
+    twin = photo_dir / "animals" / "cats" / "cat.jpg"
     real_prepare = SimplePipeline._prepare
+    twin_claimed = threading.Event()
+    first_item = []
 
-    def slow_for_the_first(self, entry):
+    def first_waits_for_its_twin(self, entry):
+        assert self.ctx.workers == 2  # one worker would read the files in scan order: no race at all
         if entry.path == str(first):
-            time.sleep(0.5)  # its twin, read by the other worker, claims the bytes first
-        return real_prepare(self, entry)
+            # its twin, read by the other worker, claims the bytes first — always, not by timing
+            assert twin_claimed.wait(60), "the twin was never read"
+            item = real_prepare(self, entry)
+            first_item.append(item)
+            return item
+        item = real_prepare(self, entry)
+        if entry.path == str(twin):
+            assert item.decoded is not None  # it took the claim and decoded the bytes
+            twin_claimed.set()
+        return item
 
-    monkeypatch.setattr(SimplePipeline, "_prepare", slow_for_the_first)
-    lib = make_library(settings=Settings(batch_size=1, workers=2))
+    monkeypatch.setattr(SimplePipeline, "_prepare", first_waits_for_its_twin)
+    # two decode workers even on 2 cores (torch_threads=0: the model's threads do not cap the workers)
+    lib = make_library(settings=Settings(batch_size=1, workers=2, torch_threads=0))
     report = lib.ingest(photo_dir)
+    # the path this test names was taken: the first file lost the claim and was not decoded
+    assert twin_claimed.is_set() and len(first_item) == 1
+    assert first_item[0].id is not None and first_item[0].decoded is None and first_item[0].error is None
     assert report.errors == [] and report.added == 5 and report.duplicates == 1
     assert sorted(lib.get(lib.search("a cat", k=1)[0].id).paths) == sorted(
         [str(first), str(photo_dir / "animals" / "cats" / "cat.jpg")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -225,3 +226,90 @@ def test_cli_generate_dry_run_prints_the_plan_and_writes_the_board(brief_library
     assert "item 'diamond necklace' → diamond-pendant-necklace.png" in res.stdout
     assert "takes up to 3 references" in res.stdout and "dropped" in res.stdout
     assert Image.open(board).size[0] > 500
+
+
+FRENCH_BRIEF = (
+    "Un mannequin appuyé sur un cabriolet bleu, vêtu d'une robe longue, portant un collier de diamants et une "
+    "montre bleue, un sac à main rouge à la main"
+)
+
+
+def test_a_french_brief_is_split_searched_in_french_and_drawn(brief_library, tmp_path):
+    from assetrag.search import Query
+
+    lib, root = brief_library
+    plan = rag.plan(lib, FRENCH_BRIEF, backend="board")
+    assert plan.lang == "fr" and "brief read as fr" in plan.describe()
+    items = {ip.item: ip for ip in plan.items}
+    assert list(items) == ["cabriolet bleu", "robe longue", "collier de diamants", "montre bleue", "sac à main rouge"]
+    for item, folder in {
+        "cabriolet bleu": "vehicles",
+        "robe longue": "fashion",
+        "collier de diamants": "jewelry",
+    }.items():
+        assert Path(items[item].chosen.path).relative_to(root).parts[0] == folder, (item, items[item].chosen.path)
+    # each item went through the multilingual text side (read from the whole brief): its article-less words
+    # alone would be read as English
+    item = "montre bleue"
+    french = lib.query(Query(text=item, k=3, source="ingested", lang="fr"))
+    auto = lib.query(Query(text=item, k=3, source="ingested"))
+    assert [c.score for c in items[item].candidates] == [round(h.score, 4) for h in french]
+    assert [round(h.score, 4) for h in auto] != [round(h.score, 4) for h in french]
+    board = rag.run(lib, plan, backend=get_generator("board"), out=tmp_path / "board.png", store_back=False)
+    assert Image.open(board.metadata["output_path"]).size[1] > 400
+
+
+class Recording:
+    """A library that notes every text it is asked to search for (everything else is the real library)."""
+
+    def __init__(self, lib):
+        self.lib, self.texts = lib, []
+
+    def query(self, q):
+        self.texts.append(q.text)
+        return self.lib.query(q)
+
+    def __getattr__(self, name):
+        return getattr(self.lib, name)
+
+
+def test_an_item_that_points_at_a_given_image_is_bound_to_it_not_searched(brief_library, tmp_path, photo_arrays):
+    lib, _ = brief_library
+    mine = tmp_path / "mine" / "astronaut.jpg"
+    mine.parent.mkdir()
+    Image.fromarray(photo_arrays["astronaut"]).save(mine, quality=90)
+    brief = "A figurine of this character holding a blue watch, on a wooden base"
+    recording = Recording(lib)
+    plan = rag.plan(recording, brief, backend="board", given=[str(mine)])
+    bound = plan.items[0]
+    assert bound.item == "figurine of this character" and bound.bound and bound.candidates == []
+    assert bound.chosen.filename == "astronaut.jpg" and bound.chosen.role == "given"
+    assert "figurine of this character" not in recording.texts and "blue watch" in recording.texts
+    assert not any(ip.bound for ip in plan.items[1:])
+    assert plan.chosen[0].id == bound.chosen.id and plan.chosen[0].item == "figurine of this character"
+    assert "bound to the given image astronaut.jpg" in plan.describe()
+    assert "'figurine of this character' refers to" in rag.build_prompt(plan)
+
+    # without a given image the item is searched, and the plan says an image is missing
+    unbound = rag.plan(lib, brief, backend="board")
+    assert not unbound.items[0].bound and unbound.items[0].candidates
+    assert any("none was given" in n for n in unbound.notes)
+
+    # French, through the board: the lineage names the given file; the file is not added to the library
+    french = rag.plan(lib, "Une figurine de ce personnage tenant une montre bleue", backend="board", given=[str(mine)])
+    assert french.items[0].item == "figurine de ce personnage" and french.items[0].bound
+    before = lib.stats()["count"]
+    result = rag.run(lib, french, backend=get_generator("board"), out=tmp_path / "board.png", store_back=True)
+    stored = lib.get(result.metadata["asset_id"])
+    given = [r for r in stored.lineage["references"] if r["role"] == "given"]
+    assert given == [
+        {
+            "id": hashlib.sha256(mine.read_bytes()).hexdigest(),
+            "item": "figurine de ce personnage",
+            "role": "given",
+            "score": 1.0,
+            "path": str(mine.resolve()),
+            "filename": "astronaut.jpg",
+        }
+    ]
+    assert lib.get(given[0]["id"]) is None and lib.stats()["count"] == before + 1

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 import os
+import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from PIL import Image
 from server_support import TOKEN, jpeg_bytes, server_config, wait_job
 
 from assetrag.server import ServerConfig
+from assetrag.server.security import signed_url
 
 # -- health, stats, docs, the page ------------------------------------------------------------------
 
@@ -277,8 +281,9 @@ def test_upload_then_find_it(make_library, app_client, tmp_path, photo_arrays):
         files=[("files", ("My Rocket!.JPG", rocket, "image/jpeg")), ("files", ("notes.png", b"hello", "image/png"))],
         data={"collection": "launch", "tag": ["campaign"]},
     )
-    assert r.status_code == 202, r.text
+    assert r.status_code == 422, r.text  # one file rejected: said by the status; the other is ingested all the same
     body = r.json()
+    assert "1 of 2 file(s) rejected" in body["detail"] and "notes.png" in body["detail"]
     assert [s["name"] for s in body["saved"]] == ["My Rocket!.JPG"]
     saved = body["saved"][0]
     assert saved["path"] == str(config.upload_dir / "launch" / "My-Rocket.jpg")
@@ -362,6 +367,76 @@ def test_image_urls_are_signed_and_the_token_never_echoed(token_client):
     assert c.get(f"/api/assets/{hit['id']}", params=hit["thumb_url"].split("?")[1]).status_code == 401
 
 
+def test_signed_urls_stay_within_their_ttl():
+    for ttl in (2, 7, 3600, 12 * 3600):
+        for _ in range(3):
+            now = time.time()
+            url = signed_url(TOKEN, "/api/assets/x/thumb", ttl)
+            exp = int(parse_qs(urlsplit(url).query)["exp"][0])
+            assert now + ttl / 2 - 1 <= exp <= now + ttl, (ttl, exp - now)
+
+
+def test_a_valid_signed_url_expires_after_its_ttl(served, app_client, tmp_path):
+    """A URL that worked is refused once its `exp` has passed (a tiny url_ttl_s: seconds, not hours)."""
+    config = server_config(tmp_path, api_token=TOKEN, roots=(served[1] / "roots",), url_ttl_s=4)
+    c = app_client(served[0], config)
+    r = c.get("/api/search", params={"q": "a cat", "limit": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
+    url = r.json()["items"][0]["image_url"]
+    exp = int(parse_qs(urlsplit(url).query)["exp"][0])
+    assert time.time() <= exp <= time.time() + 4
+    assert c.get(url).status_code == 200  # valid now: at least ttl / 2 = 2 s left
+    while time.time() <= exp + 0.05:  # wait for the condition itself: the clock past `exp` (≤ 4 s)
+        time.sleep(min(0.1, max(0.0, exp + 0.06 - time.time())))
+    r = c.get(url)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert c.get(url.split("?")[0], headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200  # token still
+
+
+def test_a_wrong_host_header_is_refused(served, app_client, tmp_path):
+    config = server_config(tmp_path, allowed_hosts=("127.0.0.1", "localhost"))
+    c = app_client(served[0], config, base_url="http://127.0.0.1:8000")
+    assert c.get("/api/health").status_code == 200
+    assert c.get("/api/health", headers={"Host": "localhost:8000"}).status_code == 200
+    for host in ("evil.example", "127.0.0.1.evil.example", "localhost.attacker.test:8000"):  # DNS rebinding
+        r = c.get("/api/health", headers={"Host": host})
+        assert r.status_code == 400, (host, r.status_code)
+        assert "health" not in r.text and "Invalid host header" in r.text
+    assert c.get("/", headers={"Host": "evil.example"}).status_code == 400  # the page too
+
+
+def test_upload_file_count_limit(make_library, app_client, tmp_path, photo_arrays):
+    config = server_config(tmp_path, max_upload_files=2)
+    c = app_client(make_library(), config)
+    small = jpeg_bytes(photo_arrays["cat"][:64, :64])
+    three = [("files", (f"{i}.jpg", small, "image/jpeg")) for i in range(3)]
+    r = c.post("/api/ingest/uploads", files=three)
+    assert r.status_code == 413 and "3 files in one request; send at most 2" in r.json()["detail"]
+    assert not config.upload_dir.exists() or not any(config.upload_dir.rglob("*.*"))  # none kept
+    r = c.post("/api/ingest/uploads", files=three[:2])
+    assert r.status_code == 202, r.text
+    assert len(r.json()["saved"]) == 2
+
+
+def test_a_chunked_body_without_content_length_is_limited_as_it_streams(served, app_client, tmp_path):
+    c = app_client(served[0], server_config(tmp_path, max_request_bytes=1000))
+    sent = []
+
+    def chunks():
+        for _ in range(50):  # 5000 bytes in 100-byte pieces, no Content-Length
+            sent.append(1)
+            yield b" " * 100
+
+    json_type = {"Content-Type": "application/json"}
+    r = c.post("/api/ingest", content=chunks(), headers=json_type)
+    assert "content-length" not in r.request.headers and r.request.headers["transfer-encoding"] == "chunked"
+    assert r.status_code == 413 and r.json()["detail"] == "request body over the 0.000954 MB limit"  # not "0 MB"
+    assert len(sent) == 50  # (TestClient's transport reads the whole body first; the limit counts as it arrives)
+    # under the limit, the same way: the route gets the body (and answers for the path)
+    r = c.post("/api/ingest", content=iter([b'{"path": ', b'"/nonexistent-x"}']), headers=json_type)
+    assert "content-length" not in r.request.headers
+    assert r.status_code == 403 and "outside the folders this server may read" in r.json()["detail"], r.text
+
+
 def test_secrets_are_redacted_from_errors_and_logs(served, app_client, tmp_path, monkeypatch, caplog):
     secret = "sk-test-SECRET-" + "x" * 24
     monkeypatch.setenv("OPENAI_API_KEY", secret)
@@ -439,9 +514,80 @@ def test_generated_image_comes_back_as_a_synthetic_asset_with_lineage(make_libra
     assert synthetic["total"] == 1 and synthetic["items"][0]["id"] == result["asset_id"]
     detail = c.get(f"/api/assets/{result['asset_id']}").json()
     assert detail["lineage"]["brief"] == "a rocket" and detail["file_available"] is True
+    # the whole stored lineage, read back from Milvus: how the board was made and from what
+    lineage = detail["lineage"]
+    assert lineage["backend"] == "board" and lineage["model"] == "reference-board"
+    assert lineage["prompt"] == "a rocket"  # a board is titled with the brief itself
+    assert [r["id"] for r in lineage["references"]] == result["reference_ids"]
+    assert lineage["references"][0]["item"] == "rocket" and lineage["references"][0]["path"].endswith("rocket.jpg")
+    assert 0.0 < lineage["references"][0]["score"] <= 1.0
+    assert lineage["fidelity"] == {"mean": None, "min": None, "per_reference": []}
+    assert lineage["created"] and "store_s" not in lineage  # timed after the write
+    assert lib.get(result["asset_id"]).lineage == lineage  # the API serves what the store holds
     assert detail["references"] and detail["references"][0]["filename"] == "rocket.jpg"
     assert detail["references"][0]["item"] == "rocket" and "thumb_url" in detail["references"][0]
     assert c.get(detail["image_url"]).content == c.get(result["output_url"]).content
+
+
+@pytest.mark.parametrize(
+    ("answer", "key", "words"),
+    [
+        (lambda f: f.script(f.finish("IMAGE_SAFETY")), None, "IMAGE_SAFETY"),
+        (lambda f: f.script(f.prompt_blocked("PROHIBITED_CONTENT")), None, "blocked the prompt"),
+        (lambda f: None, "wrong-key-0123456789", "API key not valid"),
+        (lambda f: f.always(f.server_error(503)), None, "overloaded"),  # the default retries: 1 + 2 + 4 s
+    ],
+    ids=["safety", "prompt-blocked", "bad-key", "503"],
+)
+def test_a_failed_generation_is_a_failed_job_with_the_reason(
+    make_library, photo_dir, app_client, tmp_path, monkeypatch, answer, key, words
+):
+    from fakes.gemini_server import DEFAULT_KEY, FakeGemini
+
+    lib = make_library()
+    lib.ingest(photo_dir)
+    config = server_config(tmp_path, roots=(photo_dir,))
+    c = app_client(lib, config)
+    with FakeGemini() as fake:
+        monkeypatch.setenv("GEMINI_API_KEY", key or DEFAULT_KEY)
+        monkeypatch.setenv("ASSETRAG_GEMINI_BASE_URL", fake.base_url)
+        answer(fake)
+        r = c.post("/api/generate", json={"brief": "a rocket", "backend": "gemini"})
+        assert r.status_code == 202, r.text
+        job = wait_job(c, r.json()["id"], timeout=120)
+        assert len(fake.requests) == (4 if "overloaded" in words else 1)  # only a 5xx is retried
+    assert job["status"] == "failed" and job["result"] is None
+    assert words in job["error"], job["error"]
+    assert (key or DEFAULT_KEY) not in job["error"]
+    assert c.get("/api/assets", params={"source": "synthetic"}).json()["total"] == 0
+    assert c.get(f"/api/generate/{r.json()['id']}/image").status_code == 404
+    assert not config.generated_dir.exists() or not any(config.generated_dir.rglob("*.png"))
+
+
+def test_generate_backends_say_which_can_run_and_why_not(client, monkeypatch, tmp_path):
+    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ASSETRAG_DIFFUSERS_CHECKPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    body = client.get("/api/generate/backends").json()
+    assert body["items"] == ["gemini", "openai", "diffusers", "board"] and body["default"] == "board"  # as before
+    by_name = {b["name"]: b for b in body["backends"]}
+    assert list(by_name) == body["items"]
+    assert by_name["board"] == {"name": "board", "available": True, "reason": None}
+    assert not by_name["gemini"]["available"] and "GEMINI_API_KEY" in by_name["gemini"]["reason"]
+    assert "GOOGLE_API_KEY" in by_name["gemini"]["reason"] and "on the server" in by_name["gemini"]["reason"]
+    assert not by_name["openai"]["available"] and "OPENAI_API_KEY" in by_name["openai"]["reason"]
+    assert not by_name["diffusers"]["available"] and "ASSETRAG_DIFFUSERS_CHECKPOINT" in by_name["diffusers"]["reason"]
+
+    secret = "sk-secret-value-0123456789"
+    monkeypatch.setenv("GOOGLE_API_KEY", secret)  # either of Gemini's two names will do
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    monkeypatch.setenv("ASSETRAG_DIFFUSERS_CHECKPOINT", str(tmp_path))  # a folder, but no pipeline in it
+    r = client.get("/api/generate/backends")
+    assert secret not in r.text and str(tmp_path) not in r.text  # names the settings, never their values
+    by_name = {b["name"]: b for b in r.json()["backends"]}
+    for name, module in (("gemini", "google.genai"), ("openai", "openai")):
+        installed = importlib.util.find_spec(module) is not None
+        assert by_name[name]["available"] is installed, by_name[name]
+    assert not by_name["diffusers"]["available"] and "model_index.json" in by_name["diffusers"]["reason"]
 
 
 def test_generate_refuses_bad_references(client):
@@ -460,3 +606,76 @@ def test_unknown_routes_and_methods(client):
     assert client.get("/api/nothing").status_code == 404
     assert client.delete("/api/search").status_code == 405
     assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
+
+
+def test_generate_from_an_uploaded_image_of_the_users_own(make_library, photo_dir, app_client, tmp_path, photo_arrays):
+    """A multipart plan / generate with the user's own image: the item pointing at it is bound to it, the
+    lineage names it, and it is never ingested."""
+    import hashlib
+    import json
+
+    lib = make_library()
+    lib.ingest(photo_dir)
+    config = server_config(tmp_path, roots=(photo_dir,))
+    c = app_client(lib, config)
+    mine = io.BytesIO()
+    Image.fromarray(photo_arrays["astronaut"][::-1]).save(mine, format="PNG")  # not a file of the library
+    mine = mine.getvalue()
+    sha = hashlib.sha256(mine).hexdigest()
+    brief = "A figurine of this character holding a cup of coffee"
+
+    def multipart(body):
+        return {"data": {"request": json.dumps(body)}, "files": [("ref", ("player one.png", mine, "image/png"))]}
+
+    r = c.post("/api/generate/plan", **multipart({"brief": brief, "backend": "board"}))
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    bound, coffee = plan["items"]
+    assert bound["item"] == "figurine of this character" and bound["bound"] and bound["candidates"] == []
+    assert bound["chosen"]["id"] == sha and bound["chosen"]["path"] == "player one.png"  # no server path
+    assert coffee["chosen"]["filename"] == "coffee.jpg"
+    assert not [p for p in config.generated_dir.rglob("*") if p.is_file()]  # the plan's upload is removed
+
+    r = c.post("/api/generate", **multipart({"brief": brief, "backend": "board", "store_back": True}))
+    assert r.status_code == 202, r.text
+    job = wait_job(c, r.json()["id"], timeout=120)
+    assert job["status"] == "done", job["error"]
+    assert job["params"]["given"] == [{"name": "player one.png", "id": sha}]
+    detail = c.get(f"/api/assets/{job['result']['result']['asset_id']}").json()
+    given = [ref for ref in detail["lineage"]["references"] if ref["role"] == "given"]
+    assert len(given) == 1 and given[0]["id"] == sha and given[0]["item"] == "figurine of this character"
+    kept = Path(given[0]["path"])
+    assert given[0]["filename"] == kept.name == "player-one.png" and kept.read_bytes() == mine
+    assert kept.is_relative_to(config.generated_dir)
+    assert lib.get(sha) is None and lib.stats()["count"] == 6  # 5 photos + the output, not the upload
+
+    # JSON still works; a bad upload or a multipart without its JSON is refused before anything runs
+    assert c.post("/api/generate/plan", json={"brief": brief}).json()["items"][0]["bound"] is False
+    bad = c.post(
+        "/api/generate/plan",
+        data={"request": json.dumps({"brief": brief})},
+        files=[("ref", ("x.png", b"no", "image/png"))],
+    )
+    assert bad.status_code == 400 and "x.png" in bad.json()["detail"]
+    assert c.post("/api/generate", files=[("ref", ("a.png", mine, "image/png"))]).status_code == 400
+    assert c.post("/api/generate/plan", **multipart({"brief": ""})).status_code == 422
+
+
+def test_duplicates_route_pages_groups(make_library, photo_dir, app_client, tmp_path):
+    import shutil
+
+    cat = photo_dir / "animals" / "cats" / "cat.jpg"
+    Image.open(cat).resize((200, 133)).save(photo_dir / "animals" / "cat-small.jpg", quality=80)
+    shutil.copy(cat, photo_dir / "things" / "cat-copy.jpg")
+    lib = make_library()
+    lib.ingest(photo_dir)
+    c = app_client(lib, server_config(tmp_path, roots=(photo_dir,)))
+    page = c.get("/api/duplicates").json()
+    assert page["total"] == 2 and page["not_hashed"] == 0 and page["threshold"] is None
+    exact, near = page["items"]
+    assert exact["kind"] == "exact" and exact["size"] == 2
+    assert near["kind"] == "near" and {m["filename"] for m in near["members"]} == {"cat.jpg", "cat-small.jpg"}
+    assert all("thumb_url" in m and "distance" in m for m in near["members"])
+    second = c.get("/api/duplicates", params={"offset": 1, "limit": 1}).json()
+    assert [g["kind"] for g in second["items"]] == ["near"] and second["next_offset"] is None
+    assert c.get("/api/duplicates", params={"distance": 99}).status_code == 422

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from assetrag.errors import ConfigError, ModelMismatchError, StoreError
-from assetrag.store import IndexSpec, Store
+from assetrag.store import SCHEMA_VERSION, IndexSpec, Store
 
 
 def _row(i: int, dim: int = 8) -> dict:
@@ -153,29 +153,29 @@ def test_a_new_library_gets_the_configured_index(make_library, photo_dir):
     assert default.stats()["index"] == "HNSW"
 
 
-def test_model_mismatch_says_which_model_spec_to_use(make_store):
+def test_model_mismatch_says_what_to_do_and_carries_the_built_model(make_store):
+    """The store names both models and `--model auto`; the built model travels as attributes (the Library
+    above may add the `--model` spec that loads it — the store does not know the embedding registry)."""
     from assetrag.embedding import spec_for_name
     from assetrag.embedding.conse import NAME as CONSE
     from assetrag.embedding.head import NAME_COMBINED
 
-    assert spec_for_name(NAME_COMBINED) == "offline:v2"  # plain "offline" loads v2 too (OFFLINE_DEFAULT)
+    assert spec_for_name(NAME_COMBINED) == "offline:v2" and spec_for_name(CONSE) == "offline:v1"
     store = make_store("v2lib")
-    store.ensure(NAME_COMBINED, 384)
-    with pytest.raises(ModelMismatchError, match=r"built with model .*Use --model offline:v2 \(the model it was"):
-        store.ensure(CONSE, 384)
-    clip = make_store("cliplib")
-    clip.ensure("clip:openai/clip-vit-base-patch32", 512)
-    with pytest.raises(ModelMismatchError, match="Use --model clip:openai/clip-vit-base-patch32 "):
-        clip.ensure(NAME_COMBINED, 384)
+    store.ensure("model-a", 384)
+    with pytest.raises(ModelMismatchError, match=r"built with model 'model-a' \(dim 384\).*--model auto") as err:
+        store.ensure("model-b", 512)
+    e = err.value
+    assert (e.library, e.built_model, e.built_dim, e.model, e.dim) == (store.name, "model-a", 384, "model-b", 512)
 
 
 def test_a_library_written_by_a_newer_schema_is_refused_with_what_to_do(make_store):
     store = make_store("future")
     store.ensure("model-a", 8)
-    store.client.alter_collection_properties(store.name, properties={"assetrag.schema": "2"})
+    store.client.alter_collection_properties(store.name, properties={"assetrag.schema": str(SCHEMA_VERSION + 1)})
     store.close()
     reopened = make_store("future")
-    newer = r"written by a newer assetrag \(schema 2; this version knows schema 1\); upgrade"
+    newer = rf"written by a newer assetrag \(schema {SCHEMA_VERSION + 1}; this version knows schema {SCHEMA_VERSION}\)"
     with pytest.raises(StoreError, match=newer):
         reopened.ensure("model-a", 8)
 
@@ -257,14 +257,55 @@ def test_a_library_another_process_is_still_creating_is_waited_for(make_store, s
     creator.ensure("model-a", 8)
     creator.client.release_collection(creator.name)
     creator.client.drop_index(creator.name, "vector")  # as if caught between create_collection and create_index
-    timer = threading.Timer(
-        1.5, lambda: creator.client.create_index(creator.name, creator._index_params(creator.index))
-    )
-    timer.start()
+    second = make_store("racing")
+    waiting = threading.Event()  # set when the second store has met "index not found" and begins to wait
+    real_wait = second._wait_for_any_index
+    waits = []
+
+    def wait_for_any_index(timeout: float) -> bool:
+        waits.append(timeout)
+        waiting.set()
+        return real_wait(timeout)
+
+    second._wait_for_any_index = wait_for_any_index
+    created = []
+
+    def create_the_index_once_it_waits() -> None:  # the creating process finishes only then: always that path
+        if waiting.wait(60):
+            creator.client.create_index(creator.name, creator._index_params(creator.index))
+            created.append(True)
+
+    creator_thread = threading.Thread(target=create_the_index_once_it_waits)
+    creator_thread.start()
     try:
-        second = make_store("racing")
         second.ensure("model-a", 8)  # loads: waits for the index rather than failing
         second.upsert([_row(i) for i in range(4)])
         assert second.count() == 4
     finally:
-        timer.join()
+        waiting.set()  # (never leave the thread waiting)
+        creator_thread.join(60)
+    assert waits == [60.0] and created == [True]  # it did meet the missing index, and waited it out
+
+
+def test_only_store_imports_pymilvus_and_store_imports_nothing_above_it():
+    """store/ owns Milvus (issue #10): no other module imports pymilvus, and store/ imports only errors,
+    config, progress (the ProgressSink its transfers report to; layer 1 in docs/architecture.md) and itself
+    from assetrag (not embedding, library, ingest, search, ...)."""
+    import ast
+    from pathlib import Path
+
+    import assetrag
+
+    root = Path(assetrag.__file__).parent
+    allowed_in_store = ("assetrag.errors", "assetrag.config", "assetrag.progress", "assetrag.store")
+    for path in root.rglob("*.py"):
+        in_store = "store" in path.relative_to(root).parts[:1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in ("pymilvus", "milvus_lite"):
+                    assert in_store, f"{path} imports {name}: only assetrag/store may"
+                if in_store and name.startswith("assetrag"):
+                    assert name.startswith(allowed_in_store), f"{path} imports {name}: store/ must not"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 
+from assetrag.embedding.runtime import cuda_present
+
 
 def describe() -> tuple[bool, str]:
-    """(CUDA present, a line for `assetrag doctor`); raises what a broken torch install raises."""
+    """(CUDA present, a line for `assetrag doctor`). Without an NVIDIA driver torch is not imported."""
+    if not cuda_present():
+        return False, f"CPU ({os.cpu_count()} cores), no CUDA"
     import torch
 
-    cuda = torch.cuda.is_available()
-    if cuda:
-        return True, f"CUDA: {torch.cuda.get_device_name(0)}"
-    return False, f"CPU ({os.cpu_count()} cores), no CUDA"
+    return True, f"CUDA: {torch.cuda.get_device_name(0)}"

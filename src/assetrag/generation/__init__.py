@@ -46,6 +46,7 @@ __all__ = [
     "Generator",
     "GeneratorSetupError",
     "Reference",
+    "generator_availability",
     "get_generator",
     "list_generators",
 ]
@@ -62,6 +63,16 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
 def list_generators() -> list[str]:
     """The backend names `get_generator` accepts."""
     return list(_REGISTRY)
+
+
+def generator_availability() -> list[dict[str, Any]]:
+    """Each backend's name, whether it can run on this machine with its settings from the environment, and
+    if not, why (the setting or package it lacks, by name: never a key's value). Imports no vendor SDK."""
+    out: list[dict[str, Any]] = []
+    for name, (module_name, _, _) in _REGISTRY.items():
+        reason = importlib.import_module(module_name).unavailable()
+        out.append({"name": name, "available": reason is None, "reason": reason})
+    return out
 
 
 def get_generator(name: str, **kwargs: Any) -> Generator:

@@ -9,6 +9,7 @@ two transport failures every provider has (timeout, unreachable).
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
@@ -21,6 +22,18 @@ from assetrag.generation.retry import Stopwatch, Verdict, call_with_retries
 from assetrag.generation.types import GenerationOptions, GenerationResult, Reference
 
 T = TypeVar("T")
+
+
+def missing_module(*modules: str) -> str | None:
+    """The first of `modules` that is not installed, or None (looked up, not imported: no SDK is loaded)."""
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a parent package is missing
+            found = False
+        if not found:
+            return name
+    return None
 
 
 def png_bytes(image: Image.Image, *, compress_level: int = 6) -> bytes:

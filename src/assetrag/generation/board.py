@@ -23,6 +23,11 @@ MODEL = "reference-board"
 STYLE_SECTION = "style references"
 
 
+def unavailable() -> None:
+    """The board needs nothing but Pillow: always available."""
+    return None
+
+
 class BoardGenerator(Backend):
     """Generator that renders a reference board (external: False; deterministic)."""
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from assetrag.generation.backend import Backend
+from assetrag.generation.backend import Backend, missing_module
 from assetrag.generation.errors import (
     GenerationBlocked,
     GenerationOptionsError,
@@ -43,6 +43,19 @@ MAX_IMAGES_PER_CALL = 8
 def _size_ok(size: str) -> bool:
     dims = parse_size(size)
     return dims is not None and all(d >= 8 and d % 8 == 0 for d in dims)
+
+
+def unavailable() -> str | None:
+    """Why `DiffusersGenerator()` (checkpoint from the environment) cannot run here, or None."""
+    raw = os.environ.get(CHECKPOINT_ENV)
+    if not raw:
+        return f"set {CHECKPOINT_ENV} on the server to a local diffusers pipeline directory"
+    if not (Path(raw).expanduser() / "model_index.json").is_file():
+        return f"{CHECKPOINT_ENV} on the server does not name a diffusers pipeline directory (no model_index.json)"
+    missing = missing_module("torch", "diffusers")
+    if missing:
+        return f"install {missing} on the server (pip install 'assetrag[diffusers]')"
+    return None
 
 
 class _Timeout(Exception):

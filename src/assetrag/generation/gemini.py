@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from assetrag.generation.backend import RemoteBackend, png_bytes
+from assetrag.generation.backend import RemoteBackend, missing_module, png_bytes
 from assetrag.generation.errors import (
     GenerationAuthError,
     GenerationBlocked,
@@ -41,6 +41,15 @@ BASE_URL_ENV = "ASSETRAG_GEMINI_BASE_URL"
 DEFAULT_API_VERSION = "v1beta"
 
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+
+
+def unavailable() -> str | None:
+    """Why `GeminiGenerator()` cannot run on this machine (no key, no SDK), or None; never says a key's value."""
+    if not any(os.environ.get(var) for var in KEY_ENV_VARS):
+        return f"set {KEY_ENV_VARS[0]} (or {KEY_ENV_VARS[1]}) on the server"
+    if missing_module("google.genai"):
+        return "install the google-genai package on the server (pip install google-genai)"
+    return None
 
 
 @dataclass(frozen=True)

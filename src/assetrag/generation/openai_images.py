@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image
 
-from assetrag.generation.backend import RemoteBackend, png_bytes
+from assetrag.generation.backend import RemoteBackend, missing_module, png_bytes
 from assetrag.generation.errors import (
     GenerationAuthError,
     GenerationBlocked,
@@ -58,6 +58,17 @@ CUSTOM_RATIOS = {
 }
 CUSTOM_SIZE_RULE = "WIDTHxHEIGHT with both multiples of 16, aspect between 1:3 and 3:1, at most 3840x2160"
 EXTRA_PARAMS = ("quality", "background", "output_format", "output_compression", "input_fidelity", "safety_identifier")
+
+
+def unavailable() -> str | None:
+    """Why `OpenAIImageGenerator()` cannot run on this machine (no key, no SDK), or None; never says the key."""
+    if not os.environ.get(KEY_ENV_VAR):
+        return f"set {KEY_ENV_VAR} on the server"
+    if missing_module("openai"):
+        return "install the openai package on the server (pip install openai)"
+    return None
+
+
 BLOCK_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image, PngImagePlugin
 
+from assetrag import objects
 from assetrag.decode import to_rgb
 from assetrag.generation.errors import GenerationOptionsError
 
@@ -51,8 +52,9 @@ class Reference:
         id: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Reference:
-        """A reference read from a file; `id` defaults to the sha256 of its bytes (the store's id)."""
-        data = Path(path).read_bytes()
+        """A reference read from a file or an object URL (s3://…); `id` defaults to the sha256 of its bytes
+        (the store's id)."""
+        data = objects.read_any(path)
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             image = to_rgb(im)

@@ -29,7 +29,7 @@ from assetrag.ingest.read import (
     init_process_worker,
     load_file,
     load_file_in_process,
-    read_regular_file,
+    read_file,
     sha256_bytes,
 )
 from assetrag.ingest.rows import FileError, Item
@@ -145,10 +145,9 @@ class FastPipeline:
         if item.new and taken:
             item.loaded = Loaded(id=item.id)  # a copy decoded twice by racing workers: keep one
         elif not item.new and not taken:  # a worker process's prefix filter said "stored" and was wrong
-            try:
-                data = read_regular_file(item.entry.path)
-            except (OSError, ValueError) as exc:
-                item.error = f"cannot read the file ({exc})"
+            data, _, error = read_file(item.entry.path)
+            if error:
+                item.error = error
                 return
             if sha256_bytes(data) != item.id:
                 item.error = "the file changed while it was being ingested; run ingest again"

@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from assetrag.decode import DEFAULT_MAX_SIDE, Decoded, decode_bytes
+from assetrag import objects
+from assetrag.decode import DEFAULT_MAX_SIDE, Decoded, decode_bytes, hash_bytes, perceptual_hash
 from assetrag.embedding.pixels import PixelSpec, decode_pixels, gpu_decodable
 from assetrag.errors import BadImageError
 
 #: files are read whole (to hash and decode them); anything bigger is refused rather than risk the memory
-MAX_FILE_BYTES = 1 << 30
+MAX_FILE_BYTES = objects.MAX_BYTES
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -75,6 +76,7 @@ class Loaded:
     jpeg: bytes | None = None  # left for the GPU decoder
     width: int = 0
     height: int = 0
+    phash: str = ""  # `decode.perceptual_hash` of the new bytes
 
     @property
     def new(self) -> bool:
@@ -82,13 +84,18 @@ class Loaded:
 
 
 def read_file(path: str) -> tuple[bytes, str | None, str | None]:
-    """(bytes, sha256, None) for a readable non-empty regular file, else (b"", None, why not). Never raises."""
+    """(bytes, sha256, None) for a readable non-empty regular file or object (URL), else (b"", None, why not).
+    Never raises."""
     try:
-        data = read_regular_file(path)
+        data = objects.read_bytes(path, MAX_FILE_BYTES) if objects.is_url(path) else read_regular_file(path)
+    except FileNotFoundError:
+        return b"", None, "cannot read the file (it is gone)"
     except OSError as exc:
         return b"", None, f"cannot read the file ({exc.strerror or exc})"
     except ValueError as exc:
         return b"", None, str(exc)
+    except Exception as exc:  # an object store's own errors (credentials, throttling) are per-file reasons too
+        return b"", None, f"cannot read the object ({type(exc).__name__}: {exc})"
     if not data:
         return b"", None, "empty file (0 bytes); re-export or remove it"
     return data, sha256_bytes(data), None
@@ -106,19 +113,22 @@ def load_file(path: str, target: Target, index: int, seen: Container[str]) -> Lo
 
 
 def decode_into(out: Loaded, data: bytes, path: str, target: Target, index: int = 0) -> Loaded:
-    """Decode `data` into `out` for `target` (a `BadImageError` becomes `out.error`)."""
+    """Decode `data` into `out` for `target` (a `BadImageError` becomes `out.error`), and hash it."""
     try:
         if target.spec is None:
             out.image = decode_bytes(data, path, target.max_side)
             out.width, out.height = out.image.width, out.image.height
+            out.phash = perceptual_hash(out.image.image)
             return out
         if target.to_gpu(index):
             size = gpu_decodable(data)
             if size is not None:
                 out.jpeg, (out.width, out.height) = data, size
+                out.phash = hash_bytes(data, path)  # a draft decode at 1/8 scale: the GPU decodes the rest
                 return out
         px = decode_pixels(data, path, target.spec)
         out.pixels, out.width, out.height = px.pixels, px.width, px.height
+        out.phash = hash_bytes(data, path)
     except BadImageError as exc:
         out.error = exc.reason
     except Exception as exc:  # a decoder bug must not end the run either

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -13,14 +13,6 @@ from assetrag.decode import Decoded
 from assetrag.ingest.read import Loaded
 from assetrag.ingest.scan import FileEntry
 from assetrag.store import MAX_TAGS
-
-
-class ProgressSink(Protocol):
-    """Where ingest reports progress (the CLI draws a bar; the server records it in a job)."""
-
-    def start(self, total: int, description: str) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -32,7 +24,11 @@ class FileError:
 @dataclass
 class IngestReport:
     """What an ingest run did. `decoded` counts images actually decoded (0 on an unchanged re-run); `stages`
-    holds the seconds each stage took (summed over the threads that ran it)."""
+    holds the seconds each stage took (summed over the threads that ran it).
+
+    A prune that was held back lists why in `refused` (the rest of the run — new and changed files — was
+    still done); `dry_run` runs change nothing and list in `would_prune` the stored paths a prune would take
+    off (`would_delete`: the records left with no path, which would be deleted)."""
 
     scanned: int = 0
     added: int = 0
@@ -42,7 +38,14 @@ class IngestReport:
     pruned: int = 0
     missing: int = 0
     decoded: int = 0
+    videos: int = 0  # videos sampled (each also counts in `added` and `decoded`)
+    keyframes: int = 0  # their keyframes (one row each)
+    video_seconds: float = 0.0  # their length
     errors: list[FileError] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    would_prune: list[str] = field(default_factory=list)
+    would_delete: int = 0
     elapsed_s: float = 0.0
     embed_s: float = 0.0
     model_load_s: float = 0.0
@@ -70,11 +73,13 @@ class Item:
     decoded: Decoded | None = None
     error: str | None = None
     loaded: Loaded | None = None  # the fast pipeline's worker output (pixels, image or JPEG bytes)
+    vector: Any = None  # embedded elsewhere already (the Ray engine's actors)
+    phash: str = ""  # the simple pipeline's `decode.perceptual_hash` (the fast one's is `loaded.phash`)
 
     @property
     def new(self) -> bool:
         """True when this item's bytes must be embedded (False: a path update of stored bytes)."""
-        return self.decoded is not None or (self.loaded is not None and self.loaded.new)
+        return self.vector is not None or self.decoded is not None or (self.loaded is not None and self.loaded.new)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -85,10 +90,10 @@ class Item:
         return self.loaded.width, self.loaded.height
 
 
-def new_row(item: Item, vector: np.ndarray) -> dict[str, Any]:
-    """The Milvus row of a newly embedded file."""
+def new_row(item: Item, vector: np.ndarray, *, size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The Milvus row of a newly embedded file (`size`: its picture size when the item has no decoded image)."""
     e = item.entry
-    width, height = item.size
+    width, height = size or item.size
     assert item.id is not None
     return {
         "id": item.id,
@@ -106,6 +111,7 @@ def new_row(item: Item, vector: np.ndarray) -> dict[str, Any]:
         "source": str(e.metadata.get("source", "ingested")),
         "lineage": {},
         "metadata": e.metadata,
+        "phash": item.phash or (item.loaded.phash if item.loaded is not None else ""),
     }
 
 

@@ -3,6 +3,7 @@
     scan ─▶ known (skip unchanged) ─▶ pipeline: read+hash ─▶ decode ─▶ embed ─▶ write ─▶ path updates / prune
 
 * unchanged files (same path, size and mtime) are skipped without being read;
+* videos go through `ingest.video` (one at a time after the images: hash, keyframes, embed, one upsert each);
 * a file whose bytes are already stored (moved, copied, touched) is a path update — never decoded again;
 * one bad file is recorded with its reason and never stops the run;
 * every batch is written as soon as it is embedded, so a killed run loses at most one batch (the fast
@@ -21,17 +22,23 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from assetrag.config import PIPELINE_CHOICES
-from assetrag.decode import DEFAULT_MAX_SIDE, decode_bytes
+from assetrag.decode import DEFAULT_MAX_SIDE, decode_bytes, perceptual_hash
 from assetrag.embedding.base import Embedder
 from assetrag.errors import ConfigError
 from assetrag.ingest.fast import DECODE_POOLS, GPU_DECODE, FastOptions, FastPipeline
-from assetrag.ingest.known import Claims, Known, PathUpdates, apply_updates
+from assetrag.ingest.known import Claims, DeleteLimit, Known, PathUpdates, apply_updates, plan_prune
+from assetrag.ingest.ray_engine import RayOptions
 from assetrag.ingest.read import sha256_bytes
-from assetrag.ingest.rows import FileError, IngestReport, Item, ProgressSink, new_row
+from assetrag.ingest.rows import FileError, IngestReport, Item, new_row
 from assetrag.ingest.scan import FileEntry, scan
 from assetrag.ingest.simple import SimplePipeline
 from assetrag.ingest.stages import RunContext, StageTimes
+from assetrag.ingest.video import VideoStage
+from assetrag.progress import ProgressSink
 from assetrag.store import Store
+
+#: where the stages run: in this process (the simple / fast pipelines) or on a Ray cluster
+ENGINES = ("local", "ray")
 
 
 class Pipeline(Protocol):
@@ -66,11 +73,16 @@ class Ingestor:
         gpu_decode: str = "auto",
         gpu_share: float = 0.6,
         model_threads: int = 0,
+        engine: str = "local",
+        ray: RayOptions | None = None,
     ) -> None:
         """`pipeline`: simple | fast | auto (fast when CUDA is available and `device` is not cpu); the fast
         pipeline's knobs: see `FastOptions`. `model_threads`: the CPU threads the model computes with; decode
         workers are capped so that workers + model threads ≤ cores (at least one worker), so the decoders and
-        the model do not fight over the cores."""
+        the model do not fight over the cores. `engine`: local (these pipelines) | ray (`ingest.ray_engine`:
+        read, decode and embed on a Ray cluster, with `ray`'s options)."""
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown ingest engine {engine!r}; choose one of {', '.join(ENGINES)}")
         if pipeline not in PIPELINE_CHOICES:
             raise ConfigError(f"unknown ingest pipeline {pipeline!r}; choose one of {', '.join(PIPELINE_CHOICES)}")
         if decode_pool not in DECODE_POOLS:
@@ -87,6 +99,8 @@ class Ingestor:
         self.progress = progress
         self.pipeline = pipeline
         self.device = device
+        self.engine = engine
+        self.ray_options = ray or RayOptions()
         self.fast_options = FastOptions(decode_pool, gpu_batch_size, gpu_decode, gpu_share)
         self._load_s = 0.0
         #: what the last run used (for reports and benchmarks): pipeline, batch, device, dtype, decode
@@ -117,30 +131,56 @@ class Ingestor:
         collection: str | None = None,
         tags: Sequence[str] = (),
         prune: bool = False,
+        max_delete: int | str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        follow_symlinks: bool = False,
     ) -> IngestReport:
+        """Ingest `roots`. With `prune`, stored paths gone from disk are taken off (see `known.plan_prune`: only
+        under roots listed in this run, at most `max_delete` records — N or P%, default 10% — unless `force`);
+        what was held back is listed in `report.refused`. `dry_run`: change nothing; report what a prune would
+        take off. `follow_symlinks`: also read files whose real location is outside `roots`."""
         t0 = time.perf_counter()
-        report = IngestReport()
+        limit = DeleteLimit.parse(max_delete)
+        report = IngestReport(dry_run=dry_run)
         times = StageTimes()
         with times.timed("scan"):
-            entries, scan_errors = scan(roots, collection=collection, tags=tags)
+            entries, scan_errors, listings = scan(
+                roots, collection=collection, tags=tags, follow_symlinks=follow_symlinks
+            )
         report.errors.extend(FileError(e.path, e.reason) for e in scan_errors)
         report.scanned = len(entries)
         with times.timed("known"):
             known = Known.load(self.store)
         todo: list[FileEntry] = []
+        videos: list[FileEntry] = []
         for e in entries:
             if known.unchanged(e):
                 report.unchanged += 1
             else:
-                todo.append(e)
+                (videos if e.is_video else todo).append(e)
+        seen = {e.path for e in entries}
+        if dry_run:
+            if prune:
+                plan = plan_prune(known, seen, listings, limit=limit, force=force)
+                report.would_prune = [p for p, _ in plan.paths]
+                report.would_delete = plan.deletes
+                report.refused = plan.refused
+            else:
+                report.missing = len(known.gone(seen, roots))
+            report.elapsed_s = time.perf_counter() - t0
+            report.stages = dict(times.seconds)
+            return report
+        with times.timed("known"):
+            known.drop_partial(self.store)  # a video a killed run left half-written is sampled again
 
         updates = PathUpdates()
-        for e in todo:  # a path that now holds other bytes must leave the record that had it
+        for e in (*todo, *videos):  # a path that now holds other bytes must leave the record that had it
             for rid in known.claims.get(e.path, ()):
                 updates.remove(rid, e.path)
 
         claims = Claims(known.ids)
-        fast = bool(todo) and self._use_fast()
+        fast = bool(todo) and self.engine == "local" and self._use_fast()
         workers = self.workers
         if self.model_threads > 0 and not fast:  # on a CPU the model's threads and the decoders share the cores
             workers = max(1, min(workers, (os.cpu_count() or 1) - self.model_threads))
@@ -148,7 +188,12 @@ class Ingestor:
             self.store, lambda: self.embedder, report, claims, times, self.batch_size, workers, self.max_side
         )
         pipeline: Pipeline
-        if fast:
+        if self.engine == "ray" and todo:
+            from assetrag.ingest.ray_engine import RayPipeline
+
+            with times.timed("cluster start"):
+                pipeline = RayPipeline(ctx, self.ray_options)
+        elif fast:
             with times.timed("model load"):
                 pipeline = FastPipeline(ctx, self.fast_options)
         else:
@@ -161,8 +206,9 @@ class Ingestor:
                 apply_updates(self.store, updates, known, claims, report, mid_run=mid_run)
 
         if self.progress:
-            self.progress.start(len(todo), "ingesting")
+            self.progress.start(len(todo) + len(videos), "ingesting")
         batch: list[Item] = []
+        moved: set[str] = set()  # stored records that got a path in this run (a move is not a deletion)
         try:
             for item in pipeline.items(todo):
                 if self.progress:
@@ -172,6 +218,7 @@ class Ingestor:
                     continue
                 assert item.id is not None
                 if not item.new:  # bytes already stored: a move, copy or touch
+                    moved.add(item.id)
                     updates.add(item.id, item.entry)
                     if updates.size >= pipeline.batch_size:
                         self._submit(pipeline, batch)
@@ -182,12 +229,22 @@ class Ingestor:
                 if len(batch) >= pipeline.batch_size:
                     self._submit(pipeline, batch)
             self._submit(pipeline, batch)
-            gone = known.gone({e.path for e in entries}, roots)
+            if videos:
+                pipeline.drain()  # the images' batches are written; the videos use the model in this thread
+                stage = VideoStage(ctx)
+                for e in videos:
+                    stored = stage.ingest(e, updates)
+                    if stored is not None:  # its bytes are stored: a move, copy or touch
+                        moved.add(stored)
+                    if self.progress:
+                        self.progress.advance(1)
             if prune:
-                for path, pid in gone:
+                plan = plan_prune(known, seen, listings, limit=limit, force=force, keep_ids=moved)
+                report.refused = plan.refused
+                for path, pid in plan.paths:
                     updates.remove(pid, path)
             else:
-                report.missing = len(gone)
+                report.missing = len(known.gone(seen, roots))
             apply(mid_run=False)
             if report.added or report.updated or report.pruned:
                 with times.timed("flush"):
@@ -198,6 +255,9 @@ class Ingestor:
                 self.progress.stop()
         report.elapsed_s = time.perf_counter() - t0
         report.model_load_s = self._load_s
+        if self._load_s and "model load" not in times.seconds:  # the simple pipeline loads it in its first batch
+            times.add("model load", self._load_s)
+            times.add("embed", -self._load_s)
         report.embed_s = times.get("embed") + times.get("gpu-decode")
         report.stages = dict(times.seconds)
         return report
@@ -230,6 +290,7 @@ def add_file(
         FileEntry(path, os.path.dirname(path), st.st_size, st.st_mtime_ns, tuple(tags), collection, metadata or {}),
         id=sha256_bytes(data),
         decoded=decoded,
+        phash=perceptual_hash(decoded.image),
     )
     store.ensure(embedder.name, embedder.dim)
     row = new_row(item, embedder.embed_images([decoded.image])[0])

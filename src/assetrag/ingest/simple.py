@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from assetrag.decode import decode_bytes
+from assetrag.decode import decode_bytes, perceptual_hash
 from assetrag.errors import BadImageError
 from assetrag.ingest.read import read_file
 from assetrag.ingest.rows import FileError, Item
@@ -53,6 +53,7 @@ class SimplePipeline:
             return item
         try:
             item.decoded = decode_bytes(data, entry.path, self.ctx.max_side)
+            item.phash = perceptual_hash(item.decoded.image)
         except BadImageError as exc:
             item.error = exc.reason
             self.ctx.claims.fail(item.id, exc.reason, release=True)

@@ -14,6 +14,16 @@ that names a collection or tag of the library ("… from the brand-style collect
 it as the filter of its item and whole-brief searches, and its items are read from the rest of the words
 (so "the brand-style collection" is not mistaken for an item). Item searches never run understanding
 themselves: an item is a thing to find, and an explicit `collection` / `source` stays exactly as given.
+
+Language (`Plan.lang`): the brief's language is read **once, from the whole brief** (`detect_language`) and
+every search of the plan uses it: an item such as "montre bleue" has lost the articles that told the language
+check it is French, so left to `lang=auto` it would go through the English text encoder. The splitter uses
+the same reading (`rag.items`: English plus French / German / Spanish connector words).
+
+Given images (`given`, `--ref`, uploads): an item that points at one — "this character", "the photo",
+"figurine of this character", "ce personnage", "cette photo", "mon avatar" (`items.points_at_given`) — is
+**bound** to it (`ItemPlan.bound`) and not searched: the first such item to the first given image, the next
+to the next, any further ones to the last.
 """
 
 from __future__ import annotations
@@ -24,10 +34,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assetrag import objects
 from assetrag.errors import QueryError
 from assetrag.generation import STYLE_LABEL
-from assetrag.rag.items import split_brief
-from assetrag.search import DEFAULT_MODE, Query, SearchHit
+from assetrag.rag.items import brief_language, points_at_given, split_brief
+from assetrag.search import DEFAULT_MODE, LANGS, Query, SearchHit, detect_language
 
 if TYPE_CHECKING:
     from assetrag.rag.protocol import AssetSource
@@ -52,6 +63,8 @@ class PlannedRef:
     score: float
     internal_only: bool = False
     note: str = ""
+    #: a video keyframe: seconds into the video at `path` (its pixels are that frame); None for a still
+    time: float | None = None
 
     @classmethod
     def from_hit(cls, hit: SearchHit, item: str, role: str) -> PlannedRef:
@@ -63,6 +76,7 @@ class PlannedRef:
             role=role,
             score=round(hit.score, 4),
             internal_only=str(hit.metadata.get("usage", "")).lower() == INTERNAL_ONLY,
+            time=hit.time if hit.is_video else None,
         )
 
 
@@ -73,6 +87,7 @@ class ItemPlan:
     item: str
     candidates: list[PlannedRef]
     chosen: PlannedRef | None = None
+    bound: bool = False  # the item points at a given image ("this character") and is that image, unsearched
 
 
 @dataclass
@@ -89,6 +104,7 @@ class Plan:
     mode: str = SEARCH_MODE  # how references were retrieved (hybrid | vector)
     #: the collection / tag filters read from the brief (`Understanding.to_dict()`), None when none
     understood: dict[str, Any] | None = None
+    lang: str = "en"  # the brief's language as the language check reads it (every search of the plan uses it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,8 +112,11 @@ class Plan:
     def describe(self) -> str:
         """The plan as a few human lines (what the CLI prints)."""
         lines = [f"brief: {self.brief}", f"backend: {self.backend} (takes up to {self.limit} references)"]
-        lines.append(f"retrieval: {self.mode} search")
+        lines.append(f"retrieval: {self.mode} search" + (f", brief read as {self.lang}" if self.lang != "en" else ""))
         for it in self.items:
+            if it.bound and it.chosen:
+                lines.append(f"  item {it.item!r} → bound to the given image {it.chosen.filename} (not searched)")
+                continue
             pick = f"{it.chosen.filename} ({it.chosen.score:.3f})" if it.chosen else "— nothing usable in the library"
             lines.append(f"  item {it.item!r} → {pick}")
         lines.append(f"references sent ({len(self.chosen)}):")
@@ -147,29 +166,43 @@ def make_plan(
             any_tags = next((g for g in groups if len(g) > 1), [])
             plan.notes.append(understood.describe())
 
+    plan.lang = detect_language(plan.brief)
+    lang = query_lang(plan.lang)
+
     def find(query: str, k: int, coll: str | list[str] | None, filtered: bool = True) -> list[SearchHit]:
-        q = Query(text=query, k=k, collection=coll, source=source, mode=SEARCH_MODE, understand=False)
+        q = Query(text=query, k=k, collection=coll, source=source, mode=SEARCH_MODE, understand=False, lang=lang)
         if filtered:
             q.tags, q.any_tags = tags, any_tags
         return lib.query(q)
 
-    for spec in given:
-        pool.append(_given_ref(lib, spec))
+    givens = [_given_ref(lib, spec) for spec in given]
+    pool += givens
 
-    items = split_brief(text)
+    items = split_brief(text, lang=brief_language(plan.brief))
     if not items:
         plan.notes.append("no concrete items found in the brief; using whole-brief matches only")
-    plan.items = [
-        ItemPlan(
-            item,
-            [PlannedRef.from_hit(h, item, "item") for h in find(item, per_item, collection)],
+    pointing = 0
+    for item in items:
+        if givens and points_at_given(item):
+            ref = givens[min(pointing, len(givens) - 1)]
+            if pointing < len(givens):
+                ref.item = item  # the given image stands for this item (the prompt and the lineage say so)
+            pointing += 1
+            plan.items.append(ItemPlan(item, [], chosen=ref, bound=True))
+            continue
+        plan.items.append(
+            ItemPlan(item, [PlannedRef.from_hit(h, item, "item") for h in find(item, per_item, collection)])
         )
-        for item in items
-    ]
+    if not givens and any(points_at_given(it.item) for it in plan.items):
+        plan.notes.append(
+            "the brief points at an image of yours (e.g. 'this character') but none was given: give it with --ref "
+            "FILE (or upload it) so it is used instead of searched for"
+        )
     # items pick in order of their best score, each taking its best match not already taken by another
     # item, so "diamond necklace" and "pendant" do not both get the same necklace
     taken: set[str] = set()
-    for ip in sorted(plan.items, key=lambda ip: -(ip.candidates[0].score if ip.candidates else 0.0)):
+    searched = [ip for ip in plan.items if not ip.bound]
+    for ip in sorted(searched, key=lambda ip: -(ip.candidates[0].score if ip.candidates else 0.0)):
         usable = [c for c in ip.candidates if not (external and c.internal_only)]
         ip.chosen = next((c for c in usable if c.id not in taken), usable[0] if usable else None)
         for c in ip.candidates:  # better matches that may not leave the machine are withheld, and said so
@@ -205,6 +238,14 @@ def make_plan(
     return plan
 
 
+def query_lang(detected: str) -> str | None:
+    """The `Query.lang` for a brief the language check read as `detected`: None (auto) for English, the code
+    when the multilingual side knows it, else "multi"."""
+    if detected == "en":
+        return None
+    return detected if detected in LANGS else "multi"
+
+
 def _withhold(plan: Plan, ref: PlannedRef) -> None:
     if ref.internal_only and plan.external and all(w.id != ref.id for w in plan.withheld):
         ref.note = "usage: internal-only — never sent to an external backend"
@@ -224,6 +265,23 @@ def _given_ref(lib: AssetSource, spec: str) -> PlannedRef:
         ref = PlannedRef.from_hit(hit, EXPLICIT, "given")
         ref.score = 1.0
         return ref
+    if objects.is_url(spec):  # an object (s3://bucket/key): read through the object layer
+        try:
+            data = objects.read_any(spec)
+        except (OSError, ValueError) as exc:
+            raise QueryError(f"--ref {spec!r}: cannot read the object ({exc})") from exc
+        rid = hashlib.sha256(data).hexdigest()
+        stored = lib.get(rid)
+        internal = bool(stored and str(stored.metadata.get("usage", "")).lower() == INTERNAL_ONLY)
+        return PlannedRef(
+            id=rid,
+            path=spec,
+            filename=spec.rsplit("/", 1)[-1],
+            item=EXPLICIT,
+            role="given",
+            score=1.0,
+            internal_only=internal,
+        )
     path = Path(spec)
     if not path.is_file():
         raise QueryError(f"--ref {spec!r} is neither an asset id in this library nor an image file")
@@ -264,7 +322,7 @@ def apply_choices(lib: AssetSource, plan: Plan, refs: dict[str, list[str]]) -> N
             score = known.get((label, rid))
             if score is None:
                 text = label if role == "item" else plan.brief
-                scored = lib.query(Query(text=text, k=1, ids=[rid], mode=plan.mode))
+                scored = lib.query(Query(text=text, k=1, ids=[rid], mode=plan.mode, lang=query_lang(plan.lang)))
                 score = round(scored[0].score, 4) if scored else 0.0
             ref.score = score
             chosen.append(ref)

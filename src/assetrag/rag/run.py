@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assetrag.decode import decode_file
+from assetrag import objects
+from assetrag.decode import decode_bytes, decode_file
 from assetrag.generation import GenerationOptions, GenerationResult, Generator, Reference
-from assetrag.rag.plan import Plan, PlannedRef
+from assetrag.rag.plan import EXPLICIT, Plan, PlannedRef
+from assetrag.video import frame_at
 
 if TYPE_CHECKING:
     from assetrag.rag.protocol import AssetSource
@@ -30,6 +32,8 @@ def build_prompt(plan: Plan) -> str:
             parts.append(f"image {i} is the {r.item}")
         elif r.role == "style":
             parts.append(f"image {i} is a brand/style reference (match its palette and mood)")
+        elif r.role == "given" and r.item != EXPLICIT:  # bound to an item that points at it ("this character")
+            parts.append(f"image {i} is the given image that '{r.item}' refers to (keep its subject recognisable)")
         elif r.role == "given":
             parts.append(f"image {i} is a required product reference")
         else:
@@ -45,7 +49,12 @@ def build_prompt(plan: Plan) -> str:
 def load_references(plan: Plan) -> list[Reference]:
     refs = []
     for r in plan.chosen:
-        img = decode_file(r.path, max_side=REFERENCE_MAX_SIDE).image
+        if r.time is not None:  # a video keyframe: the frame's pixels are sent
+            img = frame_at(r.path, r.time, max_side=REFERENCE_MAX_SIDE)
+        elif objects.is_url(r.path):  # an asset in a bucket: read through the object layer (bounded)
+            img = decode_bytes(objects.read_any(r.path), r.path, max_side=REFERENCE_MAX_SIDE).image
+        else:
+            img = decode_file(r.path, max_side=REFERENCE_MAX_SIDE).image
         refs.append(Reference(id=r.id, image=img, path=r.path, label=r.item, score=r.score, metadata={"role": r.role}))
     return refs
 
@@ -114,7 +123,16 @@ def run_plan(
         "backend": generator.name,
         "model": result.model,
         "references": [
-            {"id": r.id, "item": r.item, "role": r.role, "score": r.score, "path": r.path} for r in plan.chosen
+            {
+                "id": r.id,
+                "item": r.item,
+                "role": r.role,
+                "score": r.score,
+                "path": r.path,
+                "filename": r.filename,
+                **({"video": r.path, "time": r.time} if r.time is not None else {}),
+            }
+            for r in plan.chosen
         ],
         "withheld": [r.id for r in plan.withheld],
         "fidelity": fid,

@@ -13,9 +13,11 @@ Modes (`Query.mode`): `vector` (Milvus does it all) and `hybrid` (the default fo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from assetrag.embedding.base import Embedder
 from assetrag.embedding.calibration import weak_threshold
-from assetrag.embedding.multilingual import describe_choice, text_encoder
+from assetrag.embedding.multilingual import describe_choice, detect_language, text_encoder
 from assetrag.search.hybrid import hybrid_search
 from assetrag.search.query import (
     DEFAULT_MODE,
@@ -26,6 +28,7 @@ from assetrag.search.query import (
     Query,
     SearchHit,
     build_filter,
+    group_by_video,
     load_query_image,
     query_vector,
     template_list,
@@ -34,7 +37,10 @@ from assetrag.search.query import (
 from assetrag.search.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N, RERANKERS
 from assetrag.search.result import SearchResult
 from assetrag.search.understand import Understanding, Understood, apply_understanding, understand_query
-from assetrag.store import SCALAR_FIELDS, Store
+from assetrag.store import MAX_K, SCALAR_FIELDS, Store
+
+#: with `Query.group_videos`, candidates fetched per hit wanted (a video's moments collapse into one)
+GROUP_FETCH = 5
 
 LOW_LEXICAL_WEIGHT = 0.5  # under it, a hybrid search says that the names carry few words
 
@@ -54,6 +60,7 @@ __all__ = [
     "Understood",
     "apply_understanding",
     "build_filter",
+    "detect_language",
     "load_query_image",
     "mark_weak",
     "query_vector",
@@ -74,6 +81,9 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         read = apply_understanding(q, understood)
         applied = read is not q
         q = read
+    want = q.k
+    if q.group_videos:  # fetch more: a video's moments collapse into one hit
+        q = replace(q, k=min(q.k * GROUP_FETCH, MAX_K - q.offset))
     vec = query_vector(embedder, q)
     mode = "hybrid" if q.mode == "hybrid" and q.has_text else "vector"
     lexical_weight = None
@@ -84,6 +94,8 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         hits = [SearchHit.from_fields(q.offset + i + 1, h.id, h.score, h.fields) for i, h in enumerate(found)]
     if q.min_score is not None:
         hits = [h for h in hits if h.score >= q.min_score]
+    if q.group_videos:
+        hits = group_by_video(hits, want)
     weak_below = weak_threshold(embedder.name) if q.has_text and q.image is None and q.vector is None else None
     weak_from = mark_weak(hits, weak_below, lexical_weight)
     encoder, lang, notes = None, None, []

@@ -20,11 +20,14 @@ from assetrag.errors import QueryError
 from assetrag.search.rerank import DEFAULT_RERANK, DEFAULT_RERANK_N, check_rerank
 from assetrag.store import MAX_K
 from assetrag.store import filters as F
+from assetrag.store.schema import MEDIA_IMAGE, MEDIA_VIDEO_FRAME
+from assetrag.video import moment_label
 
 SOURCES = ("ingested", "synthetic")
 MODES = ("vector", "hybrid")
 LANGS = (AUTO, MULTI, *LANGUAGES)  # `Query.lang` values (auto: detect; multi: the multilingual encoder always)
 DEFAULT_MODE = "hybrid"
+MEDIA = (MEDIA_IMAGE, MEDIA_VIDEO_FRAME)  # `Query.media` values
 #: prompt templates for text queries, by name (`Query.templates`); "{}" is the query as written
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "none": (),
@@ -63,6 +66,10 @@ class Query:
     #: BM25 instead of ranks; `assetrag.rerank`). Vector and image-only searches and N ≤ 1: no change.
     rerank: str | None = DEFAULT_RERANK
     rerank_n: int = DEFAULT_RERANK_N
+    #: a video once, at its best moment (its other matching moments in `SearchHit.moments`), instead of once
+    #: per matching keyframe
+    group_videos: bool = False
+    media: str | None = None  # only "image" or only "video_frame" rows
 
     def validate(self) -> None:
         if not (self.text and self.text.strip()) and self.image is None and self.vector is None:
@@ -80,6 +87,8 @@ class Query:
         template_list(self.templates)  # raises on an unknown name or a template without "{}"
         check_lang(self.lang)
         check_rerank(self.rerank, self.rerank_n)
+        if self.media is not None and self.media not in MEDIA:
+            raise QueryError(f"media must be one of {', '.join(MEDIA)}, got {self.media!r}")
 
     @property
     def collections(self) -> list[str]:
@@ -95,6 +104,7 @@ class Query:
             *(F.has_tag(t) for t in self.tags),
             F.has_any_tag(self.any_tags),
             F.eq("source", self.source) if self.source else "",
+            F.eq("media", self.media) if self.media else "",
             F.ids_in(self.ids) if self.ids else "",
             F.raw(self.where),
         )
@@ -134,6 +144,20 @@ class SearchHit:
     #: a weak match: it and every hit after it score under the model's calibrated cut-off (text queries;
     #: `SearchResult.weak_below`) and no word of the query matched them
     weak: bool = False
+    media: str = MEDIA_IMAGE  # "image" | "video_frame"
+    time: float | None = None  # a video frame: seconds into the video (`path`); None for a still
+    video_id: str | None = None  # a video frame: the sha256 of the video file (its keyframes share it)
+    #: with `Query.group_videos`: the times of this video's other matching moments, best first
+    moments: list[float] = field(default_factory=list)
+
+    @property
+    def is_video(self) -> bool:
+        return self.media == MEDIA_VIDEO_FRAME
+
+    @property
+    def label(self) -> str:
+        """The file name, and for a video frame its time: `video.mp4 @ 12.5s`."""
+        return moment_label(self.filename, self.time)
 
     @classmethod
     def from_fields(cls, rank: int, rid: str, score: float, f: dict[str, Any]) -> SearchHit:
@@ -152,10 +176,32 @@ class SearchHit:
             paths=list(f.get("paths") or []),
             lineage=dict(f.get("lineage") or {}),
             metadata=dict(f.get("metadata") or {}),
+            media=f.get("media") or MEDIA_IMAGE,
+            time=round(float(f["time"]), 3) if f.get("media") == MEDIA_VIDEO_FRAME else None,
+            video_id=f.get("video_id") or None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def group_by_video(hits: list[SearchHit], k: int) -> list[SearchHit]:
+    """`hits` (best first) with each video kept once, at its best moment; the times of its other moments go
+    to that hit's `moments`. At most `k`, ranked again from the first hit's rank."""
+    out: list[SearchHit] = []
+    best: dict[str, SearchHit] = {}
+    for h in hits:
+        if h.video_id and h.video_id in best:
+            if h.time is not None:
+                best[h.video_id].moments.append(h.time)
+            continue
+        if h.video_id:
+            best[h.video_id] = h
+        out.append(h)
+    first = hits[0].rank if hits else 1
+    for i, h in enumerate(out[:k]):
+        h.rank = first + i
+    return out[:k]
 
 
 def build_filter(q: Query) -> str:

@@ -15,21 +15,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assetrag import errors as E
 from assetrag.config import Settings, __version__
-from assetrag.errors import (
-    AssetragError,
-    BadImageError,
-    ConfigError,
-    ModelMismatchError,
-    ModelUnavailableError,
-    QueryError,
-    StoreError,
-)
+from assetrag.errors import AssetragError
 from assetrag.library import Library
 from assetrag.server.config import ServerConfig
 from assetrag.server.routes import assets, generate, ingest, search, system, web
 from assetrag.server.security import install_log_redaction, remove_log_redaction, require_token
 from assetrag.server.state import AppState
+from assetrag.server.uploads import format_mb
 
 log = logging.getLogger("assetrag.server")
 
@@ -102,12 +96,12 @@ def _warm_up(state: AppState) -> None:
 # -- errors ---------------------------------------------------------------------------------------
 
 _STATUS: list[tuple[type[BaseException], int]] = [
-    (QueryError, status.HTTP_400_BAD_REQUEST),
-    (BadImageError, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
-    (ConfigError, status.HTTP_400_BAD_REQUEST),
-    (ModelMismatchError, status.HTTP_409_CONFLICT),
-    (ModelUnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
-    (StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (E.QueryError, status.HTTP_400_BAD_REQUEST),
+    (E.BadImageError, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
+    (E.ConfigError, status.HTTP_400_BAD_REQUEST),
+    (E.ModelMismatchError, status.HTTP_409_CONFLICT),
+    (E.ModelUnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (E.StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
 
 
@@ -209,7 +203,7 @@ class _RequestTooLarge(HTTPException):
     """Raised from `receive`; an HTTPException so FastAPI's body parsing lets it through as a 413."""
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"request body over the {max_bytes // (1024 * 1024)} MB limit")
+        super().__init__(413, f"request body over the {format_mb(max_bytes)} limit")
 
 
 class _BodyLimit:

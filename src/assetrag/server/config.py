@@ -41,11 +41,15 @@ class ServerConfig:
 
     api_token: str | None = None
     roots: tuple[Path, ...] = ()
+    #: bucket prefixes (s3://bucket/prefix) whose objects the server may stream (originals, thumbnails);
+    #: empty: no object is served (env ASSETRAG_BUCKETS, space-separated)
+    buckets: tuple[str, ...] = ()
     upload_dir: Path | None = None
     generated_dir: Path | None = None  # where generated images are written; None → beside the uploads
     cache_dir: Path | None = None  # thumbnails go under <cache_dir>/thumbs; None → Settings.cache_dir
     max_upload_bytes: int = 50 * MiB
     max_request_bytes: int = 256 * MiB
+    thumb_cache_bytes: int = 256 * MiB  # the thumbnail cache's bound (least recently used go first)
     max_upload_files: int = 200
     thumb_sizes: tuple[int, ...] = (256, 512, 1024)
     max_jobs_kept: int = 200
@@ -60,15 +64,18 @@ class ServerConfig:
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:
         """From `ASSETRAG_API_TOKEN`, `ASSETRAG_ROOTS` (os.pathsep-separated), `ASSETRAG_UPLOAD_DIR`,
-        `ASSETRAG_MAX_UPLOAD_MB` (per file), `ASSETRAG_MAX_REQUEST_MB`; then non-None overrides."""
+        `ASSETRAG_MAX_UPLOAD_MB` (per file), `ASSETRAG_MAX_REQUEST_MB`, `ASSETRAG_THUMB_CACHE_MB`; then non-None
+        overrides."""
         roots_env = os.environ.get("ASSETRAG_ROOTS", "")
         upload = os.environ.get("ASSETRAG_UPLOAD_DIR")
         base = cls(
             api_token=os.environ.get("ASSETRAG_API_TOKEN") or None,
             roots=tuple(Path(p) for p in roots_env.split(os.pathsep) if p.strip()),
             upload_dir=Path(upload) if upload else None,
+            buckets=tuple(os.environ.get("ASSETRAG_BUCKETS", "").split()),
             max_upload_bytes=_env_mb("ASSETRAG_MAX_UPLOAD_MB", 50),
             max_request_bytes=_env_mb("ASSETRAG_MAX_REQUEST_MB", 256),
+            thumb_cache_bytes=_env_mb("ASSETRAG_THUMB_CACHE_MB", 256),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "roots" in clean:
@@ -85,9 +92,12 @@ class ServerConfig:
         generated = self.generated_dir or files_dir(settings) / "generated" / settings.library
         for folder in (upload, generated):
             folder.mkdir(parents=True, exist_ok=True)
+        from assetrag import objects
+
         return replace(
             self,
             roots=roots,
+            buckets=tuple(objects.normalise(b) for b in self.buckets),
             upload_dir=Path(os.path.realpath(upload)),
             generated_dir=Path(os.path.realpath(generated)),
             secrets=tuple(collect_secrets(settings, self.api_token)),

@@ -114,6 +114,7 @@ class JobRegistry:
             result = fn(job)
         except AssetragError as exc:
             job.error = self._redact(str(exc))
+            job.result = getattr(exc, "result", None)  # e.g. a refused prune: the ingest that was done
             job.status = "failed"
         except Exception as exc:  # a job must never take the worker down; the log keeps the traceback
             job.error = self._redact(f"{type(exc).__name__}: {exc}")

@@ -70,7 +70,12 @@ class IngestFolder(BaseModel):
     path: str = Field(description="a folder (or file) inside one of the server's roots")
     collection: str | None = Field(None, max_length=256)
     tags: list[str] = Field(default=[], max_length=64)
-    prune: bool = False
+    prune: bool = Field(False, description="also remove stored files gone from disk (see the route's description)")
+    max_delete: str = Field(
+        "10%", pattern=r"^\d+(\.\d+)?%?$", description="prune at most this many assets: N, or P% of the library"
+    )
+    force: bool = Field(False, description="prune even under a missing/empty folder and beyond max_delete")
+    dry_run: bool = Field(False, description="change nothing; list what a prune would remove (result.would_prune)")
 
 
 class JobProgress(BaseModel):

@@ -7,7 +7,10 @@ import hmac
 import logging
 import os
 import re
+import stat
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import unquote
@@ -15,7 +18,13 @@ from urllib.parse import unquote
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from assetrag import objects
 from assetrag.decode import IMAGE_EXTENSIONS
+from assetrag.errors import AssetragError
+from assetrag.video import VIDEO_EXTENSIONS
+
+#: what the server may send from a stored path: images and videos (the same root rules for both)
+SERVABLE_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 ASSET_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -88,7 +97,7 @@ def signed_url(token: str | None, path: str, ttl_s: int) -> str:
     cacheable) for a while: valid for at least ttl_s / 2 and at most ttl_s."""
     if token is None:
         return path
-    step = max(ttl_s // 2, 60)
+    step = max(ttl_s // 2, 1)  # (a floor of 60 s kept a short ttl_s's URLs valid for up to 2 minutes)
     exp = (int(time.time()) // step + 2) * step
     return f"{path}?exp={exp}&sig={sign(token, path, exp)}"
 
@@ -137,9 +146,8 @@ def resolve_request_path(raw: str, roots: Sequence[Path]) -> Path:
     real = Path(os.path.realpath(candidate))
     if not any(is_within(real, r) for r in roots):
         raise PathRefused(
-            "the path is outside the folders this server may read from: "
-            + ", ".join(str(r) for r in roots)
-            + " (start the server with --root to allow another folder)"
+            "the path is outside the folders this server may read from (give a path relative to its root; "
+            "start the server with --root to allow another folder)"
         )
     if not real.exists():
         raise PathRefused(f"no such file or folder: {raw}", 404)
@@ -156,13 +164,71 @@ def safe_asset_file(stored_paths: Iterable[str], roots: Sequence[Path], always: 
     for stored in stored_paths:
         if not stored or "\x00" in stored or not os.path.isabs(stored):
             continue
-        if os.path.splitext(stored)[1].lower() not in IMAGE_EXTENSIONS:
+        if os.path.splitext(stored)[1].lower() not in SERVABLE_EXTENSIONS:
             continue
         real = Path(os.path.realpath(stored))
         allowed = [*roots, *always] if roots else [Path(os.path.realpath(os.path.dirname(stored))), *always]
         if any(is_within(real, r) for r in allowed) and real.is_file():
             return real
     return None
+
+
+def safe_asset_object(stored: str, buckets: Sequence[str]) -> str | None:
+    """`stored` (an object URL) when it may be served: an image name under one of the configured bucket
+    prefixes (`ServerConfig.buckets`), no `..` segment; else None. Nothing is served from a bucket by default."""
+    if not stored or "\x00" in stored or not objects.is_url(stored):
+        return None
+    if os.path.splitext(stored)[1].lower() not in IMAGE_EXTENSIONS:
+        return None
+    try:
+        url = objects.normalise(stored)
+    except (ValueError, AssetragError):
+        return None
+    return url if any(objects.under(url, b) for b in buckets) else None
+
+
+class IngestedCheck:
+    """Is a file still the one that was ingested? Same size and mtime as stored: yes; same size, other mtime
+    (touched, copied with a new time, a sidecar edited): its sha256 must be the asset id — remembered by
+    (path, size, mtime_ns), so a file is hashed once per change, not per request; another size: no."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._hashes: OrderedDict[tuple[str, int, int], str] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    def same(self, path: Path, asset_id: str, size: int, mtime_ns: int | None) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            return False
+        if mtime_ns is not None and st.st_mtime_ns == mtime_ns:
+            return True
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            digest = self._hashes.get(key)
+            if digest is not None:
+                self._hashes.move_to_end(key)
+        if digest is None:
+            digest = _sha256_file(path)
+            with self._lock:
+                self._hashes[key] = digest
+                while len(self._hashes) > self._max:
+                    self._hashes.popitem(last=False)
+        return hmac.compare_digest(digest, asset_id)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return ""
+    return h.hexdigest()
 
 
 # -- secrets --------------------------------------------------------------------------------------

@@ -9,11 +9,20 @@ from typing import Any
 
 from fastapi import Request
 
+from assetrag import objects
+from assetrag.errors import FileChangedError
 from assetrag.library import Library
 from assetrag.search import SearchHit
 from assetrag.server.config import ServerConfig
 from assetrag.server.jobs import JobRegistry
-from assetrag.server.security import ASSET_ID_RE, Redactor, safe_asset_file, signed_url
+from assetrag.server.security import (
+    ASSET_ID_RE,
+    IngestedCheck,
+    Redactor,
+    safe_asset_file,
+    safe_asset_object,
+    signed_url,
+)
 from assetrag.server.thumbs import Thumbnails
 
 
@@ -28,7 +37,10 @@ class AppState:
         self.store_lock = threading.RLock()
         self.model_lock = threading.RLock()
         self.jobs = JobRegistry(keep=config.max_jobs_kept, redact=self.redact)
-        self.thumbs = Thumbnails((config.cache_dir or library.settings.cache_dir) / "thumbs")
+        self.thumbs = Thumbnails(
+            (config.cache_dir or library.settings.cache_dir) / "thumbs", max_bytes=config.thumb_cache_bytes
+        )
+        self.ingested = IngestedCheck()
         self._model_ready = False
         self._facets: dict[str, Any] | None = None
         library.serialise(self.store_lock, self.model_lock)  # opens nothing; no model is loaded
@@ -67,8 +79,44 @@ class AppState:
         assert self.config.upload_dir is not None and self.config.generated_dir is not None
         return [self.config.upload_dir, self.config.generated_dir]
 
-    def asset_file(self, hit: SearchHit) -> Path | None:
-        return safe_asset_file([hit.path, *hit.paths], self.config.roots, self.own_dirs)
+    def client_text(self, text: str) -> str:
+        """`text` with the server's folders taken out of the paths in it: a path is named relative to the root
+        (or the upload folder) it lies in, as a client names it — no absolute server path reaches a client."""
+        folders = sorted({str(p) for p in [*self.read_roots, *self.own_dirs]}, key=len, reverse=True)
+        for folder in folders:
+            text = text.replace(folder.rstrip(os.sep) + os.sep, "").replace(folder, ".")
+        return text
+
+    def asset_file(self, hit: SearchHit) -> Path | str | None:
+        """The first of the asset's files the server may serve and that is still the ingested file; None when
+        none exists (or may be served); `FileChangedError` when one exists but holds other bytes now (never
+        serve bytes that were not ingested: a file replaced, a hard link swapped in)."""
+        record = self.library.ingested_file(hit.id) or {}
+        mtimes = dict(zip(record.get("paths") or [], record.get("mtimes") or [], strict=False))
+        size = int(record.get("size", hit.size))
+        changed = False
+        for stored in dict.fromkeys([hit.path, *hit.paths]):
+            if objects.is_url(stored):
+                url = safe_asset_object(stored, self.config.buckets)
+                info = objects.stat(url) if url else None
+                if info is None:
+                    continue
+                # stored mtime: the newest of the object and its sidecars; a PUT since then renews LastModified
+                if info.size == size and info.mtime <= int(mtimes.get(stored, -1)):
+                    return url
+                changed = True
+                continue
+            real = safe_asset_file([stored], self.config.roots, self.own_dirs)
+            if real is None:
+                continue
+            if self.ingested.same(real, hit.id, size, mtimes.get(stored)):
+                return real
+            changed = True
+        if changed:
+            raise FileChangedError(
+                f"the file of asset {hit.id[:12]}… changed since ingest (other bytes at its path): re-ingest it"
+            )
+        return None
 
     # -- serialising hits -------------------------------------------------------------------------
 
@@ -83,7 +131,13 @@ class AppState:
         }
 
     def hit_dict(self, hit: SearchHit) -> dict[str, Any]:
-        return {**hit.to_dict(), **self.urls(hit.id)}
+        """A hit as the API sends it: its fields, its image URLs, and for a video frame `play_url` — the
+        original video at the frame's time (a media fragment, `#t=12.5`) — and its `label`."""
+        urls = self.urls(hit.id)
+        extra = {"label": hit.label}
+        if hit.is_video and hit.time is not None:
+            extra["play_url"] = f"{urls['image_url']}#t={hit.time:g}"
+        return {**hit.to_dict(), **urls, **extra}
 
     def with_urls(self, value: Any) -> Any:
         """`value` (JSON-like) with image URLs added to every object whose `id` is an asset id."""

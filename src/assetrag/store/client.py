@@ -1,4 +1,4 @@
-"""The Milvus layer: schema, open/create, upsert, delete, search, query, stats.
+"""The `Store`: one library's Milvus collection — connection, create/open, writes, reads, search.
 
 Nothing else in assetrag imports pymilvus. A file path ending in `.db` opens Milvus Lite (embedded, one
 process at a time); `http(s)://host:port` talks to a Milvus standalone or distributed server.
@@ -19,11 +19,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import MilvusClient, MilvusException
 from pymilvus.exceptions import ConnectionConfigException
 
-from assetrag.config import INDEX_CHOICES
-from assetrag.errors import ConfigError, ModelMismatchError, StoreError, StoreLockedError
+from assetrag.config import is_server_uri
+from assetrag.errors import ModelMismatchError, StoreError, StoreLockedError
+from assetrag.store import migrations
+from assetrag.store.index import IndexSpec, as_index_spec, index_params
+from assetrag.store.schema import (
+    PROP_DIM,
+    PROP_MODEL,
+    PROP_SCHEMA,
+    SCALAR_FIELDS,
+    SCHEMA_VERSION,
+    build_schema,
+    properties,
+    schema_version,
+    with_defaults,
+)
 
 
 def _quiet_pymilvus() -> None:
@@ -38,33 +51,6 @@ def _quiet_pymilvus() -> None:
 
 _quiet_pymilvus()
 
-SCHEMA_VERSION = "1"
-MAX_PATH = 4096
-MAX_PATHS = 64  # byte-identical copies one asset remembers
-MAX_TAGS = 64
-MAX_TAG = 256
-PROP_MODEL = "assetrag.model"
-PROP_DIM = "assetrag.dim"
-PROP_SCHEMA = "assetrag.schema"
-
-#: every scalar field, in schema order (the vector is fetched only on request)
-SCALAR_FIELDS = (
-    "id",
-    "path",
-    "paths",
-    "mtimes",
-    "filename",
-    "size",
-    "mtime",
-    "width",
-    "height",
-    "tags",
-    "collection",
-    "source",
-    "lineage",
-    "metadata",
-)
-
 
 @dataclass(frozen=True)
 class Hit:
@@ -73,56 +59,6 @@ class Hit:
     id: str
     score: float
     fields: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    """Vector index type and parameters (build and search).
-
-    HNSW is the default on both backends: on a server it is the fast one (a few ms at 1M); on Milvus Lite
-    every search also pays a Python pass over all rows (~0.5 µs/row) whatever the index, and HNSW is still
-    the fastest there (FLAT is ~8x slower at 100k). IVF_PQ / DISKANN / SCANN are not offered: Lite accepts
-    them but their build fails in the background and search silently falls back to brute force.
-    """
-
-    index_type: str = "HNSW"
-    build: tuple[tuple[str, int], ...] = (("M", 16), ("efConstruction", 200))
-    search: tuple[tuple[str, int], ...] = (("ef", 64),)
-
-    @classmethod
-    def named(cls, name: str, *, server: bool = False) -> IndexSpec:
-        """The spec for an `--index` choice (see `INDEX_CHOICES`)."""
-        key = name.strip().lower().replace("-", "_")
-        if key == "auto":
-            return default_index(server)
-        if key == "hnsw":
-            return cls()
-        if key == "flat":
-            return cls("FLAT", (), ())
-        if key == "ivf_flat":
-            return cls("IVF_FLAT", (("nlist", 128),), (("nprobe", 16),))
-        if key == "autoindex":
-            return cls("AUTOINDEX", (), ())
-        raise ConfigError(f"unknown index {name!r}; choose one of {', '.join(INDEX_CHOICES)}")
-
-    def scaled(self, rows: int) -> IndexSpec:
-        """IVF's cluster count grown with the data (≈4·√rows), the probes with it; other types unchanged."""
-        if not self.index_type.startswith("IVF"):
-            return self
-        nlist = int(min(65536, max(128, 4 * rows**0.5)))
-        nprobe = max(dict(self.search).get("nprobe", 16), nlist // 64)
-        return IndexSpec(self.index_type, (("nlist", nlist),), (("nprobe", nprobe),))
-
-
-def default_index(server: bool) -> IndexSpec:
-    """HNSW (M 16, efConstruction 200, ef ≥ 64) on both backends; see `IndexSpec`."""
-    return IndexSpec()
-
-
-def as_index_spec(index: IndexSpec | str | None, server: bool) -> IndexSpec:
-    if index is None:
-        return default_index(server)
-    return index if isinstance(index, IndexSpec) else IndexSpec.named(index, server=server)
 
 
 _lite_users: dict[str, int] = {}  # open Stores per Milvus Lite path in this process
@@ -141,10 +77,6 @@ def _release_lite(uri: str) -> None:
         server_manager_instance.release_server(path)
 
 
-def is_server_uri(uri: str) -> bool:
-    return uri.startswith(("http://", "https://", "tcp://", "unix:"))
-
-
 class Store:
     """One assetrag library = one Milvus collection."""
 
@@ -161,11 +93,12 @@ class Store:
         self.name = collection
         self.is_server = is_server_uri(uri)
         #: the index a new collection gets (and `rebuild_index` builds); an existing one keeps its own
-        self.index = as_index_spec(index, self.is_server)
+        self.index = as_index_spec(index)
         self._loaded = False
         self._closed = False
         self._built: dict[str, Any] | None = None  # describe_index of the existing collection
         self._model_info: tuple[str, int] | None = None
+        self._upgraded = False  # schema migrations checked (once per Store)
         if not self.is_server:
             if not uri.endswith(".db"):
                 raise StoreError(
@@ -208,6 +141,10 @@ class Store:
     # -- collection lifecycle -------------------------------------------------------------------------
 
     def exists(self) -> bool:
+        """Whether the library exists (the first call also upgrades an older schema: `migrations`)."""
+        if not self._upgraded:
+            self._call(migrations.upgrade, self.client, self.name, where=f" at {self.uri}")
+            self._upgraded = True
         return bool(self._call(self.client.has_collection, self.name))
 
     def properties(self) -> dict[str, str]:
@@ -225,7 +162,7 @@ class Store:
             props = self.properties()
             if PROP_MODEL not in props:
                 return None
-            _check_schema(props.get(PROP_SCHEMA, "1"), self.name, self.uri)
+            _check_schema(props, self.name, self.uri)
             self._model_info = props[PROP_MODEL], int(props.get(PROP_DIM, "0"))
         return self._model_info
 
@@ -242,46 +179,28 @@ class Store:
         else:
             built_model, built_dim = info
             if built_model != model or built_dim != dim:
-                from assetrag.embedding import spec_for_name
-
                 raise ModelMismatchError(
                     f"library {self.name!r} at {self.uri} was built with model {built_model!r} "
-                    f"(dim {built_dim}); the model now in use is {model!r} (dim {dim}). Use --model "
-                    f"{spec_for_name(built_model)} (the model it was built with; or --model auto, which reopens "
-                    "a library with its own model), or another --library name (a new library) and re-ingest"
+                    f"(dim {built_dim}); the model now in use is {model!r} (dim {dim}). Use the model it was "
+                    "built with (--model auto reopens a library with the model it was built with), or another "
+                    "--library name (a new library) and re-ingest",
+                    library=self.name,
+                    built_model=built_model,
+                    built_dim=built_dim,
+                    model=model,
+                    dim=dim,
                 )
         self.load()
 
     def _create(self, model: str, dim: int) -> None:
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
-        schema.add_field(
-            "paths",
-            DataType.ARRAY,
-            element_type=DataType.VARCHAR,
-            max_capacity=MAX_PATHS,
-            max_length=MAX_PATH,
-        )
-        schema.add_field("mtimes", DataType.ARRAY, element_type=DataType.INT64, max_capacity=MAX_PATHS)
-        schema.add_field("filename", DataType.VARCHAR, max_length=1024)
-        for name in ("size", "mtime", "width", "height"):
-            schema.add_field(name, DataType.INT64)
-        schema.add_field(
-            "tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_TAGS, max_length=MAX_TAG
-        )
-        schema.add_field("collection", DataType.VARCHAR, max_length=256)
-        schema.add_field("source", DataType.VARCHAR, max_length=32)
-        schema.add_field("lineage", DataType.JSON)
-        schema.add_field("metadata", DataType.JSON)
         self._call(
             self.client.create_collection,
             self.name,
-            schema=schema,
-            index_params=self._index_params(self.index),  # built as the data arrives
-            properties={PROP_MODEL: model, PROP_DIM: str(dim), PROP_SCHEMA: SCHEMA_VERSION},
+            schema=build_schema(dim),
+            index_params=index_params(self.client, self.index),  # built as the data arrives
+            properties=properties(model, dim),
         )
+        self._upgraded = True
 
     def load(self) -> None:
         """Load the collection into memory (collections are released after a restart)."""
@@ -305,8 +224,10 @@ class Store:
         return False
 
     def drop(self) -> None:
-        if self.exists():
-            self._call(self.client.drop_collection, self.name)
+        """Drop the library (and any copy an interrupted schema migration left)."""
+        for name in [self.name, *self._call(migrations.leftovers, self.client, self.name)]:
+            if self._call(self.client.has_collection, name):
+                self._call(self.client.drop_collection, name)
         self._loaded = False
         self._built = None
         self._model_info = None
@@ -357,11 +278,9 @@ class Store:
         rows = self.count()
         if index is None:  # the same type again, with the parameters it was built with
             current = self.index_info()
-            spec = IndexSpec.named(current.get("index_type", "hnsw")) if current else self.index
-            if current.get("params"):
-                spec = IndexSpec(spec.index_type, tuple(_int_params(current["params"])), spec.search)
+            spec = IndexSpec.of(current) if current else self.index
         else:
-            spec = as_index_spec(index, self.is_server).scaled(rows)
+            spec = as_index_spec(index).scaled(rows)
         t0 = time.perf_counter()
         self._call(self.client.release_collection, self.name)
         self._loaded = False
@@ -369,7 +288,7 @@ class Store:
             self._call(self.client.drop_index, self.name, name)
         self._built = None
         try:
-            self._call(self.client.create_index, self.name, self._index_params(spec), timeout=timeout)
+            self._call(self.client.create_index, self.name, index_params(self.client, spec), timeout=timeout)
         except Exception as exc:  # a StoreError, or the gRPC channel giving up on a long build
             if not self._wait_for_index(spec.index_type, timeout):
                 raise StoreError(
@@ -401,15 +320,7 @@ class Store:
             time.sleep(1.0)
 
     def _index_params(self, spec: IndexSpec) -> Any:
-        index_params = self.client.prepare_index_params()
-        index_params.add_index(
-            field_name="vector",
-            index_type=spec.index_type,
-            metric_type="COSINE",
-            # nested "params" is the form both Lite and the server honour (see MILVUS_NOTES.md)
-            params={"params": dict(spec.build)},
-        )
-        return index_params
+        return index_params(self.client, spec)
 
     def _search_params(self, limit: int) -> dict[str, Any]:
         """Search parameters that fit the index the collection *has* (not the one this Store would build)."""
@@ -436,9 +347,10 @@ class Store:
     # -- writes -----------------------------------------------------------------------------------
 
     def upsert(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert or replace whole rows (every field, vector included)."""
+        """Insert or replace whole rows (every field, vector included; fields added by a later schema
+        than the row builder knows get their defaults, `schema.DEFAULTS`)."""
         if rows:
-            self._call(self.client.upsert, self.name, list(rows))
+            self._call(self.client.upsert, self.name, [with_defaults(r) for r in rows])
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
@@ -478,6 +390,13 @@ class Store:
         self, fields: Sequence[str] = SCALAR_FIELDS, filter: str = "", batch_size: int = 1000
     ) -> Iterator[dict[str, Any]]:
         """Every row matching `filter`, in batches (works past Milvus' 16,384-row query window)."""
+        for batch in self.batches(fields, filter, batch_size):
+            yield from batch
+
+    def batches(
+        self, fields: Sequence[str] = SCALAR_FIELDS, filter: str = "", batch_size: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every row matching `filter`, a batch at a time (pymilvus' `query_iterator`, not offset paging)."""
         if not self.exists():
             return
         self.load()
@@ -499,8 +418,7 @@ class Store:
                 batch = self._call(it.next)
                 if not batch:
                     break
-                for row in batch:
-                    yield dict(row)
+                yield [dict(row) for row in batch]
         finally:
             it.close()
 
@@ -582,24 +500,10 @@ class Store:
             raise StoreError(f"Milvus ({self.uri}, library {self.name!r}) failed: {msg}") from exc
 
 
-def _check_schema(stored: str, name: str, uri: str) -> None:
-    """Refuse a collection written with a newer schema than this version knows (older ones: migrate here)."""
-    try:
-        version = int(stored)
-    except ValueError:
-        version = 1 << 30
-    if version > int(SCHEMA_VERSION):
+def _check_schema(props: dict[str, str], name: str, uri: str) -> None:
+    """Refuse a collection written with a newer schema than this version knows (older ones were migrated)."""
+    if schema_version(props) > SCHEMA_VERSION:
         raise StoreError(
-            f"library {name!r} at {uri} was written by a newer assetrag (schema {stored}; this version "
-            f"knows schema {SCHEMA_VERSION}); upgrade assetrag to open it"
+            f"library {name!r} at {uri} was written by a newer assetrag (schema {props.get(PROP_SCHEMA)}; this "
+            f"version knows schema {SCHEMA_VERSION}); upgrade assetrag to open it"
         )
-
-
-def _int_params(params: dict[str, Any]) -> list[tuple[str, int]]:
-    out = []
-    for key, value in params.items():
-        try:
-            out.append((str(key), int(value)))
-        except (TypeError, ValueError):
-            continue
-    return out

@@ -40,13 +40,27 @@ const splitTags = (s) => s.split(",").map((t) => t.trim()).filter(Boolean);
 
 /* ---- API access (token kept in sessionStorage; asked for once on a 401) ------------------------ */
 class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, data) {
     super(typeof detail === "string" ? detail : JSON.stringify(detail));
     this.status = status;
+    this.data = data; // the response body (e.g. an upload with some files rejected still has a job)
   }
 }
 
 let tokenPrompt = null; // one dialog for all the requests that got a 401 together
+const awaitingToken = new Set(); // start-up loaders that got a 401: run again once a token is accepted
+
+function needsToken(loader, e) {
+  const locked = e instanceof ApiError && e.status === 401;
+  if (locked) awaitingToken.add(loader);
+  return locked;
+}
+
+function tokenAccepted() {
+  const again = [...awaitingToken];
+  awaitingToken.clear();
+  for (const loader of again) loader();
+}
 
 function askToken(rejected) {
   tokenPrompt ??= new Promise((resolve) => {
@@ -90,11 +104,12 @@ async function api(path, { method = "GET", json, form, params } = {}, retried = 
     if (token && sessionStorage.getItem(TOKEN_KEY) === token) sessionStorage.removeItem(TOKEN_KEY);
     if (await askToken(Boolean(token))) return api(path, { method, json, form, params }, true);
   }
+  if (retried && res.status !== 401 && awaitingToken.size) tokenAccepted(); // e.g. a wrong token, then the right one
   const data = res.headers.get("content-type")?.includes("json") ? await res.json() : await res.text();
   if (!res.ok) {
     let detail = data && data.detail !== undefined ? data.detail : data;
     if (Array.isArray(detail)) detail = detail.map((e) => `${(e.loc || []).slice(1).join(".")}: ${e.msg}`).join("; ");
-    throw new ApiError(res.status, detail || res.statusText);
+    throw new ApiError(res.status, detail || res.statusText, data);
   }
   return data;
 }
@@ -124,7 +139,7 @@ async function refreshLibrary() {
     fillSelect($("#gen-style"), "None", f.collections, "brand-style");
   } catch (e) {
     $("#lib-status").textContent = "library unavailable";
-    if (!(e instanceof ApiError && e.status === 401)) showError(e);
+    if (!needsToken(refreshLibrary, e)) showError(e);
   }
 }
 
@@ -196,7 +211,7 @@ function describeQuery(page) {
   const parts = [];
   if (S.q) parts.push(`“${S.q}”`);
   if (S.file) parts.push(`image ${S.file.name}`);
-  if (parts.length) return `Best matches for ${parts.join(" + ")}`;
+  if (parts.length) return `Best matches for ${parts.join(" + ")}` + (page.items.some(isHybrid) ? " · ranked by meaning + words" : "");
   return page.total !== null && page.total !== undefined ? `${page.total.toLocaleString()} assets` : "All assets";
 }
 
@@ -256,12 +271,13 @@ function assetCard(item, scored) {
       onclick: () => openDetail(item.id),
     },
     h("div", { class: "thumb" }, h("img", { src: item.thumb_url, alt: item.filename, loading: "lazy", decoding: "async" })),
-    scored ? h("span", { class: "score", title: "cosine similarity" }, fmtScore(item.score)) : null,
-    scored ? h("span", { class: "rank" }, "#" + item.rank) : null,
+    item.play_url ? playControl(item) : null,
+    scored ? h("span", { class: "score", title: scoreTitle(item) }, h("small", {}, "sim "), fmtScore(item.score)) : null,
+    scored ? h("span", { class: "rank", title: scoreTitle(item) }, "#" + item.rank) : null,
     h(
       "div",
       { class: "asset-info" },
-      h("span", { class: "asset-name" }, item.filename),
+      h("span", { class: "asset-name" }, item.label || item.filename),
       h(
         "span",
         { class: "asset-sub" },
@@ -270,6 +286,63 @@ function assetCard(item, scored) {
       ),
     ),
   );
+}
+
+/* The badge is the cosine similarity. A hybrid list is ordered by meaning and words together (fused or
+ * re-ranked), so the similarity need not fall down the list: the tooltip and the result line say so. */
+const isHybrid = (item) => item.fused_score !== null && item.fused_score !== undefined;
+
+function scoreTitle(item) {
+  const sim = `similarity ${fmtScore(item.score)}: how close the image is to the query in meaning`;
+  if (!isHybrid(item)) return `${sim}. The list is ordered by it.`;
+  const side = (r) => (r === null || r === undefined ? "not a candidate" : "#" + r);
+  return (
+    `${sim}. Ranked #${item.rank} by meaning and words (file names, tags, captions) together: ` +
+    `by meaning ${side(item.vector_rank)}, by words ${side(item.lexical_rank)}.`
+  );
+}
+
+// a video frame's card: ▶ plays the original video from the frame's time (`play_url` ends in `#t=<seconds>`,
+// a media fragment; the server answers the player's Range requests)
+function playControl(item) {
+  return h(
+    "span",
+    {
+      class: "play",
+      role: "link",
+      tabindex: "0",
+      title: "play from " + item.time + "s",
+      dataset: { href: item.play_url },
+      onclick: (ev) => {
+        ev.stopPropagation();
+        openPlayer(item);
+      },
+      onkeydown: (ev) => {
+        if (ev.key === "Enter" || ev.key === " ") {
+          ev.preventDefault();
+          ev.stopPropagation();
+          openPlayer(item);
+        }
+      },
+    },
+    "▶",
+  );
+}
+
+function openPlayer(item) {
+  let dlg = $("#player");
+  if (!dlg) {
+    const video = h("video", { controls: true, playsinline: true, preload: "metadata" });
+    const close = h("button", { type: "button", class: "player-close", onclick: () => dlg.close() }, "Close");
+    dlg = h("dialog", { id: "player" }, h("div", { class: "player-title" }), video, close);
+    dlg.addEventListener("close", () => video.pause());
+    document.body.append(dlg);
+  }
+  dlg.querySelector(".player-title").textContent = item.label || item.filename;
+  const video = dlg.querySelector("video");
+  video.src = item.play_url;
+  dlg.showModal();
+  video.play().catch(() => {}); // autoplay may be refused; the controls remain
 }
 
 function startSearch() {
@@ -472,7 +545,13 @@ async function upload(ev) {
   for (const t of splitTags($("#upload-tags").value)) form.append("tag", t);
   $("#upload-btn").disabled = true;
   try {
-    const res = await api("/api/ingest/uploads", { method: "POST", form });
+    let res;
+    try {
+      res = await api("/api/ingest/uploads", { method: "POST", form });
+    } catch (e) {
+      if (!(e instanceof ApiError && e.data && e.data.job)) throw e;
+      res = e.data; // 422: some files were rejected, the others are being ingested
+    }
     for (const r of res.rejected) toast(`${r.name}: ${r.reason}`, "error", 8000);
     trackJob(res.job);
     setUploadFiles([]);
@@ -695,12 +774,14 @@ function renderResult({ plan, result }) {
       h(
         "div",
         {},
-        h(
-          "div",
-          { class: "fidelity" + cls },
-          h("strong", { id: "gen-fidelity" }, mean === null ? "n/a" : mean.toFixed(3)),
-          h("span", { class: "muted" }, mean === null ? "fidelity: a reference board is not scored" : `mean fidelity to its references (min ${fid.min.toFixed(3)})`),
-        ),
+        mean === null
+          ? h("p", { class: "muted fidelity-note", id: "gen-fidelity-note" }, result.backend === "board" ? "No fidelity for a reference board: it shows the references themselves." : "Fidelity was not measured.")
+          : h(
+              "div",
+              { class: "fidelity" + cls },
+              h("strong", { id: "gen-fidelity" }, mean.toFixed(3)),
+              h("span", { class: "muted" }, `mean fidelity to its references (min ${fid.min.toFixed(3)})`),
+            ),
         result.flagged ? h("p", { class: "error" }, "Below the fidelity threshold: check it before use.") : null,
         ...result.warnings.map((w) => h("p", { class: "muted" }, w)),
         h("h3", {}, `References (${refs.length})`),
@@ -726,17 +807,25 @@ function renderResult({ plan, result }) {
 }
 
 async function loadBackends() {
-  let names = ["board"];
+  let list = [{ name: "board", available: true }];
   let dflt = "board";
   try {
     const res = await api("/api/generate/backends");
-    if (res.items.length) names = res.items;
+    if (res.items.length) list = res.backends || res.items.map((name) => ({ name, available: true }));
     dflt = res.default;
   } catch (e) {
-    /* the select keeps "board" */
+    needsToken(loadBackends, e); /* the select keeps "board" */
   }
-  $("#gen-backend").replaceChildren(...names.map((n) => h("option", { value: n }, n)));
-  $("#gen-backend").value = dflt;
+  const sel = $("#gen-backend");
+  const kept = sel.value; // a reload after the token keeps the user's choice
+  sel.replaceChildren(
+    ...list.map((b) => h("option", { value: b.name, disabled: !b.available, title: b.reason }, b.available ? b.name : `${b.name} (not set up)`)),
+  );
+  const usable = list.filter((b) => b.available).map((b) => b.name);
+  sel.value = usable.includes(kept) ? kept : usable.includes(dflt) ? dflt : usable[0] || "";
+  const off = list.filter((b) => !b.available);
+  $("#gen-backend-note").replaceChildren(...(off.length ? ["Not set up on this server: ", off.map((b) => `${b.name} (${b.reason})`).join("; ")] : []));
+  $("#gen-backend-note").hidden = !off.length;
   syncStoreDefault();
 }
 

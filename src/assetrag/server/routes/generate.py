@@ -8,16 +8,29 @@ The RAG loop is `assetrag.rag`; this module calls
 The page lets the user swap or remove references; it sends its choice back as `refs` (brief item →
 asset ids). The server re-plans and replaces the plan's chosen references with those assets, each
 looked up in the library by id: a client can only ever point at stored assets, never at a file path.
+
+Images of the user's own (a player's photo, an artist's illustration) come as a multipart request: the JSON
+body as the form field `request`, each image as a file field `ref` (`GIVEN_FIELD`). They are references for
+this generation only, never ingested: `/plan` checks them and removes them after planning; `/generate` keeps
+them in the server's generated folder (`given/<sha256 prefix>/<file name>`), where the output's lineage names
+them (sha256 as `id`, file name, path). An item of the brief that points at one ("this character", "ce
+personnage") is bound to it instead of searched (`rag.plan`'s `given`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from assetrag import rag
@@ -27,18 +40,79 @@ from assetrag.server.schemas import GenerateRequest, PlanRequest
 from assetrag.server.schemas import Job as JobOut
 from assetrag.server.security import ASSET_ID_RE, require_token_or_signature
 from assetrag.server.state import AppState, get_state
+from assetrag.server.uploads import Saved, save_uploads
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 media = APIRouter(prefix="/generate", tags=["generate"], dependencies=[Depends(require_token_or_signature)])
 
 DEFAULT_BACKEND = "board"
+M = TypeVar("M", bound=BaseModel)
+GIVEN_FIELD = "ref"  # the multipart file field of the user's own reference images
+MAX_GIVEN = 8  # of them, per request
 
 
-def make_plan(state: AppState, body: PlanRequest | GenerateRequest) -> Plan:
+def _multipart_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a route that reads JSON or multipart itself (FastAPI cannot declare both)."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    form = {
+        "type": "object",
+        "required": ["request"],
+        "properties": {
+            "request": {"type": "string", "description": f"the {model.__name__} as JSON"},
+            GIVEN_FIELD: {"type": "array", "items": {"type": "string", "format": "binary"}},
+        },
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ref}, "multipart/form-data": {"schema": form}},
+        }
+    }
+
+
+async def read_request(request: Request, model: type[M]) -> tuple[M, list[UploadFile]]:
+    """The body (JSON, or multipart: the JSON as field `request` plus `ref` image files) and the files."""
+    files: list[UploadFile] = []
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form(max_files=MAX_GIVEN, max_fields=8)
+            raw = form.get("request")
+            if not isinstance(raw, str):
+                raise HTTPException(
+                    status.HTTP_400_BAD_REQUEST, "a multipart request needs its JSON as field 'request'"
+                )
+            body = model.model_validate_json(raw)
+            files = [f for f in form.getlist(GIVEN_FIELD) if not isinstance(f, str)]
+        else:
+            body = model.model_validate(await request.json())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    except json.JSONDecodeError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"the body is not JSON: {exc}") from exc
+    return body, files
+
+
+async def save_given(state: AppState, files: list[UploadFile], dest: Path) -> list[Saved]:
+    """Check and save the user's own reference images under `dest/<sha256 prefix>/`; any bad one is a 400."""
+    saved: list[Saved] = []
+    for f in files:
+        data = await f.read(state.config.max_upload_bytes + 1)
+        await f.seek(0)
+        folder = dest / hashlib.sha256(data).hexdigest()[:16]
+        ok, rejected = await save_uploads([f], folder, max_bytes=state.config.max_upload_bytes)
+        if rejected:
+            code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if rejected[0].too_large else status.HTTP_400_BAD_REQUEST
+            raise HTTPException(code, f"reference image {rejected[0].name!r}: {rejected[0].reason}")
+        saved += ok
+    return saved
+
+
+def make_plan(state: AppState, body: PlanRequest | GenerateRequest, given: list[Saved] = ()) -> Plan:
     state.ensure_model()
     plan = rag.plan(
         state.library,
         body.brief,
+        given=[g.path for g in given],
         backend=body.backend or DEFAULT_BACKEND,
         refs=body.max_refs,
         collection=body.collection or None,
@@ -88,17 +162,47 @@ def result_dict(state: AppState, job_id: str, result: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/backends", summary="Generator backends this server knows")
+@router.get("/backends", summary="Generator backends this server knows, and which of them it can run")
 def backends() -> dict[str, Any]:
-    from assetrag.generation import list_generators
+    """`items`: the backend names; `backends`: each one's `available` and, when not, the `reason` (the server
+    setting or package it lacks, e.g. "set GEMINI_API_KEY on the server": never a key's value)."""
+    from assetrag.generation import generator_availability, list_generators
 
-    return {"items": list_generators(), "default": DEFAULT_BACKEND}
+    return {"items": list_generators(), "default": DEFAULT_BACKEND, "backends": generator_availability()}
 
 
-@router.post("/plan", summary="Plan a generation: the brief's items, candidates and the chosen references")
-async def plan(body: PlanRequest, state: Annotated[AppState, Depends(get_state)]) -> dict[str, Any]:
-    planned = await run_in_threadpool(make_plan, state, body)
-    return state.with_urls(planned.to_dict())
+@router.post(
+    "/plan",
+    summary="Plan a generation: the brief's items, candidates and the chosen references",
+    openapi_extra=_multipart_doc(PlanRequest),
+)
+async def plan(request: Request, state: Annotated[AppState, Depends(get_state)]) -> dict[str, Any]:
+    body, files = await read_request(request, PlanRequest)
+    if not files:
+        planned = await run_in_threadpool(make_plan, state, body)
+        return state.with_urls(planned.to_dict())
+    assert state.config.generated_dir is not None
+    Path(state.config.generated_dir).mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".plan-", dir=state.config.generated_dir))
+    try:  # a plan only looks at them: they are gone when it is answered
+        given = await save_given(state, files, scratch)
+        planned = await run_in_threadpool(make_plan, state, body, given)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return state.with_urls(_client_paths(planned.to_dict(), given))
+
+
+def _client_paths(value: Any, given: list[Saved]) -> Any:
+    """`value` with the server paths of the given images replaced by the names the client sent."""
+    names = {g.path: g.name for g in given}
+    if isinstance(value, dict):
+        return {
+            k: names.get(v, v) if k == "path" and isinstance(v, str) else _client_paths(v, given)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_client_paths(v, given) for v in value]
+    return value
 
 
 @router.post(
@@ -106,10 +210,15 @@ async def plan(body: PlanRequest, state: Annotated[AppState, Depends(get_state)]
     response_model=JobOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Generate from a brief, with the references the user chose (a job; poll /api/jobs/{id})",
+    openapi_extra=_multipart_doc(GenerateRequest),
 )
-async def generate(body: GenerateRequest, state: Annotated[AppState, Depends(get_state)]) -> dict:
+async def generate(request: Request, state: Annotated[AppState, Depends(get_state)]) -> dict:
+    body, files = await read_request(request, GenerateRequest)
     _check_refs(body.refs)
-    planned = await run_in_threadpool(make_plan, state, body)  # a bad choice is a 400 now, not a failed job
+    assert state.config.generated_dir is not None
+    given = await save_given(state, files, Path(state.config.generated_dir) / "given")
+    # a bad choice is a 400 now, not a failed job
+    planned = await run_in_threadpool(make_plan, state, body, given)
     opts = {k: v for k, v in (("aspect_ratio", body.aspect_ratio), ("size", body.size), ("seed", body.seed)) if v}
     options = None
     if opts:
@@ -133,6 +242,8 @@ async def generate(body: GenerateRequest, state: Annotated[AppState, Depends(get
         return state.with_urls({"plan": planned.to_dict(), "result": result_dict(state, job.id, result)})
 
     params = body.model_dump(exclude_none=True)
+    if given:
+        params["given"] = [{"name": g.name, "id": g.id} for g in given]
     return state.jobs.submit("generate", work, params).to_dict()
 
 

@@ -2,33 +2,84 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile, status
+from fastapi.responses import JSONResponse
 
+from assetrag.errors import PruneRefused
+from assetrag.ingest import IngestReport
 from assetrag.server.jobs import Job
 from assetrag.server.schemas import IngestFolder, UploadResult
 from assetrag.server.schemas import Job as JobOut
 from assetrag.server.security import PathRefused, resolve_request_path
 from assetrag.server.state import AppState, get_state
-from assetrag.server.uploads import safe_name, save_uploads
+from assetrag.server.uploads import discard_unused, safe_name, save_uploads
 
 router = APIRouter(tags=["ingest"])
 
 
 def start_ingest(
-    state: AppState, paths: list[str], *, collection: str | None, tags: list[str], prune: bool, params: dict
+    state: AppState,
+    paths: list[str],
+    *,
+    collection: str | None,
+    tags: list[str],
+    params: dict,
+    prune: bool = False,
+    max_delete: int | str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    done: Callable[[IngestReport | None], None] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Job:
+    """An ingest job. Its result is the report with paths named relative to the server's folders; a refused
+    prune ends the job `failed` with the reasons as `error` and the report (the rest of the run was done) as
+    `result`. `done(report or None)` runs after the ingest, whatever happened; `extra` joins the result."""
+
     def work(job: Job) -> dict[str, Any]:
-        state.ensure_model()
+        report: IngestReport | None = None
         try:
-            report = state.library.ingest(paths, collection=collection, tags=tags, prune=prune, progress=job)
+            state.ensure_model()
+            report = state.library.ingest(
+                paths,
+                collection=collection,
+                tags=tags,
+                prune=prune,
+                progress=job,
+                max_delete=max_delete,
+                force=force,
+                dry_run=dry_run,
+            )
         finally:
             state.invalidate()
-        return report.to_dict()
+            if done is not None:
+                done(report)
+        out = report.to_dict()
+        out["errors"] = [
+            {"path": state.client_text(e.path), "reason": state.client_text(e.reason)} for e in report.errors
+        ]
+        out["refused"] = [state.client_text(r) for r in report.refused]
+        out["would_prune"] = [state.client_text(p) for p in report.would_prune]
+        out.update(extra or {})
+        if report.refused:
+            raise PruneRefused("prune refused: " + "; ".join(out["refused"]), result=out)
+        return out
 
     return state.jobs.submit("ingest", work, params)
+
+
+INGEST_HELP = """Ingest a folder inside the server's roots as a background job; poll `/api/jobs/{id}`.
+
+`prune: true` also removes stored files gone from disk, but only under a folder that could be listed in this
+run and that holds images, and at most `max_delete` assets (`N` or `P%` of the library, default 10%). When a
+prune is held back (a missing, unreadable or empty folder; too many deletions) the job ends with status
+`failed`, `error` says why (and that `force: true` prunes anyway), and `result` is the ingest report — new and
+changed files were still ingested; `result.refused` lists the reasons. `dry_run: true` changes nothing and lists
+in `result.would_prune` what a prune would remove. Paths in results and errors are relative to the server's
+roots."""
 
 
 @router.post(
@@ -36,6 +87,7 @@ def start_ingest(
     response_model=JobOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Ingest a folder on the server (a job; poll /api/jobs/{id})",
+    description=INGEST_HELP,
 )
 def ingest_folder(body: IngestFolder, state: Annotated[AppState, Depends(get_state)]) -> dict:
     try:
@@ -48,9 +100,35 @@ def ingest_folder(body: IngestFolder, state: Annotated[AppState, Depends(get_sta
         collection=body.collection or None,
         tags=[t for t in body.tags if t.strip()],
         prune=body.prune,
-        params={"path": str(real), "collection": body.collection, "tags": body.tags, "prune": body.prune},
+        max_delete=body.max_delete,
+        force=body.force,
+        dry_run=body.dry_run,
+        params={
+            "path": str(real),
+            "collection": body.collection,
+            "tags": body.tags,
+            "prune": body.prune,
+            "max_delete": body.max_delete,
+            "force": body.force,
+            "dry_run": body.dry_run,
+        },
     )
     return job.to_dict()
+
+
+UPLOAD_HELP = """Upload images and ingest them as a background job; poll `/api/jobs/{id}`.
+
+Each file is checked before it is saved (size limit, an accepted format, the whole image decodes, not a
+decompression bomb). Per file: `saved` (being ingested by `job`) or `rejected` with the reason.
+
+* every file accepted: **202** with the job;
+* some rejected: **422**, the same body — the good files are saved and ingested by `job` all the same, the
+  rejected ones are not saved; `detail` names them;
+* none accepted: **413** (all too large) or **415**, with the reason per file in `detail`.
+
+A saved file the ingest then cannot take is deleted again (no upload stays saved but not in the library); the
+job's `result.errors` and `result.discarded` name it. Reasons name the client's own file names; errors in
+the job's result name paths relative to the upload folder."""
 
 
 @router.post(
@@ -58,13 +136,15 @@ def ingest_folder(body: IngestFolder, state: Annotated[AppState, Depends(get_sta
     response_model=UploadResult,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Upload images (checked, size-limited) and ingest them (a job)",
+    description=UPLOAD_HELP,
+    responses={422: {"model": UploadResult, "description": "some files were rejected; the others are ingested"}},
 )
 async def ingest_uploads(
     state: Annotated[AppState, Depends(get_state)],
     files: Annotated[list[UploadFile], File(description="image files")],
     collection: Annotated[str | None, Form(max_length=256)] = None,
     tag: Annotated[list[str] | None, Form()] = None,
-) -> dict:
+) -> Any:
     if len(files) > state.config.max_upload_files:
         raise HTTPException(
             413,  # (the constant was renamed across Starlette versions)
@@ -83,13 +163,26 @@ async def ingest_uploads(
         code = 413 if all(r.too_large for r in rejected) else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
         raise HTTPException(code, "no file was accepted: " + "; ".join(f"{r.name}: {r.reason}" for r in rejected))
     tags = ["upload", *[t.strip() for t in tag or [] if t.strip()]]
+
+    def discard(report: IngestReport | None) -> None:
+        failed = {e.path for e in report.errors} if report is not None else None
+        ingested = None if failed is None else {s.path for s in saved if s.path not in failed}
+        discarded.extend(discard_unused(saved, ingested))
+
+    discarded: list[str] = []
     job = start_ingest(
         state,
         [s.path for s in saved],
         collection=coll,
         tags=tags,
-        prune=False,
         params={"files": [s.path for s in saved], "collection": coll, "tags": tags},
+        done=discard,
+        extra={"discarded": discarded},
     )
     out["job"] = job.to_dict()
+    if rejected:
+        detail = f"{len(rejected)} of {len(files)} file(s) rejected, the others are being ingested: " + "; ".join(
+            f"{r.name}: {r.reason}" for r in rejected
+        )
+        return JSONResponse({**out, "detail": detail, "error": "SomeFilesRejected"}, status_code=422)
     return out

@@ -13,7 +13,7 @@ from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, LANGS, MODES, RERANKER
 from assetrag.server.routes.common import Filters, Paging, filters, paging
 from assetrag.server.schemas import MAX_LIMIT, SearchPage
 from assetrag.server.state import AppState, get_state
-from assetrag.server.uploads import check_image
+from assetrag.server.uploads import check_image, format_mb
 
 router = APIRouter(tags=["search"])
 
@@ -36,6 +36,12 @@ UNDERSTAND_HELP = (
 )
 
 
+GROUP_HELP = (
+    "a video once, at its best moment (its other matching moments in `moments`); default: once per matching "
+    "keyframe, each with its `time`"
+)
+
+
 def _search(
     state: AppState,
     text: str | None,
@@ -47,6 +53,7 @@ def _search(
     understand: bool,
     lang: str = "auto",
     rerank: str = DEFAULT_RERANK or "none",
+    group_videos: bool = False,
 ) -> dict:
     state.ensure_model()
     q = Query(
@@ -59,6 +66,7 @@ def _search(
         lang=lang,
         rerank=None if rerank == "none" else rerank,
         understand=understand,
+        group_videos=group_videos,
         **f.kwargs(),
     )
     result = state.library.query(q)  # the one query path: the CLI prints the same object
@@ -83,8 +91,9 @@ def search_text(
     understand: Annotated[bool, Param(description=UNDERSTAND_HELP)] = True,
     lang: Annotated[Lang, Param(description=LANG_HELP)] = "auto",
     rerank: Annotated[Rerank, Param(description=RERANK_HELP)] = DEFAULT_RERANK or "none",
+    group_videos: Annotated[bool, Param(description=GROUP_HELP)] = False,
 ) -> dict:
-    return _search(state, q, None, f, p, 0.5, mode, understand, lang, rerank)
+    return _search(state, q, None, f, p, 0.5, mode, understand, lang, rerank, group_videos)
 
 
 @router.post("/search", response_model=SearchPage, summary="Search by an uploaded image, text, or both")
@@ -101,6 +110,7 @@ async def search_image(
     understand: Annotated[bool, Form(description=UNDERSTAND_HELP)] = True,
     lang: Annotated[Lang, Form(description=LANG_HELP)] = "auto",
     rerank: Annotated[Rerank, Form(description=RERANK_HELP)] = DEFAULT_RERANK or "none",
+    group_videos: Annotated[bool, Form(description=GROUP_HELP)] = False,
     offset: Annotated[int, Form(ge=0, le=16000)] = 0,
     limit: Annotated[int, Form(ge=1, le=MAX_LIMIT)] = 24,
 ) -> dict:
@@ -111,7 +121,7 @@ async def search_image(
         if len(data) > limit_bytes:
             raise HTTPException(
                 413,  # (the constant was renamed across Starlette versions)
-                f"the query image is larger than the {limit_bytes // (1024 * 1024)} MB upload limit",
+                f"the query image is larger than the {format_mb(limit_bytes)} upload limit",
             )
         name = image.filename or "query image"
         check_image(data, name)
@@ -120,5 +130,16 @@ async def search_image(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "give a text query, an image, or both")
     f = filters(collection, tag, source, min_score)
     return await run_in_threadpool(
-        _search, state, q, query_image, f, Paging(offset, limit), text_weight, mode, understand, lang, rerank
+        _search,
+        state,
+        q,
+        query_image,
+        f,
+        Paging(offset, limit),
+        text_weight,
+        mode,
+        understand,
+        lang,
+        rerank,
+        group_videos,
     )

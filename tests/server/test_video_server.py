@@ -1,0 +1,116 @@
+"""Videos through the server: a search hit carries `time` and `play_url` (`…/image#t=4`), the original is
+streamed with Range requests (206), the thumbnail is the keyframe's own frame; and in headless Chromium the
+result card's ▶ opens a player that starts at the hit's time."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from server_support import TOKEN, server_config
+
+from assetrag import Library
+from assetrag.server import create_app
+from fakes.videos import make_video
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def video_served(tmp_path_factory, photo_arrays, offline_embedder) -> Iterator[tuple[Library, Path]]:
+    """A library holding one VP9 WebM (cat [0, 2) s, rocket [2, 4) s) — a codec every Chromium plays."""
+    base = tmp_path_factory.mktemp("video-served")
+    root = base / "roots" / "library"
+    make_video(root / "campaign" / "lunar.webm", [photo_arrays["cat"], photo_arrays["rocket"]], codec="libvpx-vp9")
+    lib = Library(base / "lib.db", library="assets", embedder=offline_embedder)
+    report = lib.ingest(root)
+    assert report.keyframes == 2, report.errors
+    yield lib, base
+    lib.close()
+
+
+def test_a_video_hit_has_its_time_a_play_url_a_range_served_original_and_a_frame_thumbnail(video_served):
+    lib, base = video_served
+    with TestClient(create_app(lib, server_config(base))) as client:
+        res = client.get("/api/search", params={"q": "a rocket", "limit": 1, "mode": "vector"})
+        assert res.status_code == 200, res.text
+        hit = res.json()["items"][0]
+        assert hit["media"] == "video_frame" and hit["time"] == pytest.approx(2.0)
+        assert hit["label"] == "lunar.webm @ 2.0s" and hit["play_url"].endswith("#t=2")
+        size = (base / "roots" / "library" / "campaign" / "lunar.webm").stat().st_size
+        part = client.get(hit["image_url"], headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206 and len(part.content) == 100
+        assert part.headers["content-type"] == "video/webm"
+        assert part.headers["content-range"] == f"bytes 100-199/{size}"
+        thumb = client.get(hit["thumb_url"])
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+        img = np.asarray(Image.open(__import__("io").BytesIO(thumb.content)).convert("RGB"), np.float32)
+        rocket = np.asarray(Image.fromarray(lib_frame_reference(base)).resize(img.shape[1::-1]), np.float32)
+        assert np.abs(img - rocket).mean() < 25  # the rocket frame, not the cat at 0 s
+        grouped = client.get("/api/search", params={"q": "a rocket", "limit": 5, "group_videos": True}).json()
+        assert len(grouped["items"]) == 1 and grouped["items"][0]["moments"] == [pytest.approx(0.0)]
+
+
+def lib_frame_reference(base: Path) -> np.ndarray:
+    from assetrag.video import frame_at
+
+    return np.asarray(frame_at(base / "roots" / "library" / "campaign" / "lunar.webm", 2.0))
+
+
+@pytest.fixture(scope="module")
+def live_server(video_served) -> Iterator[str]:
+    import uvicorn
+
+    lib, base = video_served
+    app = create_app(lib, server_config(base, api_token=TOKEN))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+    sock.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium is not installed at /usr/bin/chromium")
+def test_the_result_card_plays_the_video_from_the_hit(live_server):
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM_ARGS, open_app, search
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_context(base_url=live_server).new_page()
+        page.set_default_timeout(15_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        open_app(page)
+        search(page, "a rocket")
+        card = page.locator("#results .asset").first
+        assert card.locator(".asset-name").inner_text() == "lunar.webm @ 2.0s"
+        play = card.locator(".play")
+        assert play.get_attribute("data-href").split("#")[1] == "t=2"
+        play.click()
+        page.wait_for_selector("#player[open] video")
+        # the browser seeks to the media fragment's time once it has the metadata (fetched by Range)
+        page.wait_for_function("() => { const v = document.querySelector('#player video'); return v.readyState >= 1; }")
+        start = page.eval_on_selector("#player video", "v => v.currentTime")
+        assert 1.9 <= start <= 4.0, start
+        assert page.locator("#results .asset").count() >= 1
+        browser.close()
+        assert errors == [], errors

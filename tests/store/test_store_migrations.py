@@ -1,0 +1,105 @@
+"""Schema migrations on real Milvus Lite and a real Milvus server: every older schema → the current one, with
+every field and vector equal afterwards, and a kill -9 at each step of the copy-and-swap recovered on the
+next open."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from store_rows import DIM, assert_holds, make_rows
+
+from assetrag.store import SCHEMA_VERSION, IndexSpec, Store
+from assetrag.store import migrations as M
+from assetrag.store import schema as S
+
+OLDER = [v for v in sorted(M.SCHEMAS) if v < SCHEMA_VERSION]
+
+
+def create_old(store: Store, version: int, rows: list[dict], spec: IndexSpec | None = None) -> list[dict]:
+    """A library at schema `version` holding `rows` (cut to that schema's fields); returns what the
+    current schema should hold afterwards (the cut rows with the defaults of the newer fields)."""
+    fields = M.create_at_version(store.client, store.name, version, "model-a", DIM, spec)
+    old = [{k: v for k, v in r.items() if k in fields} for r in rows]
+    for i in range(0, len(old), 500):
+        store.client.insert(store.name, old[i : i + 500])
+    return [S.with_defaults(r) for r in old]
+
+
+@pytest.mark.parametrize("version", OLDER)
+def test_an_older_library_is_upgraded_on_open_with_every_field_and_vector(make_store, store_uri, version):
+    rows = make_rows(2300)  # three copy batches
+    expected = create_old(make_store("old"), version, rows, IndexSpec.named("ivf_flat"))
+    store = make_store("old")
+    assert store.model_info() == ("model-a", DIM)  # opening upgrades
+    assert S.schema_version(store.properties()) == SCHEMA_VERSION
+    assert store.properties().get(M.PROP_STATE, M.DONE) == M.DONE and M.leftovers(store.client, store.name) == []
+    assert store.index_info()["index_type"] == "IVF_FLAT"  # the index it had
+    assert_holds(store, expected)
+    hit = store.search(np.asarray(rows[7]["vector"], np.float32), k=1, fields=("id", "media", "time"))[0][0]
+    assert hit.id == rows[7]["id"] and hit.fields["media"] == "image" and hit.fields["time"] == -1.0
+    store.upsert([{k: v for k, v in rows[8].items() if k not in S.DEFAULTS}])  # an old row builder still works
+    assert store.get([rows[8]["id"]], ("phash", "media"))[0] == {"id": rows[8]["id"], "phash": "", "media": "image"}
+    again = make_store("old")  # a current library: nothing to do
+    assert M.upgrade(again.client, again.name) is None and again.count() == len(rows)
+
+
+def test_the_current_schema_round_trips_every_field(make_store, store_uri):
+    store = make_store("new")
+    store.ensure("model-a", DIM)
+    rows = make_rows(50)
+    store.upsert(rows)
+    assert_holds(store, rows)
+
+
+KILL_POINTS = [
+    "migrate.created",  # the copy exists, empty: dropped, redone
+    "migrate.batch.2",  # part copied: dropped, redone
+    "migrate.copied",  # all copied, not marked complete: dropped, redone
+    "migrate.complete",  # marked complete, old still there: old dropped, copy renamed
+    "migrate.dropped",  # old gone, copy not renamed: renamed
+    "migrate.renamed",  # renamed, marker not cleared: cleared
+]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_kill_at_any_step_of_the_upgrade_is_finished_by_the_next_open(make_store, store_uri, point, monkeypatch):
+    rows = make_rows(2300, seed=1)
+    first = make_store("crash")
+    expected = create_old(first, 1, rows)
+    first.close()  # Milvus Lite: one process per file
+    code = (
+        "import logging, sys\n"
+        "from assetrag.store import Store\n"
+        f"Store({store_uri!r}, {first.name!r}).count()\n"
+        "sys.exit(3)\n"  # not killed: the kill point was never reached
+    )
+    env = {**__import__("os").environ, M.KILL_ENV: point}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == -9, res.stdout + res.stderr
+    monkeypatch.setattr(M, "STALE_AFTER_S", 0.0)  # the dead process' copy is abandoned at once
+    store = make_store("crash")
+    assert S.schema_version(store.properties()) == SCHEMA_VERSION
+    assert M.leftovers(store.client, store.name) == []
+    assert store.properties().get(M.PROP_STATE, M.DONE) == M.DONE
+    assert_holds(store, expected)
+
+
+def test_a_library_whose_only_copy_is_mid_rename_opens(make_store, store_uri):
+    """No library, a complete copy (killed between drop and rename): `exists()` finishes the rename."""
+    store = make_store("gone")
+    expected = create_old(store, 1, make_rows(10))
+    M.upgrade(store.client, store.name)
+    store.client.rename_collection(store.name, M.temp_name(store.name, SCHEMA_VERSION))
+    store.client.alter_collection_properties(M.temp_name(store.name, SCHEMA_VERSION), {M.PROP_STATE: M.COMPLETE})
+    reopened = make_store("gone")
+    assert reopened.exists() and reopened.model_info() == ("model-a", DIM)
+    assert_holds(reopened, expected)
+
+
+def test_a_temp_name_fits_a_servers_limit():
+    assert M.temp_name("assets", 2) == "assets__v2"
+    long = M.temp_name("a" * 255, 2)
+    assert len(long) == 255 and long.endswith("__v2") and long != M.temp_name("a" * 254 + "b", 2)
