@@ -231,7 +231,7 @@ def test_the_cli_searches_in_french(sample_lib, offline_embedder, monkeypatch):
 
 def test_eval_compares_query_languages():
     """`assetrag eval --compare lang=...` is how docs/quality.md measured each text encoder."""
-    from assetrag.cli import _eval_config
+    from assetrag.evaluate import parse_config
 
     base = {"model": "offline:v1", "mode": "hybrid", "templates": None, "understand": False, "lang": "auto"}
-    assert _eval_config("lang=en,mode=vector", base) == {**base, "lang": "en", "mode": "vector", "label": None}
+    assert parse_config("lang=en,mode=vector", base) == {**base, "lang": "en", "mode": "vector", "label": None}
