@@ -129,7 +129,7 @@ def test_cli_serve_is_a_real_server(tmp_path, photo_dir):
     uri = tmp_path / "cli.db"
     _run("ingest", str(photo_dir), uri=uri)
     port = _free_port()
-    env = {**os.environ, "ASSETRAG_URI": str(uri), "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "2"}
+    env = {**os.environ, "ASSETRAG_URI": str(uri), "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "2"}
     env.pop("ASSETRAG_API_TOKEN", None)
     cmd = [sys.executable, "-m", "assetrag.cli", "serve", "--port", str(port), "--root", str(photo_dir)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

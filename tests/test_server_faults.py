@@ -131,7 +131,7 @@ def test_server_killed_mid_ingest_fails_clearly_and_a_rerun_after_restart_fixes_
     folder = _images(tmp_path / "photos", 12, seed=3)  # 6 batches: the server dies after the first
     args = ("--uri", auth_server.uri, "--token", TOKEN, "--library", "crashy", "--batch-size", "2")
     wrote, go = tmp_path / "wrote", tmp_path / "go"
-    env = {**os.environ, "ASSETRAG_MODEL": "offline", "ASSETRAG_TORCH_THREADS": "1"}
+    env = {**os.environ, "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "1"}
     env |= {"ASSETRAG_TEST_WROTE": str(wrote), "ASSETRAG_TEST_GO": str(go)}
     cmd = [sys.executable, "-c", _PAUSE_AFTER_FIRST_WRITE, *args, "ingest", str(folder), "--json"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

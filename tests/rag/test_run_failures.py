@@ -102,7 +102,7 @@ def _cli_generate(uri: str, fake: FakeGemini, key: str, out: str) -> subprocess.
     env = {
         **os.environ,
         "ASSETRAG_URI": uri,
-        "ASSETRAG_MODEL": "offline",
+        "ASSETRAG_MODEL": "offline:v1",
         "ASSETRAG_TORCH_THREADS": "2",
         "GEMINI_API_KEY": key,
         "ASSETRAG_GEMINI_BASE_URL": fake.base_url,

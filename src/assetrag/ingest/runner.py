@@ -255,9 +255,8 @@ class Ingestor:
                 self.progress.stop()
         report.elapsed_s = time.perf_counter() - t0
         report.model_load_s = self._load_s
-        if self._load_s and "model load" not in times.seconds:  # the simple pipeline loads it in its first batch
+        if self._load_s and "model load" not in times.seconds:  # the simple pipeline loads it before its first batch
             times.add("model load", self._load_s)
-            times.add("embed", -self._load_s)
         report.embed_s = times.get("embed") + times.get("gpu-decode")
         report.stages = dict(times.seconds)
         return report

@@ -418,7 +418,13 @@ class Store:
                 batch = self._call(it.next)
                 if not batch:
                     break
-                yield [dict(row) for row in batch]
+                rows = [dict(row) for row in batch]
+                if "id" in rows[0]:
+                    # Milvus Lite can hand out an upserted row's old and new version side by side (seen after a
+                    # run was killed mid-upsert); the iterator walks ids in order, so a batch holds both: keep the
+                    # last one it returned (the newer write)
+                    rows = list({row["id"]: row for row in rows}.values())
+                yield rows
         finally:
             it.close()
 
