@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_support import TOKEN, build_photo_tree, server_config
+from server_support import TOKEN, build_photo_tree, serve_in_thread, server_config
 
 from assetrag import Library
 from assetrag.server import create_app
@@ -61,29 +58,13 @@ def _chromium_present() -> None:
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory, photo_arrays, offline_embedder) -> Iterator[str]:
     """The app (with an API token) served by uvicorn on an ephemeral 127.0.0.1 port, in a thread."""
-    import uvicorn
-
     base = tmp_path_factory.mktemp("browser")
     build_photo_tree(base / "roots" / "library", photo_arrays)
     lib = Library(base / "lib.db", library="assets", embedder=offline_embedder)
     lib.ingest(base / "roots" / "library")
     app = create_app(lib, server_config(base, api_token=TOKEN))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
-    sock.close()
+    with serve_in_thread(app) as url:
+        yield url
     lib.close()
 
 

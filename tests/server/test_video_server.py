@@ -4,9 +4,6 @@ result card's ▶ opens a player that starts at the hit's time."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from server_support import TOKEN, server_config
+from server_support import TOKEN, serve_in_thread, server_config
 
 from assetrag import Library
 from assetrag.server import create_app
@@ -66,25 +63,10 @@ def lib_frame_reference(base: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def live_server(video_served) -> Iterator[str]:
-    import uvicorn
-
     lib, base = video_served
     app = create_app(lib, server_config(base, api_token=TOKEN))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
-    sock.close()
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @pytest.mark.browser
