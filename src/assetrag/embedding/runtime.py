@@ -138,5 +138,11 @@ def model_threads(embedder: Any) -> int:
 
 def decode_workers(embedder: Any, wanted: int, cores: int | None = None) -> int:
     """Decode workers to start next to `embedder`: `wanted`, but no more than the cores the model leaves (≥ 1)."""
+    return workers_beside(model_threads(embedder), wanted, cores)
+
+
+def workers_beside(threads: int, wanted: int, cores: int | None = None) -> int:
+    """Decode workers next to a model computing with `threads` CPU threads: `wanted`, capped so that workers +
+    model threads ≤ cores (at least one)."""
     total = cores or os.cpu_count() or 1
-    return max(1, min(int(wanted), total - model_threads(embedder)))
+    return max(1, min(int(wanted), total - int(threads)))

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from assetrag.config import PIPELINE_CHOICES
 from assetrag.decode import DEFAULT_MAX_SIDE, decode_bytes, perceptual_hash
 from assetrag.embedding.base import Embedder
+from assetrag.embedding.runtime import workers_beside
 from assetrag.errors import ConfigError
 from assetrag.ingest.fast import DECODE_POOLS, GPU_DECODE, FastOptions, FastPipeline
 from assetrag.ingest.known import Claims, DeleteLimit, Known, PathUpdates, apply_updates, plan_prune
@@ -183,7 +184,7 @@ class Ingestor:
         fast = bool(todo) and self.engine == "local" and self._use_fast()
         workers = self.workers
         if self.model_threads > 0 and not fast:  # on a CPU the model's threads and the decoders share the cores
-            workers = max(1, min(workers, (os.cpu_count() or 1) - self.model_threads))
+            workers = workers_beside(self.model_threads, workers)
         ctx = RunContext(
             self.store, lambda: self.embedder, report, claims, times, self.batch_size, workers, self.max_side
         )
