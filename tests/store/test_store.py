@@ -287,6 +287,59 @@ def test_a_library_another_process_is_still_creating_is_waited_for(make_store, s
     assert waits == [60.0] and created == [True]  # it did meet the missing index, and waited it out
 
 
+def test_a_library_another_process_creates_between_our_two_looks_is_joined(make_store, store_uri):
+    """Two ingests start at once on a new library: one finds no library, the other creates it, then the first
+    looks again and sees a collection. It must join it (same model), not call it foreign (CI once did)."""
+    first, other = make_store("together"), make_store("together")
+    assert first.model_info() is None
+    real_exists = first.exists
+    looks = []
+
+    def exists() -> bool:  # the other process creates the library right after our first look
+        looks.append(True)
+        if len(looks) == 2:
+            other.ensure("model-a", 8)
+        return real_exists()
+
+    first.exists = exists
+    first.ensure("model-a", 8)
+    first.upsert([_row(i) for i in range(3)])
+    assert first.count() == 3 and other.model_info() == ("model-a", 8)
+    with pytest.raises(ModelMismatchError):  # and a different model is still refused
+        make_store("together").ensure("model-b", 8)
+
+
+def test_threads_opening_one_lite_file_at_once_all_get_it(tmp_path):
+    """Milvus Lite checks for a running server of a file only after starting one; threads of one process that
+    open the same .db together (the server's start-up load beside a request) must all succeed."""
+    import threading
+
+    uri = str(tmp_path / "shared.db")
+    barrier = threading.Barrier(4)
+    stores, errors = [], []
+
+    def open_it() -> None:
+        barrier.wait()
+        try:
+            stores.append(Store(uri, "lib"))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == [] and len(stores) == 4
+        stores[0].ensure("model-a", 8)
+        stores[0].upsert([_row(1)])
+        assert stores[3].count() == 1
+    finally:
+        for store in stores:
+            store.close()
+
+
 def test_only_store_imports_pymilvus_and_store_imports_nothing_above_it():
     """store/ owns Milvus (issue #10): no other module imports pymilvus, and store/ imports only errors,
     config, progress (the ProgressSink its transfers report to; layer 1 in docs/architecture.md) and itself

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -62,19 +63,24 @@ class Hit:
 
 
 _lite_users: dict[str, int] = {}  # open Stores per Milvus Lite path in this process
+# Milvus Lite starts one in-process server per .db and only checks for a second one after starting it: two
+# threads opening the same file at once (the server's start-up load beside a request) make the loser fail on
+# the file lock. Opening and releasing Lite libraries one at a time per process closes that race.
+_lite_open = threading.Lock()
 
 
 def _release_lite(uri: str) -> None:
     """Stop the in-process Milvus Lite server of `uri` once no Store uses it (frees the file lock)."""
     path = os.path.abspath(uri)
-    _lite_users[path] = _lite_users.get(path, 1) - 1
-    if _lite_users[path] > 0:
-        return
-    del _lite_users[path]
-    with contextlib.suppress(ImportError):
-        from milvus_lite.server_manager import server_manager_instance
+    with _lite_open:
+        _lite_users[path] = _lite_users.get(path, 1) - 1
+        if _lite_users[path] > 0:
+            return
+        del _lite_users[path]
+        with contextlib.suppress(ImportError):
+            from milvus_lite.server_manager import server_manager_instance
 
-        server_manager_instance.release_server(path)
+            server_manager_instance.release_server(path)
 
 
 class Store:
@@ -114,10 +120,13 @@ class Store:
         if db_name:
             kwargs["db_name"] = db_name
         try:
-            self.client = MilvusClient(uri, **kwargs)
-            if not self.is_server:
+            if self.is_server:
+                self.client = MilvusClient(uri, **kwargs)
+            else:
                 path = os.path.abspath(uri)
-                _lite_users[path] = _lite_users.get(path, 0) + 1
+                with _lite_open:
+                    self.client = MilvusClient(uri, **kwargs)
+                    _lite_users[path] = _lite_users.get(path, 0) + 1
         except ConnectionConfigException as exc:
             if not self.is_server and "Open local milvus failed" in str(exc):
                 raise StoreLockedError(
@@ -170,26 +179,32 @@ class Store:
         """Create the collection for `model`/`dim`, or check an existing one was built with the same."""
         info = self.model_info()
         if info is None:
-            if self.exists():
+            if not self.exists():
+                try:
+                    self._create(model, dim)
+                except StoreError as exc:
+                    if "already exist" not in str(exc).lower():
+                        raise
+            # read back what is there now: ours, or one another process created between our two looks
+            info = self._wait_for_model_info(3.0)
+            if info is None:
                 raise StoreError(
                     f"collection {self.name!r} at {self.uri} exists but was not created by assetrag; "
                     "pick another --library name"
                 )
-            self._create(model, dim)
-        else:
-            built_model, built_dim = info
-            if built_model != model or built_dim != dim:
-                raise ModelMismatchError(
-                    f"library {self.name!r} at {self.uri} was built with model {built_model!r} "
-                    f"(dim {built_dim}); the model now in use is {model!r} (dim {dim}). Use the model it was "
-                    "built with (--model auto reopens a library with the model it was built with), or another "
-                    "--library name (a new library) and re-ingest",
-                    library=self.name,
-                    built_model=built_model,
-                    built_dim=built_dim,
-                    model=model,
-                    dim=dim,
-                )
+        built_model, built_dim = info
+        if built_model != model or built_dim != dim:
+            raise ModelMismatchError(
+                f"library {self.name!r} at {self.uri} was built with model {built_model!r} "
+                f"(dim {built_dim}); the model now in use is {model!r} (dim {dim}). Use the model it was "
+                "built with (--model auto reopens a library with the model it was built with), or another "
+                "--library name (a new library) and re-ingest",
+                library=self.name,
+                built_model=built_model,
+                built_dim=built_dim,
+                model=model,
+                dim=dim,
+            )
         self.load()
 
     def _create(self, model: str, dim: int) -> None:
@@ -214,6 +229,15 @@ class Store:
                     raise
                 self._call(self.client.load_collection, self.name)
             self._loaded = True
+
+    def _wait_for_model_info(self, timeout: float) -> tuple[str, int] | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._model_info = None
+            info = self.model_info()
+            if info is not None or time.monotonic() >= deadline:
+                return info
+            time.sleep(0.2)
 
     def _wait_for_any_index(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
