@@ -126,6 +126,7 @@ class Library:
                 announce=self._announce,
                 runtime=self.settings.runtime,
                 quantize=self.settings.quantize,
+                explain=built is None,  # a library built with the offline model: said when it was built
             )
             if self._locks is not None:
                 emb = Serialised(emb, self._locks[1])  # type: ignore[assignment]

@@ -142,12 +142,14 @@ def load_embedder(
     allow_download: bool = False,
     runtime: str = "auto",
     quantize: str = "auto",
+    explain: bool = True,
 ) -> Embedder:
     """Build the embedder named by `spec` (see the module docstring).
 
     `auto` never touches the network. `allow_download` lets an explicit CLIP spec fetch from the
     hub (still off when HF_HUB_OFFLINE is set). `announce` receives one line when the offline model
-    is used, and one when ONNX graphs are exported. `runtime` auto | onnx | torch, `quantize` auto | none |
+    is used (unless `explain` is false: reopening a library built with it), and one when ONNX graphs are
+    exported. `runtime` auto | onnx | torch, `quantize` auto | none |
     int8 (see `assetrag.embedding.runtime`); `torch_threads` is the model's CPU threads on either runtime.
     Raises `ModelUnavailableError` (weights missing) or `ConfigError` (bad spec/device/runtime).
     """
@@ -168,7 +170,7 @@ def load_embedder(
         return _auto(device, batch_size, say, opts)
     if key in BACKENDS:
         embedder = BACKENDS[key](arg or None, device, batch_size, allow_download, opts)
-        if key in ("offline", "conse", "offline-head"):
+        if explain and key in ("offline", "conse", "offline-head"):
             say(
                 f"Using the built-in offline model {embedder.name} ({_offline_blurb(embedder.name)}): it is "
                 "much weaker than CLIP (use --model clip when CLIP weights are available)."
