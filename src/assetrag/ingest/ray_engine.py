@@ -18,6 +18,7 @@ no such file creates it and kills its own process (a crash mid-run, once).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,15 +156,8 @@ class RayPipeline:
             "cpus": cpus,
         }
 
-    def items(self, todo: Sequence[FileEntry]) -> Iterator[Item]:
-        if not todo:
-            return
-        data = self.ray.data
-        data.DataContext.get_current().execution_options.preserve_order = True  # claims follow scan order
-        data.DataContext.get_current().enable_progress_bars = False  # the runner's bar counts the files
-        known = KnownPrefixes(self.ctx.claims.known)
-        model = {"runtime": "auto", **self.options.model}
-        ds = (
+    def _dataset(self, data: Any, todo: Sequence[FileEntry], known: KnownPrefixes, model: dict[str, Any]) -> Any:
+        return (
             data.from_items([{"index": i, "path": e.path} for i, e in enumerate(todo)], override_num_blocks=None)
             .map(_read_hash, num_cpus=1)
             .map(_decode, fn_kwargs={"known": known, "max_side": self.ctx.max_side}, num_cpus=1)
@@ -179,6 +173,20 @@ class RayPipeline:
                 max_task_retries=RETRIES,
             )
         )
+
+    def items(self, todo: Sequence[FileEntry]) -> Iterator[Item]:
+        if not todo:
+            return
+        data = self.ray.data
+        data.DataContext.get_current().execution_options.preserve_order = True  # claims follow scan order
+        data.DataContext.get_current().enable_progress_bars = False  # the runner's bar counts the files
+        known = KnownPrefixes(self.ctx.claims.known)
+        model = {"runtime": "auto", **self.options.model}
+        with warnings.catch_warnings():
+            # bounded restarts/retries have no named map_batches parameter yet (the extra-keyword form is
+            # deprecated; pyproject keeps Ray below 2.64, which removes it): Ray Data's default is endless
+            warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated", category=DeprecationWarning)
+            ds = self._dataset(data, todo, known, model)
         claims = self.ctx.claims
         for row in ds.iter_rows():
             entry = todo[int(row["index"])]
