@@ -661,6 +661,53 @@ def test_generate_from_an_uploaded_image_of_the_users_own(make_library, photo_di
     assert c.post("/api/generate/plan", **multipart({"brief": ""})).status_code == 422
 
 
+def test_generate_with_uploads_keeps_them_when_the_user_edits_the_references(
+    make_library, photo_dir, app_client, tmp_path, photo_arrays
+):
+    """The page always sends its edited `refs`, which name the uploaded images by their sha256: those stay the
+    given references (they are not in the library); one left out of `refs` is removed like any other."""
+    import hashlib
+    import json
+
+    lib = make_library()
+    lib.ingest(photo_dir)
+    c = app_client(lib, server_config(tmp_path, roots=(photo_dir,)))
+    limits = c.get("/api/generate/backends").json()["uploads"]
+    assert limits == {"max_files": 8, "max_bytes": 50 * 1024 * 1024}  # what the page checks before sending
+    mine = io.BytesIO()
+    Image.fromarray(photo_arrays["astronaut"][::-1]).save(mine, format="PNG")
+    mine = mine.getvalue()
+    sha = hashlib.sha256(mine).hexdigest()
+    brief = "A figurine of this character holding a cup of coffee"
+    files = [("ref", ("player one.png", mine, "image/png"))]
+    plan = c.post("/api/generate/plan", data={"request": json.dumps({"brief": brief})}, files=files).json()
+    coffee = plan["items"][1]["chosen"]["id"]
+    refs = {"figurine of this character": [sha], "cup of coffee": [coffee]}
+
+    body = {"brief": brief, "backend": "board", "refs": refs}
+    r = c.post("/api/generate", data={"request": json.dumps(body)}, files=files)
+    assert r.status_code == 202, r.text
+    job = wait_job(c, r.json()["id"], timeout=120)
+    assert job["status"] == "done", job["error"]
+    chosen = job["result"]["plan"]["chosen"]
+    assert [(x["id"], x["role"], x["item"]) for x in chosen] == [
+        (sha, "given", "figurine of this character"),
+        (coffee, "item", "cup of coffee"),
+    ]
+    assert job["result"]["result"]["reference_ids"] == [sha, coffee]
+
+    body["refs"] = {"cup of coffee": [coffee]}  # the user removed their image from the plan
+    r = c.post("/api/generate", data={"request": json.dumps(body)}, files=files)
+    job = wait_job(c, r.json()["id"], timeout=120)
+    assert job["status"] == "done", job["error"]
+    assert [x["id"] for x in job["result"]["plan"]["chosen"]] == [coffee]
+    assert sha in [x["id"] for x in job["result"]["plan"]["dropped"]]
+
+    body["refs"] = {"cup of coffee": [sha]}  # an upload's id without the upload is not a library asset
+    r = c.post("/api/generate", json=body)
+    assert r.status_code == 400 and "not in this library" in r.json()["detail"]
+
+
 def test_duplicates_route_pages_groups(make_library, photo_dir, app_client, tmp_path):
     import shutil
 

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from assetrag import rag
+from assetrag.errors import QueryError
 from assetrag.rag import Plan
 from assetrag.server.jobs import Job
 from assetrag.server.schemas import GenerateRequest, PlanRequest
@@ -121,8 +122,29 @@ def make_plan(state: AppState, body: PlanRequest | GenerateRequest, given: list[
     )
     refs = getattr(body, "refs", None)
     if refs is not None:
-        rag.apply_choices(state.library, plan, refs)  # an unknown id or too many: QueryError → 400
+        apply_choices(state, plan, refs, given)  # an unknown id or too many: QueryError → 400
     return plan
+
+
+def apply_choices(state: AppState, plan: Plan, refs: dict[str, list[str]], given: list[Saved]) -> None:
+    """`rag.apply_choices`, where `refs` may also name the images uploaded with this request (by sha256, as the
+    plan gave them): those are not in the library, so they stay the plan's given references (first, as the
+    planner orders them); one the user left out is dropped like any other reference."""
+    own = {g.id for g in given}
+    mine = {r.id: r for r in (*plan.dropped, *plan.chosen) if r.role == "given" and r.id in own}
+    kept = list({i: mine[i] for ids in refs.values() for i in ids if i in mine}.values())
+    stored = {label: [i for i in ids if i not in mine] for label, ids in refs.items()}
+    rag.apply_choices(state.library, plan, {label: ids for label, ids in stored.items() if ids})
+    kept_ids = {r.id for r in kept}
+    for r in kept:
+        r.note = ""  # rag.apply_choices marked them "removed by the user": they were not
+    plan.dropped = [r for r in plan.dropped if r.id not in kept_ids]
+    plan.chosen = kept + plan.chosen
+    if len(plan.chosen) > plan.limit:
+        raise QueryError(
+            f"{len(plan.chosen)} references chosen but the {plan.backend} backend takes at most {plan.limit}; "
+            "remove some"
+        )
 
 
 def _check_refs(refs: dict[str, list[str]] | None) -> None:
@@ -163,12 +185,18 @@ def result_dict(state: AppState, job_id: str, result: Any) -> dict[str, Any]:
 
 
 @router.get("/backends", summary="Generator backends this server knows, and which of them it can run")
-def backends() -> dict[str, Any]:
+def backends(state: Annotated[AppState, Depends(get_state)]) -> dict[str, Any]:
     """`items`: the backend names; `backends`: each one's `available` and, when not, the `reason` (the server
-    setting or package it lacks, e.g. "set GEMINI_API_KEY on the server": never a key's value)."""
+    setting or package it lacks, e.g. "set GEMINI_API_KEY on the server": never a key's value); `uploads`: how
+    many of the user's own images (`max_files`) of how many bytes each (`max_bytes`) a request may carry."""
     from assetrag.generation import generator_availability, list_generators
 
-    return {"items": list_generators(), "default": DEFAULT_BACKEND, "backends": generator_availability()}
+    return {
+        "items": list_generators(),
+        "default": DEFAULT_BACKEND,
+        "backends": generator_availability(),
+        "uploads": {"max_files": MAX_GIVEN, "max_bytes": state.config.max_upload_bytes},
+    }
 
 
 @router.post(
