@@ -7,6 +7,8 @@ Needs Debian's `chromium` (/usr/bin/chromium), driven by Playwright for Python (
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -79,11 +81,28 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
-    """A fresh tab (empty sessionStorage) on the app; JS errors fail the test (the 401s that make the page
-    ask for the token are expected: Chromium logs each as a console error)."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=live_server)
+@pytest.fixture(scope="module")
+def dup_server(tmp_path_factory, photo_arrays, offline_embedder) -> Iterator[str]:
+    """Like `live_server`, over a library that also holds a resized, re-encoded copy of the cat photo."""
+    from PIL import Image
+
+    base = tmp_path_factory.mktemp("browser-dups")
+    root = build_photo_tree(base / "roots" / "library", photo_arrays)
+    cat = Image.open(root / "animals" / "cats" / "cat.jpg")
+    cat.resize((200, 133)).save(root / "things" / "cat-small.jpg", quality=70)
+    lib = Library(base / "lib.db", library="assets", embedder=offline_embedder)
+    lib.ingest(root)
+    app = create_app(lib, server_config(base, api_token=TOKEN))
+    with serve_in_thread(app) as url:
+        yield url
+    lib.close()
+
+
+@contextlib.contextmanager
+def new_tab(browser, url: str) -> Iterator:
+    """A fresh tab (empty sessionStorage) on the app at `url`; JS errors fail the test (the 401s that make the
+    page ask for the token are expected: Chromium logs each as a console error)."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=url)
     context.set_default_timeout(TIMEOUT_MS)
     pg = context.new_page()
     errors: list[str] = []
@@ -92,6 +111,18 @@ def page(browser, live_server):
     yield pg
     context.close()
     assert errors == [], errors
+
+
+@pytest.fixture
+def page(browser, live_server):
+    with new_tab(browser, live_server) as pg:
+        yield pg
+
+
+@pytest.fixture
+def dup_page(browser, dup_server):
+    with new_tab(browser, dup_server) as pg:
+        yield pg
 
 
 def shot(pg, name: str, *, full: bool = False) -> None:
@@ -349,3 +380,148 @@ def test_generate_tab_fits_a_phone(page):
     assert_within(["#gen-image", "#gen-fidelity-note", "#gen-refs .mini", "#gen-result .drawer-actions .btn"])
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # nothing sideways off the screen
     shot(page, "13-phone-result", full=True)
+
+
+def assert_fits(pg, selectors, width: int = 390) -> None:
+    """Each element of each selector is laid out (non-zero width) and inside the `width`-px viewport."""
+    for sel in selectors:
+        boxes = pg.locator(sel).evaluate_all("els => els.map(e => e.getBoundingClientRect().toJSON())")
+        assert boxes, sel
+        for box in boxes:
+            assert box["width"] > 0 and box["left"] >= 0 and box["right"] <= width, (sel, box)
+
+
+def open_duplicates(pg) -> None:
+    open_app(pg)
+    pg.click("#tab-btn-duplicates")
+    pg.wait_for_function(
+        "() => /group|^$/.test(document.querySelector('#dup-info').textContent) && "
+        "!document.querySelector('#dup-btn').disabled"
+    )
+
+
+def test_duplicates_tab_groups_a_photo_with_its_resized_copy(dup_page):
+    page = dup_page
+    open_duplicates(page)
+    groups = page.locator("#dup-groups .dup-group")
+    assert groups.count() == 1 and groups.first.get_attribute("data-kind") == "near"
+    members = groups.first.locator(".dup-member")
+    names = members.evaluate_all("ms => ms.map(m => m.dataset.filename)")
+    assert sorted(names) == ["cat-small.jpg", "cat.jpg"]  # and none of the unrelated photos
+    text = groups.first.inner_text()
+    assert "Near-duplicates" in text and "perceptual hash" in text
+    assert "animals/cats/cat.jpg" in text and "things/cat-small.jpg" in text  # paths, relative to the root
+    assert re.search(r"\d+ bits? of 64 differ", text), text
+    page.wait_for_function("() => [...document.querySelectorAll('#dup-groups img')].every(i => i.complete)")
+    assert all_images_loaded(page, "#dup-groups img")
+    assert page.input_value("#dup-distance") == "10"  # the server's default, shown in the control
+    assert "no embedding threshold is calibrated" in page.inner_text("#dup-notes")  # the offline model's case
+    shot(page, "14-duplicates")
+
+    # keyboard: tab to a thumbnail, Enter opens the asset in the detail drawer
+    members.nth(1).focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#detail:not([hidden])")
+    assert page.inner_text("#detail-title") == names[1]
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#detail", state="hidden")
+
+    # the controls reach the API; a bad value is said, not sent
+    with page.expect_response(lambda r: "/api/duplicates?" in r.url and "distance=0" in r.url) as sent:
+        page.fill("#dup-distance", "0")
+        page.press("#dup-distance", "Enter")
+    assert sent.value.ok and sent.value.json()["distance"] == 0
+    page.fill("#dup-distance", "40")
+    page.click("#dup-btn")
+    page.wait_for_selector("#dup-error:not([hidden])")
+    assert "Hash bits that may differ" in page.inner_text("#dup-error")
+    page.fill("#dup-distance", "10")
+    page.uncheck("#dup-embedding")
+    assert page.is_disabled("#dup-threshold")
+    with page.expect_response(lambda r: "/api/duplicates?" in r.url and "embedding=false" in r.url) as sent:
+        page.click("#dup-btn")
+    assert sent.value.ok
+    page.wait_for_selector("#dup-error", state="hidden")
+    assert page.locator("#dup-groups .dup-group").count() == 1
+
+
+def test_duplicates_tab_says_when_there_are_none(page):
+    open_duplicates(page)  # five distinct photos
+    page.wait_for_selector("#dup-empty:not([hidden])")
+    assert page.inner_text("#dup-empty") == "No near-duplicates found."
+    assert page.locator("#dup-groups .dup-group").count() == 0
+
+
+def test_duplicates_tab_fits_a_phone(dup_page):
+    page = dup_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_duplicates(page)
+    page.wait_for_selector("#dup-groups .dup-member img")
+    assert_fits(page, [".tabs button", "#dup-distance", "#dup-embedding", "#dup-threshold", "#dup-btn"])
+    assert_fits(page, [".dup-group", ".dup-member", ".dup-path"])
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    shot(page, "15-phone-duplicates", full=True)
+
+
+def test_generate_with_an_image_of_your_own(page, tmp_path, photo_arrays):
+    """An uploaded image is previewed, checked before sending, sent with the plan and the generation, and the
+    item that points at it ("this character") is shown bound to it."""
+    from PIL import Image
+
+    mine = tmp_path / "player one.png"
+    Image.fromarray(photo_arrays["astronaut"][::-1]).save(mine)  # not in the library
+    sha = hashlib.sha256(mine.read_bytes()).hexdigest()
+    other = tmp_path / "other.png"
+    Image.fromarray(photo_arrays["rocket"][::-1]).save(other)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+
+    open_app(page)
+    page.click("#tab-btn-generate")
+    page.fill("#brief", "A figurine of this character holding a cup of coffee")
+    page.select_option("#gen-backend", "board")
+    page.set_input_files("#gen-ref-input", [str(mine), str(other), str(notes)])
+    page.wait_for_selector("#gen-ref-error:not([hidden])")
+    assert "notes.txt: not an image of an accepted type" in page.inner_text("#gen-ref-error")
+    items = page.locator("#gen-ref-list .given-item")
+    assert items.evaluate_all("li => li.map(i => i.dataset.name)") == ["player one.png", "other.png"]
+    page.click('#gen-ref-list button[aria-label="Remove other.png"]')
+    assert items.evaluate_all("li => li.map(i => i.dataset.name)") == ["player one.png"]
+    items.first.locator("img").evaluate("img => img.decode()")
+    shot(page, "16-generate-given")
+
+    # (Playwright does not expose a multipart body with files: the server's answer shows what it got)
+    with page.expect_response(lambda r: r.url.endswith("/api/generate/plan")) as answer:
+        page.click("#plan-btn")
+    assert answer.value.ok and answer.value.request.headers["content-type"].startswith("multipart/form-data")
+    chosen = answer.value.json()["items"][0]["chosen"]
+    assert (chosen["id"], chosen["path"], chosen["role"]) == (sha, "player one.png", "given")  # these bytes
+    bound = page.locator('.plan-item[data-label="figurine of this character"]')
+    ref = bound.locator(".ref.given-ref")
+    ref.locator("img").evaluate("img => img.decode()")
+    assert ref.get_attribute("data-id") == sha and ref.get_attribute("data-given") == "player one.png"
+    assert ref.locator("img").get_attribute("src").startswith("blob:")  # the local preview: not in the library
+    assert "bound to your image" in bound.inner_text() and "yours" in ref.inner_text()
+    coffee = page.locator('.plan-item[data-label="cup of coffee"] .ref').first.get_attribute("data-id")
+    shot(page, "17-plan-given")
+
+    with page.expect_response(lambda r: r.url.endswith("/api/generate") and r.request.method == "POST") as answer:
+        page.click("#generate-btn")
+    assert answer.value.status == 202, answer.value.text()
+    params = answer.value.json()["params"]
+    assert params["given"] == [{"name": "player one.png", "id": sha}]
+    assert params["refs"]["figurine of this character"] == [sha]  # the edited refs name it; still given
+    page.wait_for_selector("#gen-result:not([hidden]) #gen-image")
+    page.locator("#gen-image").evaluate("img => img.decode()")
+    refs = page.locator("#gen-refs .mini").evaluate_all("tiles => tiles.map(t => t.dataset.id)")
+    assert refs[:2] == [sha, coffee]
+    assert "yours" in page.locator(f'#gen-refs .mini[data-id="{sha}"]').inner_text()
+    assert all_images_loaded(page, "#gen-refs img")
+
+    # changing the images after planning asks for a new plan before generating
+    page.set_input_files("#gen-ref-input", str(other))
+    page.wait_for_selector("#plan-stale")
+    assert page.is_disabled("#generate-btn")
+    page.click('#gen-ref-list button[aria-label="Remove other.png"]')
+    page.wait_for_selector("#plan-stale", state="detached")
+    assert page.is_enabled("#generate-btn")

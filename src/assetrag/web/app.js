@@ -1,4 +1,4 @@
-/* assetrag web page: search, detail, ingest, generate. Plain JS, no build step.
+/* assetrag web page: search, detail, ingest, generate, duplicates. Plain JS, no build step.
  * Every string from the server goes into the page through textContent / attributes (never innerHTML). */
 "use strict";
 
@@ -121,6 +121,7 @@ function showTab(name) {
   for (const b of document.querySelectorAll(".tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
   for (const p of document.querySelectorAll(".tab-panel")) p.hidden = p.id !== "tab-" + name;
   if (name !== "search") closeDetail();
+  if (name === "duplicates" && !D.loaded) loadDuplicates();
 }
 
 /* ---- library status and filter menus ---------------------------------------------------------- */
@@ -137,6 +138,8 @@ async function refreshLibrary() {
     fillSelect($("#f-tag"), "All tags", f.tags);
     fillSelect($("#gen-collection"), "All collections", f.collections);
     fillSelect($("#gen-style"), "None", f.collections, "brand-style");
+    D.loaded = false; // the library may have changed: the next look at Duplicates asks again
+    if (!$("#tab-duplicates").hidden) loadDuplicates();
   } catch (e) {
     $("#lib-status").textContent = "library unavailable";
     if (!needsToken(refreshLibrary, e)) showError(e);
@@ -584,8 +587,86 @@ async function ingestFolder(ev) {
 // A plan is assetrag.rag's Plan.to_dict(): items [{item, candidates, chosen}], chosen [refs], dropped,
 // withheld, notes, limit. The page groups the chosen references by the item they stand for; the user's
 // edit goes back as refs: {item label: [asset ids]}.
-const G = { plan: null, groups: [], request: null };
-const GROUP_TITLES = { style: "Brand style", "whole brief": "Whole brief", given: "Given" };
+const G = { plan: null, groups: [], request: null, sent: [], givenChanged: false };
+const GROUP_TITLES = { style: "Brand style", "whole brief": "Whole brief", given: "Your images" };
+
+/* The user's own reference images (multipart field `ref` of /api/generate and /api/generate/plan): checked here
+ * before sending (type, size, count: the server's limits from /api/generate/backends), previewed, removable.
+ * Each is sent under a name unique in the request: the plan names an upload by it (`path`), and by its sha256
+ * (`id`); an upload is not in the library, so its tile shows the local preview, never a library thumbnail. */
+const GIVEN = { files: [], limits: { max_files: 8, max_bytes: 50 * 1048576 } };
+const GIVEN_TYPES = /^image\/(jpeg|png|webp|gif|bmp|tiff)$/;
+const GIVEN_EXT = /\.(jpe?g|png|webp|gif|bmp|tiff?)$/i;
+
+function addGivenFiles(files) {
+  const errors = [];
+  for (const file of files) {
+    const known = file.type ? GIVEN_TYPES.test(file.type) : GIVEN_EXT.test(file.name);
+    if (!known) errors.push(`${file.name}: not an image of an accepted type (jpg, png, webp, gif, bmp or tiff)`);
+    else if (file.size > GIVEN.limits.max_bytes) errors.push(`${file.name}: ${fmtBytes(file.size)}, larger than the ${fmtBytes(GIVEN.limits.max_bytes)} limit`);
+    else if (file.size === 0) errors.push(`${file.name}: an empty file`);
+    else if (GIVEN.files.some((g) => g.file.name === file.name && g.file.size === file.size && g.file.lastModified === file.lastModified)) continue;
+    else if (GIVEN.files.length >= GIVEN.limits.max_files) errors.push(`${file.name}: at most ${GIVEN.limits.max_files} images per generation`);
+    else GIVEN.files.push({ file, name: uniqueName(file.name), url: URL.createObjectURL(file) });
+  }
+  $("#gen-ref-input").value = "";
+  $("#gen-ref-error").replaceChildren(...errors.map((e) => h("span", { class: "given-error" }, e)));
+  $("#gen-ref-error").hidden = !errors.length;
+  givenChanged();
+}
+
+function uniqueName(name) {
+  const taken = new Set(GIVEN.files.map((g) => g.name));
+  if (!taken.has(name)) return name;
+  const dot = name.lastIndexOf(".");
+  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
+  let n = 2;
+  while (taken.has(`${stem} (${n})${ext}`)) n++;
+  return `${stem} (${n})${ext}`;
+}
+
+function removeGiven(entry) {
+  GIVEN.files = GIVEN.files.filter((g) => g !== entry);
+  if (!G.sent.includes(entry)) URL.revokeObjectURL(entry.url); // a planned one still shows in the plan
+  $("#gen-ref-error").hidden = true;
+  givenChanged();
+  $("#gen-ref-add").focus();
+}
+
+function givenChanged() {
+  $("#gen-ref-list").replaceChildren(
+    ...GIVEN.files.map((g) =>
+      h(
+        "li",
+        { class: "given-item", dataset: { name: g.name } },
+        h("img", { src: g.url, alt: "" }),
+        h("span", { class: "given-name", title: g.name }, g.name),
+        h("span", { class: "muted" }, fmtBytes(g.file.size)),
+        h("button", { type: "button", class: "icon-btn", title: `Remove ${g.name}`, "aria-label": `Remove ${g.name}`, onclick: () => removeGiven(g) }, "×"),
+      ),
+    ),
+  );
+  const same = GIVEN.files.length === G.sent.length && GIVEN.files.every((g, i) => g === G.sent[i]);
+  if (G.plan && G.givenChanged !== !same) {
+    G.givenChanged = !same;
+    renderPlan();
+  }
+}
+
+/* a request with the user's images: the JSON as field `request`, each image as a `ref` file */
+function withGiven(body, entries) {
+  if (!entries.length) return { json: body };
+  const form = new FormData();
+  form.append("request", JSON.stringify(body));
+  for (const g of entries) form.append("ref", g.file, g.name);
+  return { form };
+}
+
+/* the upload a plan's reference stands for (the plan gives its path as the name it was sent under), if any */
+function givenFor(ref) {
+  if (!ref || ref.role !== "given") return null;
+  return G.sent.find((g) => g.name === ref.path || g.id === ref.id) || null;
+}
 
 async function makePlan(ev) {
   ev?.preventDefault();
@@ -597,20 +678,29 @@ async function makePlan(ev) {
     collection: $("#gen-collection").value || null,
     style_collection: $("#gen-style").value || null,
   };
+  const sent = [...GIVEN.files];
   $("#plan-btn").disabled = true;
   try {
-    G.plan = await api("/api/generate/plan", { method: "POST", json: G.request });
+    G.plan = await api("/api/generate/plan", { method: "POST", ...withGiven(G.request, sent) });
   } catch (e) {
     showError(e);
     return;
   } finally {
     $("#plan-btn").disabled = false;
   }
+  for (const g of G.sent) if (!sent.includes(g) && !GIVEN.files.includes(g)) URL.revokeObjectURL(g.url);
+  G.sent = sent;
+  G.givenChanged = false;
+  for (const r of [...(G.plan.chosen || []), ...(G.plan.dropped || [])]) {
+    const g = r.role === "given" ? sent.find((s) => s.name === r.path) : null;
+    if (g) g.id = r.id; // its sha256, as the plan and the lineage name it
+  }
   const chosen = G.plan.chosen || [];
   const itemNames = new Set(G.plan.items.map((it) => it.item));
   G.groups = G.plan.items.map((it) => ({
     label: it.item,
     title: it.item,
+    bound: Boolean(it.bound),
     candidates: it.candidates || [],
     refs: chosen.filter((r) => r.item === it.item),
   }));
@@ -634,6 +724,10 @@ function renderPlan() {
   $("#plan-meta").className = over ? "error" : "muted";
   const notSent = [...(G.plan.withheld || [])];
   const extras = [];
+  for (const r of G.plan.dropped || []) {
+    if (givenFor(r)) extras.push(h("p", { class: "error" }, `Your image ${r.path} is not sent: ${r.note}`));
+  }
+  if (G.givenChanged) extras.push(h("p", { class: "error", id: "plan-stale" }, "Your images changed since this plan: plan again to use them."));
   if (notSent.length) {
     extras.push(
       h("div", { class: "plan-item" }, h("div", { class: "plan-item-head" }, h("span", { class: "label" }, "Withheld"), h("span", { class: "query" }, "internal-only assets never leave this machine")),
@@ -642,7 +736,7 @@ function renderPlan() {
   }
   for (const note of G.plan.notes || []) extras.push(h("p", { class: "muted" }, note));
   $("#plan-items").replaceChildren(...G.groups.map(planGroup), ...extras);
-  $("#generate-btn").disabled = over || n === 0;
+  $("#generate-btn").disabled = over || n === 0 || G.givenChanged;
   $("#plan").hidden = false;
 }
 
@@ -696,12 +790,15 @@ function planGroup(group) {
   };
 
   group.refs.forEach((r, i) => {
+    const mine = givenFor(r);
+    const src = mine ? mine.url : r.thumb_url;
+    const name = mine ? mine.name : r.filename || r.id.slice(0, 10);
     refs.append(
       h(
         "div",
-        { class: "ref", dataset: { id: r.id } },
-        h("div", { class: "thumb" }, r.thumb_url ? h("img", { src: r.thumb_url, alt: r.filename || "" }) : null),
-        h("div", { class: "ref-info" }, h("span", { title: r.filename }, r.filename || r.id.slice(0, 10)), h("span", { class: "mono" }, fmtScore(r.score))),
+        { class: mine ? "ref given-ref" : "ref", dataset: { id: r.id, given: mine ? mine.name : null } },
+        h("div", { class: "thumb" }, src ? h("img", { src, alt: name }) : null),
+        h("div", { class: "ref-info" }, h("span", { title: name }, name), mine ? h("span", { class: "badge yours", title: "your image, uploaded with the brief (not in the library)" }, "yours") : h("span", { class: "mono" }, fmtScore(r.score))),
         h(
           "div",
           { class: "ref-tools" },
@@ -717,6 +814,9 @@ function planGroup(group) {
       "div",
       { class: "plan-item-head" },
       h("span", { class: "label" }, group.title),
+      group.bound && group.refs.some(givenFor)
+        ? h("span", { class: "query bound-note" }, "bound to your image, not searched")
+        : null,
       h("span", { class: "badge" }, `${group.refs.length} ref${group.refs.length === 1 ? "" : "s"}`),
     ),
     refs,
@@ -735,7 +835,8 @@ async function generate() {
   $("#gen-result").hidden = true;
   let job;
   try {
-    job = await api("/api/generate", { method: "POST", json: { ...G.request, refs, store_back: $("#gen-store").checked } });
+    const body = { ...G.request, refs, store_back: $("#gen-store").checked };
+    job = await api("/api/generate", { method: "POST", ...withGiven(body, G.sent) });
   } catch (e) {
     showError(e);
     $("#generate-btn").disabled = false;
@@ -790,6 +891,8 @@ function renderResult({ plan, result }) {
           { class: "mini-grid", id: "gen-refs" },
           ...refs.map((r) => {
             const score = perRef.has(r.id) ? `fidelity ${fmtScore(perRef.get(r.id))}` : r.item;
+            const mine = r.role === "given" ? G.sent.find((g) => g.id === r.id) : null;
+            if (mine) return miniTile({ id: r.id, filename: mine.name, thumb_url: mine.url }, () => window.open(mine.url, "_blank", "noopener"), `yours · ${score}`);
             return miniTile(r, () => { showTab("search"); openDetail(r.id); }, score);
           }),
         ),
@@ -813,6 +916,7 @@ async function loadBackends() {
     const res = await api("/api/generate/backends");
     if (res.items.length) list = res.backends || res.items.map((name) => ({ name, available: true }));
     dflt = res.default;
+    if (res.uploads) GIVEN.limits = res.uploads;
   } catch (e) {
     needsToken(loadBackends, e); /* the select keeps "board" */
   }
@@ -832,6 +936,128 @@ async function loadBackends() {
 function syncStoreDefault() {
   // a reference board is an artifact for people; images from a model are worth keeping (with lineage)
   if (!$("#gen-store").dataset.touched) $("#gen-store").checked = $("#gen-backend").value !== "board";
+}
+
+/* ---- duplicates -------------------------------------------------------------------------------- */
+// GET /api/duplicates: a page of groups, exact copies first, then near-duplicates (perceptual hash, `distance`
+// in bits to the group's first member), then look-alikes (embedding, `score` in cosine to the first member).
+const D = { offset: 0, busy: false, loaded: false };
+const DUP_KINDS = {
+  exact: { title: "Exact copies", method: "same bytes, several paths" },
+  near: { title: "Near-duplicates", method: "perceptual hash" },
+  similar: { title: "Look-alikes", method: "embedding similarity" },
+};
+
+function duplicateParams() {
+  const params = { embedding: $("#dup-embedding").checked ? "true" : "false" };
+  const distance = $("#dup-distance").value.trim();
+  const threshold = $("#dup-threshold").value.trim();
+  if (distance) params.distance = distance;
+  if (threshold && $("#dup-embedding").checked) params.threshold = threshold;
+  return params;
+}
+
+function showDupError(message) {
+  $("#dup-error").textContent = message || "";
+  $("#dup-error").hidden = !message;
+}
+
+async function loadDuplicates({ append = false } = {}) {
+  if (D.busy) return;
+  for (const input of [$("#dup-distance"), $("#dup-threshold")]) {
+    if (!input.checkValidity()) {
+      showDupError(`${input.closest("label").firstChild.textContent.trim()}: ${input.validationMessage}`);
+      input.focus();
+      return;
+    }
+  }
+  D.busy = true;
+  $("#dup-btn").disabled = true;
+  $("#dup-info").textContent = "Looking for duplicates…";
+  const offset = append ? D.offset : 0;
+  let page;
+  try {
+    page = await api("/api/duplicates", { params: { ...duplicateParams(), offset, limit: PAGE } });
+  } catch (e) {
+    showDupError(e instanceof ApiError ? e.message : String(e));
+    $("#dup-info").textContent = "";
+    return;
+  } finally {
+    D.busy = false;
+    $("#dup-btn").disabled = false;
+  }
+  D.loaded = true;
+  showDupError("");
+  renderDuplicates(page, append);
+}
+
+function renderDuplicates(page, append) {
+  const box = $("#dup-groups");
+  if (!append) box.replaceChildren();
+  box.append(...page.items.map(duplicateGroup));
+  D.offset = page.next_offset ?? page.offset + page.items.length;
+  $("#dup-more").hidden = page.next_offset === null || page.next_offset === undefined;
+  $("#dup-empty").hidden = box.children.length > 0;
+  if (!$("#dup-distance").value) $("#dup-distance").value = page.distance; // the server's default, shown
+  const total = page.total ?? box.children.length;
+  $("#dup-info").textContent = total ? `${total} group${total === 1 ? "" : "s"}` : "";
+  const notes = [];
+  if (typeof page.threshold === "number") notes.push(`Look-alikes: cosine ≥ ${page.threshold.toFixed(2)}.`);
+  if (page.similar_note) notes.push(`Look-alikes: ${page.similar_note}.`);
+  if (page.not_hashed) {
+    const n = page.not_hashed;
+    notes.push(`${n} asset${n === 1 ? " was" : "s were"} stored before hashes existed and cannot be compared by hash (assetrag duplicates --rehash hashes them).`);
+  }
+  $("#dup-notes").replaceChildren(...notes.map((n) => h("p", { class: "muted" }, n)));
+}
+
+function memberMeasure(kind, m, i) {
+  if (kind === "exact") return i === 0 ? "this file" : "same bytes";
+  if (kind === "near") return i === 0 ? "group's first" : `${m.distance} bit${m.distance === 1 ? "" : "s"} of 64 differ`;
+  return i === 0 ? "group's first" : `cosine ${fmtScore(m.score)}`;
+}
+
+function duplicateGroup(g) {
+  const kind = DUP_KINDS[g.kind] || { title: g.kind, method: "" };
+  const label = `${kind.title}: ${g.size} file${g.size === 1 ? "" : "s"}`;
+  return h(
+    "section",
+    { class: "dup-group", dataset: { kind: g.kind }, "aria-label": label },
+    h(
+      "div",
+      { class: "dup-group-head" },
+      h("span", { class: "badge dup-kind " + g.kind }, kind.title),
+      h("span", { class: "muted" }, `${g.size} files · ${kind.method}`),
+    ),
+    h(
+      "ul",
+      { class: "dup-members" },
+      ...g.members.map((m, i) =>
+        h(
+          "li",
+          {},
+          h(
+            "button",
+            {
+              type: "button",
+              class: "dup-member",
+              title: `Open ${m.path}`,
+              dataset: { id: m.id, filename: m.filename },
+              onclick: () => openDetail(m.id),
+            },
+            h("div", { class: "thumb" }, h("img", { src: m.thumb_url, alt: m.filename, loading: "lazy", decoding: "async" })),
+            h(
+              "span",
+              { class: "dup-info" },
+              h("span", { class: "dup-name" }, m.filename),
+              h("span", { class: "dup-path" }, m.path),
+              h("span", { class: "dup-measure" }, memberMeasure(g.kind, m, i)),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
 }
 
 /* ---- drag and drop ----------------------------------------------------------------------------- */
@@ -888,6 +1114,13 @@ function init() {
   $("#gen-style").addEventListener("change", () => ($("#gen-style").dataset.touched = "1"));
   $("#gen-backend").addEventListener("change", syncStoreDefault);
   $("#gen-store").addEventListener("change", () => ($("#gen-store").dataset.touched = "1"));
+  $("#gen-ref-add").addEventListener("click", () => $("#gen-ref-input").click());
+  $("#gen-ref-input").addEventListener("change", (e) => addGivenFiles(e.target.files));
+  wireDrop($("#brief-form"), addGivenFiles);
+
+  $("#dup-form").addEventListener("submit", (e) => { e.preventDefault(); loadDuplicates(); });
+  $("#dup-embedding").addEventListener("change", () => ($("#dup-threshold").disabled = !$("#dup-embedding").checked));
+  $("#dup-more").addEventListener("click", () => loadDuplicates({ append: true }));
 
   refreshLibrary().then(() => runSearch());
   loadBackends();
