@@ -814,11 +814,11 @@ function planGroup(group) {
       "div",
       { class: "plan-item-head" },
       h("span", { class: "label" }, group.title),
-      group.bound && group.refs.some(givenFor)
-        ? h("span", { class: "query bound-note" }, "bound to your image, not searched")
-        : null,
       h("span", { class: "badge" }, `${group.refs.length} ref${group.refs.length === 1 ? "" : "s"}`),
     ),
+    ...(group.bound && group.refs.some(givenFor)
+      ? [h("p", { class: "muted bound-note" }, "Bound to your image: it points at it, so the library is not searched.")]
+      : []),
     refs,
     candidates,
   );
@@ -1012,9 +1012,10 @@ function renderDuplicates(page, append) {
 }
 
 function memberMeasure(kind, m, i) {
-  if (kind === "exact") return i === 0 ? "this file" : "same bytes";
-  if (kind === "near") return i === 0 ? "group's first" : `${m.distance} bit${m.distance === 1 ? "" : "s"} of 64 differ`;
-  return i === 0 ? "group's first" : `cosine ${fmtScore(m.score)}`;
+  if (kind === "exact") return i === 0 ? "first path" : "same bytes";
+  if (i === 0) return "compared with the others";
+  if (kind === "near") return m.distance ? `hash: ${m.distance} of 64 bits differ` : "hash: identical";
+  return `cosine ${fmtScore(m.score)}`;
 }
 
 function duplicateGroup(g) {
