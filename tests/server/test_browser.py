@@ -81,6 +81,9 @@ def browser():
         b.close()
 
 
+DUP_SERVER_UPLOAD_LIMIT = 256 * 1024  # a small limit, for the page's size check
+
+
 @pytest.fixture(scope="module")
 def dup_server(tmp_path_factory, photo_arrays, offline_embedder) -> Iterator[str]:
     """Like `live_server`, over a library that also holds a resized, re-encoded copy of the cat photo."""
@@ -92,7 +95,7 @@ def dup_server(tmp_path_factory, photo_arrays, offline_embedder) -> Iterator[str
     cat.resize((200, 133)).save(root / "things" / "cat-small.jpg", quality=70)
     lib = Library(base / "lib.db", library="assets", embedder=offline_embedder)
     lib.ingest(root)
-    app = create_app(lib, server_config(base, api_token=TOKEN))
+    app = create_app(lib, server_config(base, api_token=TOKEN, max_upload_bytes=DUP_SERVER_UPLOAD_LIMIT))
     with serve_in_thread(app) as url:
         yield url
     lib.close()
@@ -528,3 +531,27 @@ def test_generate_with_an_image_of_your_own(page, tmp_path, photo_arrays):
     page.click('#gen-ref-list button[aria-label="Remove other.png"]')
     page.wait_for_selector("#plan-stale", state="detached")
     assert page.is_enabled("#generate-btn")
+
+
+def test_generate_refuses_too_large_an_image_before_sending(dup_page, tmp_path, photo_arrays):
+    """The size limit is the server's (/api/generate/backends says it): a larger image is refused on the page,
+    with the reason, and never sent."""
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.fromarray(photo_arrays["astronaut"]).save(big)  # ~400 KB of PNG
+    assert big.stat().st_size > DUP_SERVER_UPLOAD_LIMIT
+    small = tmp_path / "small.jpg"
+    Image.fromarray(photo_arrays["astronaut"]).resize((64, 64)).save(small)
+    page = dup_page
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/api/generate/plan" in r.url else None)
+    open_app(page)
+    page.click("#tab-btn-generate")
+    page.set_input_files("#gen-ref-input", [str(big), str(small)])
+    page.wait_for_selector("#gen-ref-error:not([hidden])")
+    assert "big.png: " in page.inner_text("#gen-ref-error") and "larger than the 256 KB limit" in page.inner_text(
+        "#gen-ref-error"
+    )
+    names = page.locator("#gen-ref-list .given-item").evaluate_all("li => li.map(i => i.dataset.name)")
+    assert names == ["small.jpg"] and sent == []
