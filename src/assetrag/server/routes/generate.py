@@ -14,7 +14,8 @@ body as the form field `request`, each image as a file field `ref` (`GIVEN_FIELD
 this generation only, never ingested: `/plan` checks them and removes them after planning; `/generate` keeps
 them in the server's generated folder (`given/<sha256 prefix>/<file name>`), where the output's lineage names
 them (sha256 as `id`, file name, path). An item of the brief that points at one ("this character", "ce
-personnage") is bound to it instead of searched (`rag.plan`'s `given`).
+personnage") is bound to it instead of searched (`rag.plan`'s `given`). An edited `refs` sent with them may name
+them by sha256, as the plan did: those stay given references (`apply_choices`), never looked up in the library.
 """
 
 from __future__ import annotations
