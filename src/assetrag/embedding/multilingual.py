@@ -139,11 +139,35 @@ def detect_language(text: str) -> str:
     accents = any(0xC0 <= ord(ch) < 0x370 for ch in letters)
     foreign = per_lang[best] + (1.0 if accents else 0.0)
     if foreign < 1.0 or foreign <= english:
+        if english == 0 and _reads_french(text):
+            return "fr"
         return "en"
     tied = [lang for lang, score in per_lang.items() if score == per_lang[best] and score > 0]
     if len(tied) == 1:
         return tied[0]
-    return _accent_guess(letters, tied or [lang for lang, _ in _ACCENTS])
+    guess = _accent_guess(letters, tied or [lang for lang, _ in _ACCENTS])
+    if guess == "xx" and ("fr" in tied or not tied) and _knows_french(text):
+        return "fr"  # "un chat" (French or Italian "un"; "chat" is French), "fusée" (an accent, a French word)
+    return guess
+
+
+def _reads_french(text: str) -> bool:
+    """The French word check (`assetrag.embedding.french`), for a query with no function word to go by: more
+    French-only than English-only words. False when FreeDict is not installed."""
+    if os.environ.get("ASSETRAG_FRENCH_CHECK", "").strip().lower() in ("0", "off", "no", "false"):
+        return False  # to measure the function-word check alone
+    from assetrag.embedding.french import lexicon
+
+    lex = lexicon()
+    return lex is not None and lex.looks_french(text)
+
+
+def _knows_french(text: str) -> bool:
+    """Whether a content word of `text` is in the French dictionary (False without FreeDict)."""
+    from assetrag.embedding.french import lexicon
+
+    lex = lexicon()
+    return lex is not None and lex.known_words(text) > 0
 
 
 def _script_guess(letters: list[str]) -> str:
@@ -260,23 +284,61 @@ def _route(embedder: Any, text: str, lang: str | None) -> tuple[bool, str | None
     return True, None
 
 
+def query_language(embedder: Any, text: str, lang: str | None = None) -> str | None:
+    """The language whose multilingual text side embeds `text` ('fr', 'de', …, 'xx' or 'multi'), or None when
+    the embedder's own text encoder does."""
+    multi, found = _route(embedder, text, lang)
+    if not multi:
+        return None
+    return found if found is not None else check_lang(lang)
+
+
 def text_encoder(embedder: Any, text: str, lang: str | None = None) -> Any:
     """What embeds the query `text` for `embedder`: the embedder itself, or the multilingual text side (see the
-    module doc). In `auto`, a query read as non-English falls back to the embedder, with a warning, when the
-    multilingual package is missing; an explicit language raises `ModelUnavailableError` instead."""
+    module doc) — for French with FreeDict installed, `french.FrenchText` (the map's vector averaged with the
+    dictionary translation's). In `auto`, a query read as non-English falls back to the embedder, with a
+    warning, when the multilingual package is missing; an explicit language raises `ModelUnavailableError`."""
     global _warned
     multi, found = _route(embedder, text, lang)
     if not multi:
         return embedder
     if found is None:
-        return multilingual_text()
+        return _for_language(embedder, multilingual_text(), check_lang(lang))
     try:
-        return multilingual_text()
+        return _for_language(embedder, multilingual_text(), found)
     except ModelUnavailableError as exc:
         if not _warned:
             _warned = True
             warnings.warn(f"query read as non-English ({found}) but {exc}", RuntimeWarning, stacklevel=2)
         return embedder
+
+
+def _for_language(embedder: Any, multi: MultilingualText, lang: str) -> Any:
+    if lang != "fr":
+        return multi
+    from assetrag.embedding.french import FrenchText, french_mode, lexicon
+
+    lex = lexicon()
+    if lex is None or french_mode() == "map":
+        return multi
+    return FrenchText(embedder, multi, lex)
+
+
+def lexical_text(embedder: Any, text: str, lang: str | None = None) -> str:
+    """What the lexical (BM25) side searches for `text`: the text itself, plus its English translation when it
+    is French and FreeDict is installed (file names and tags are mostly English). `ASSETRAG_FRENCH_LEXICAL=0`
+    turns the translation off (to measure it)."""
+    if query_language(embedder, text, lang) != "fr":
+        return text
+    if os.environ.get("ASSETRAG_FRENCH_LEXICAL", "").strip().lower() in ("0", "off", "no", "false"):
+        return text
+    from assetrag.embedding.french import lexicon, translation_of
+
+    lex = lexicon()
+    if lex is None:
+        return text
+    tr = translation_of(text) or lex.translate(text)
+    return text if tr.found == 0 else f"{text} {tr.english}"
 
 
 def describe_choice(embedder: Any, text: str, lang: str | None = None) -> str | None:

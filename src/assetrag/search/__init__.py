@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from assetrag.embedding.base import Embedder
 from assetrag.embedding.calibration import weak_threshold
-from assetrag.embedding.multilingual import describe_choice, detect_language, text_encoder
+from assetrag.embedding.multilingual import describe_choice, detect_language, lexical_text, text_encoder
 from assetrag.search.hybrid import hybrid_search
 from assetrag.search.query import (
     DEFAULT_MODE,
@@ -88,7 +88,8 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
     mode = "hybrid" if q.mode == "hybrid" and q.has_text else "vector"
     lexical_weight = None
     if mode == "hybrid":
-        hits, lexical_weight = hybrid_search(store, vec, q)
+        # a French query's lexical side also gets its English translation (`multilingual.lexical_text`)
+        hits, lexical_weight = hybrid_search(store, vec, q, lexical_text(embedder, q.text or "", q.lang))
     else:
         found = store.search(vec[None, :], q.k, filter=q.filter(), fields=SCALAR_FIELDS, offset=q.offset)[0]
         hits = [SearchHit.from_fields(q.offset + i + 1, h.id, h.score, h.fields) for i, h in enumerate(found)]

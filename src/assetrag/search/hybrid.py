@@ -23,9 +23,12 @@ RRF_LEXICAL_WEIGHT = 1.0  # weight of the lexical rank in the fusion (the vector
 HYBRID_CANDIDATES = 100  # vector and lexical candidates fused (at least k + offset of each)
 
 
-def hybrid_search(store: Store, vec: np.ndarray, q: Query) -> tuple[list[SearchHit], float | None]:
+def hybrid_search(
+    store: Store, vec: np.ndarray, q: Query, text: str | None = None
+) -> tuple[list[SearchHit], float | None]:
     """Reciprocal-rank fusion of the vector top-N and the lexical top-N (see the module doc): the hits, and the
-    lexical weight used (None when the query had no index terms)."""
+    lexical weight used (None when the query had no index terms). `text`: what the lexical side searches
+    (default `q.text`; a French query adds its English translation)."""
     want = q.k + q.offset
     rerank = q.rerank if q.rerank_n > 1 else None
     n = min(MAX_K, max(want, HYBRID_CANDIDATES, q.rerank_n if rerank else 0))
@@ -38,7 +41,7 @@ def hybrid_search(store: Store, vec: np.ndarray, q: Query) -> tuple[list[SearchH
     lexical: list[str] = []
     bm25: dict[str, float] = {}
     weight: float | None = None  # the library's lexical weight (its informativeness, `search.lexical`)
-    terms = tokenize(q.text or "")
+    terms = tokenize(q.text or "" if text is None else text)
     if terms:
         index = lexical_index(store)
         weight = index.lexical_weight
