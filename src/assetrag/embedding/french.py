@@ -85,7 +85,7 @@ _FR_ENDINGS = (
 )  # fmt: skip
 _FR_FEMININE = (
     ("euse", "eux"), ("rice", "eur"), ("ive", "if"), ("elle", "el"), ("enne", "en"), ("onne", "on"),
-    ("ère", "er"), ("ette", "et"), ("ée", "é"), ("e", ""), ("che", "c"), ("que", "c"),
+    ("ère", "er"), ("ette", "et"), ("tte", "t"), ("ée", "é"), ("e", ""), ("che", "c"), ("que", "c"),
 )  # fmt: skip
 _EN_ENDINGS = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("es", ""), ("s", ""))
 

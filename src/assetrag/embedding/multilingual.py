@@ -346,10 +346,16 @@ def describe_choice(embedder: Any, text: str, lang: str | None = None) -> str | 
     multi, found = _route(embedder, text, lang)
     if not multi:
         return None
+    gloss = ""
+    if (found or check_lang(lang)) == "fr":
+        from assetrag.embedding.french import translation_of
+
+        tr = translation_of(text.strip())
+        gloss = f" and its dictionary translation “{tr.english}”" if tr is not None and tr.found else ""
     if found is None:
-        return "searched with the multilingual text encoder"
+        return f"searched with the multilingual text encoder{gloss}"
     which = "" if found == "xx" else f" ({found})"
     return (
-        f"query read as non-English{which}: searched with the multilingual text encoder (--lang en searches "
-        "it as English)"
+        f"query read as non-English{which}: searched with the multilingual text encoder{gloss} (--lang en "
+        "searches it as English)"
     )
