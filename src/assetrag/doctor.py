@@ -43,6 +43,7 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.append(Check("device", "fail", f"torch does not import: {exc}; reinstall torch==2.13.0"))
 
     checks.append(_runtime_check(settings))
+    checks.append(_french_check())
     checks.append(_settings_check(settings))
 
     from assetrag.library import Library
@@ -94,6 +95,16 @@ def _runtime_check(settings: Settings) -> Check:
         f"{choice.name} ({choice.reason}; --runtime {settings.runtime}, --quantize {settings.quantize}), "
         f"onnxruntime {ort_version()}, ONNX graph cache {cache_root(settings.cache_dir)}",
     )
+
+
+def _french_check() -> Check:
+    """Whether French queries get dictionary translation (FreeDict, read at run time; not shipped: GPL)."""
+    from assetrag.embedding.french import dictionary_note, find_dictionary
+
+    note = dictionary_note()
+    if note:
+        return Check("french", "warn", note)
+    return Check("french", "ok", f"French queries are translated with FreeDict ({find_dictionary()})")
 
 
 def _settings_check(settings: Settings) -> Check:

@@ -17,7 +17,13 @@ Other models (CLIP, SigLIP) always use their own text tower; `lang` changes noth
 
 The language check (`detect_language`) is deliberately cheap and conservative: letters of a non-Latin script,
 or more function words of French/German/Spanish/Italian/Portuguese/Dutch/Polish/Turkish (plus one point for
-Latin letters with diacritics) than English ones. A one-word query with no accent ("Katze") stays English.
+Latin letters with diacritics) than English ones. With FreeDict installed, the French word check
+(`assetrag.embedding.french`) then reads a query with no English function word as French when more of its words
+are French-only than English-only ("soleil levant", "cheval blanc"), and settles "un chat" (French or Italian
+"un") for French. A one-word query that neither list places ("Katze") stays English.
+
+French queries (with FreeDict) are embedded by `french.FrenchText`: the map's vector averaged with MiniLM's
+vector of the dictionary translation, and `lexical_text` gives the lexical (BM25) side the translation too.
 """
 
 from __future__ import annotations
@@ -154,19 +160,22 @@ def detect_language(text: str) -> str:
 def _reads_french(text: str) -> bool:
     """The French word check (`assetrag.embedding.french`), for a query with no function word to go by: more
     French-only than English-only words. False when FreeDict is not installed."""
-    if os.environ.get("ASSETRAG_FRENCH_CHECK", "").strip().lower() in ("0", "off", "no", "false"):
-        return False  # to measure the function-word check alone
     from assetrag.embedding.french import lexicon
 
-    lex = lexicon()
+    lex = lexicon() if _word_check_on() else None
     return lex is not None and lex.looks_french(text)
+
+
+def _word_check_on() -> bool:
+    """`ASSETRAG_FRENCH_CHECK=0` leaves the function-word check alone (to measure one against the other)."""
+    return os.environ.get("ASSETRAG_FRENCH_CHECK", "").strip().lower() not in ("0", "off", "no", "false")
 
 
 def _knows_french(text: str) -> bool:
     """Whether a content word of `text` is in the French dictionary (False without FreeDict)."""
     from assetrag.embedding.french import lexicon
 
-    lex = lexicon()
+    lex = lexicon() if _word_check_on() else None
     return lex is not None and lex.known_words(text) > 0
 
 
