@@ -331,7 +331,7 @@ _lock = threading.Lock()
 
 def lexicon() -> Lexicon | None:
     """The process-wide French lexicon from the installed FreeDict (None when it is not installed). Loaded on
-    first use (~0.1 s)."""
+    first use (0.5 s of CPU)."""
     global _lexicon, _loaded
     with _lock:
         if not _loaded:
