@@ -5,10 +5,11 @@ to compute it), the onnxruntime version and the opset; any change gives a new fi
 (`.json`) records the graph's sha256 and size: a truncated, garbage or mismatched file is never loaded, it is
 rebuilt. The sidecar also stamps the graph file's size and mtime once its checksum has been verified, so a warm
 start trusts an unchanged file without hashing it again (100 MB of graphs: ~0.2 s of CPU a start); any later
-rewrite changes the mtime and brings the full check back (the stamp waits until the mtime is a few seconds old). A valid cached graph is handed to ONNX Runtime by its path
-(it reads the file itself: cheaper than a Python `bytes` copy). Writes go to a temporary file and `os.replace`,
-under a lock file where the OS has one, so processes exporting at once do not corrupt the cache. An unwritable
-cache costs one warning: the graph is then exported in memory every run.
+rewrite changes the mtime and brings the full check back (the stamp waits until the mtime is a few seconds
+old). A valid cached graph is handed to ONNX Runtime by its path (it reads the file itself: cheaper than a
+Python `bytes` copy). Writes go to a temporary file and `os.replace`, under a lock file where the OS has one,
+so processes exporting at once do not corrupt the cache. An unwritable cache costs one warning: the graph is
+then exported in memory every run.
 """
 
 from __future__ import annotations
