@@ -5,7 +5,7 @@ from samples/), camera-like 1600×1200 JPEGs (scikit-image's photos), and a fold
 (a) the seed's loop — glob, one image at a time, PIL open, eager torch EfficientNet-Lite0 at batch 1, one Milvus
 insert per image — and (b) `assetrag ingest` with `--runtime torch` and `--runtime onnx`, each a fresh process and
 a fresh Milvus Lite file, run in alternation. Then model-only throughput per runtime, and `assetrag search` as a
-whole process (cold = first run, warm = median of three) vs a bare pymilvus open + search.
+whole process (cold = first run, warm = median of five, in alternation) vs a bare pymilvus open + search.
 
     python benchmarks/ingest.py [--cutouts 200] [--photos 60] [--no-clip]
 """
@@ -234,16 +234,34 @@ print(len(hits[0]), time.perf_counter() - t0)
 """
 
 
-def search_rows(uri: str) -> list[list[object]]:
+def search_rows(uri: str, runs: int = 5) -> list[list[object]]:
+    """Cold (first) and warm (median of the next `runs`) wall seconds of each command, the commands run in
+    alternation so that a change in the machine's load hits them alike; warm CPU (user + system) seconds too."""
+    cmds = {
+        f'assetrag search "a frog" --runtime {runtime}': [
+            *ASSETRAG,
+            "--uri",
+            uri,
+            "--runtime",
+            runtime,
+            "search",
+            "a frog",
+            "-k",
+            "5",
+        ]
+        for runtime in ("torch", "onnx")
+    }
+    cmds["bare pymilvus open + search (floor)"] = [sys.executable, "-c", FLOOR, uri, "assets"]
+    runs_of: dict[str, list[dict]] = {label: [] for label in cmds}
+    for _ in range(runs + 1):
+        for label, cmd in cmds.items():
+            runs_of[label].append(run_process(cmd, ENV))
+    floor = float(np.median([r["wall"] for r in runs_of["bare pymilvus open + search (floor)"][1:]]))
     rows = []
-    for runtime in ("torch", "onnx"):
-        cmd = [*ASSETRAG, "--uri", uri, "--runtime", runtime, "search", "a frog", "-k", "5"]
-        times = [float(run_process(cmd, ENV)["wall"]) for _ in range(4)]
-        rows.append(
-            [f'assetrag search "a frog" --runtime {runtime}', f"{times[0]:.2f}", f"{float(np.median(times[1:])):.2f}"]
-        )
-    times = [float(run_process([sys.executable, "-c", FLOOR, uri, "assets"], ENV)["wall"]) for _ in range(4)]
-    rows.append(["bare pymilvus open + search (floor)", f"{times[0]:.2f}", f"{float(np.median(times[1:])):.2f}"])
+    for label, rs in runs_of.items():
+        warm = float(np.median([r["wall"] for r in rs[1:]]))
+        cpu = float(np.median([r["cpu"] for r in rs[1:]]))
+        rows.append([label, f"{rs[0]['wall']:.2f}", f"{warm:.2f}", f"{cpu:.2f}", f"{warm / floor:.2f}×"])
     return rows
 
 
@@ -284,7 +302,8 @@ def main() -> None:
         + "\n\nModel only (no decoding, no store), images/s:\n\n"
         + table(["model", "runtime", "weights", "batch", "images/s"], models)
         + "\n\n`assetrag search` as a whole process on the mixed library, seconds (cold = first run, warm = "
-        "median of the next three):\n\n" + table(["command", "cold s", "warm s"], search)
+        "median of the next five; the three commands alternate):\n\n"
+        + table(["command", "cold s", "warm s", "warm CPU s", "warm vs floor"], search)
     )
     write_section("ingest", "Ingest and search on a CPU: torch vs ONNX Runtime (benchmarks/ingest.py)", body)
 

@@ -11,7 +11,6 @@ from assetrag.errors import (
     StoreError,
     StoreLockedError,
 )
-from assetrag.ingest import IngestReport
 from assetrag.library import Library
 from assetrag.search import Query, SearchHit, SearchResult
 
@@ -32,3 +31,11 @@ __all__ = [
     "StoreLockedError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "IngestReport":  # the ingest package loads on first use, not for every `import assetrag`
+        from assetrag.ingest import IngestReport
+
+        return IngestReport
+    raise AttributeError(f"module 'assetrag' has no attribute {name!r}")

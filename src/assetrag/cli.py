@@ -12,14 +12,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from assetrag import objects
-from assetrag.config import Settings
+from assetrag.config import DEFAULT_MAX_DELETE, Settings
 from assetrag.errors import AssetragError, BadVideoError, ConfigError
-from assetrag.evaluate import parse_rerank
-from assetrag.ingest import DEFAULT_MAX_DELETE
 from assetrag.library import NEAR_DUPLICATE_DISTANCE, Library
 from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N, SearchHit
 from assetrag.video import frame_at, moment_label
@@ -112,6 +109,8 @@ class RichProgress:
     """A progress bar with images/s for ingest."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -282,6 +281,8 @@ RERANK_HELP = (
 
 def _rerank(value: str | None) -> str | None:
     """'none' / 'off' / '' → None; a method name as it is (unknown ones: BadParameter)."""
+    from assetrag.search.rerank import parse_rerank
+
     try:
         return parse_rerank(value)
     except ConfigError as exc:
@@ -736,10 +737,11 @@ def import_cmd(
     out.print(f"imported {report.rows} assets ({report.model}, dim {report.dim}) into library {report.library!r}")
 
 
-def hoist_global_options(argv: list[str]) -> list[str]:
+def hoist_global_options(argv: list[str], group: Any = None) -> list[str]:
     """`argv` with the global options written after the command moved before it, so `assetrag ingest --uri x.db
-    photos/` means `assetrag --uri x.db ingest photos/` (a command's own option of the same name stays)."""
-    group = typer.main.get_command(app)
+    photos/` means `assetrag --uri x.db ingest photos/` (a command's own option of the same name stays).
+    `group`: the app's click command when already built."""
+    group = group or typer.main.get_command(app)
     flags: dict[str, bool] = {}  # option name → takes a value
     for param in group.params:
         for name in (*param.opts, *param.secondary_opts):
@@ -772,8 +774,10 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console-script entry point: user errors print one clear line and exit 2."""
+    # the click command is built once (`app()` would build it again: ~0.1 s of a search's start)
+    command = typer.main.get_command(app)
     try:
-        app(args=hoist_global_options(sys.argv[1:]))
+        command(args=hoist_global_options(sys.argv[1:], command))
     except AssetragError as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(2)

@@ -15,6 +15,9 @@ DEFAULT_URI = "./assetrag.db"
 DEFAULT_LIBRARY = "assets"
 DEFAULT_MODEL = "auto"
 DEFAULT_CLIP_CHECKPOINT = "openai/clip-vit-base-patch32"
+#: the default `max_delete` of an ingest with prune: a prune may delete at most this share of the library
+#: without `force` (`assetrag.ingest.known`)
+DEFAULT_MAX_DELETE = "10%"
 #: vector index choices (`--index`, ASSETRAG_INDEX); "auto" is the backend's default (HNSW on both today)
 INDEX_CHOICES = ("auto", "hnsw", "flat", "ivf_flat", "autoindex")
 #: ingest pipelines (`assetrag ingest --pipeline`, ASSETRAG_PIPELINE); "auto" is fast on CUDA, simple elsewhere

@@ -34,6 +34,8 @@ from assetrag.embedding.base import Embedder
 from assetrag.errors import ConfigError, QueryError
 from assetrag.library import Library
 from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N, Query, template_list
+from assetrag.search.rerank import OFF as _OFF
+from assetrag.search.rerank import parse_rerank
 
 KS = (1, 5, 10)
 NDCG_AT = 10
@@ -289,19 +291,6 @@ def evaluate(
 
 #: the keys a configuration may set
 CONFIG_KEYS = ("model", "mode", "templates", "understand", "lang", "rerank", "rerank_n", "label")
-_OFF = ("", "none", "off", "no", "false")
-
-
-def parse_rerank(value: str | None) -> str | None:
-    """'none' / 'off' / '' → None; a method name as it is (an unknown one: `ConfigError`)."""
-    from assetrag.search import RERANKERS
-
-    v = (value or "").strip().lower()
-    if v in _OFF:
-        return None
-    if v not in RERANKERS:
-        raise ConfigError(f"rerank takes none, {', '.join(RERANKERS)} (got {value!r})")
-    return v
 
 
 def parse_config(spec: str, base: dict[str, Any]) -> dict[str, Any]:

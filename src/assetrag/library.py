@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -22,7 +22,7 @@ from assetrag.concurrency import Serialised
 from assetrag.config import Settings
 from assetrag.embedding.base import Embedder
 from assetrag.errors import ModelMismatchError, QueryError, StoreError
-from assetrag.ingest import Ingestor, IngestReport, ProgressSink, RayOptions
+from assetrag.progress import ProgressSink
 from assetrag.search import (
     DEFAULT_MODE,
     DEFAULT_RERANK,
@@ -38,6 +38,9 @@ from assetrag.search import (
 from assetrag.search.lexical import invalidate as invalidate_lexical
 from assetrag.store import SCALAR_FIELDS, Store
 from assetrag.store import filters as F
+
+if TYPE_CHECKING:  # the ingest package loads when something is ingested, not for a search
+    from assetrag.ingest import IngestReport
 
 #: perceptual-hash (dHash, `decode.perceptual_hash`) distance, in bits of 64, up to which two assets are
 #: near-duplicates. benchmarks/near_duplicates.py (docs/benchmarks.md): at 10 it keeps every resized, re-encoded,
@@ -257,6 +260,8 @@ class Library:
         unless `force`. `dry_run`: change nothing, report what would be pruned (`report.would_prune`).
         `follow_symlinks`: also ingest files whose real location is outside `paths` (by default such a
         symbolic link is reported, not read)."""
+        from assetrag.ingest import Ingestor, RayOptions
+
         roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         ingestor = Ingestor(
             self.store,

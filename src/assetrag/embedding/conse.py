@@ -129,7 +129,7 @@ class ConseEmbedder:
     # -- loading ----------------------------------------------------------------------------------
 
     def _load_onnx(self, threads: int | None, announce: Callable[[str], None] | None) -> None:
-        from assetrag.embedding.graphs import Exports, announce_exports, session_for
+        from assetrag.embedding.graphs import Exports, LazySession, announce_exports, graph_source, session_for
         from assetrag.embedding.minilm import MiniLMOnnx
 
         self.device = "cpu"
@@ -137,7 +137,10 @@ class ConseEmbedder:
         self.image_batch = min(self.batch_size, ONNX_IMAGE_BATCH)
         self.text_int8 = self.quantize == "int8" or (self.quantize == "auto" and TEXT_INT8_AUTO)
         exports = Exports()
-        net = session_for(_effnet_graph(), self.cache_dir, self.threads, exports)
+        effnet, cache, n_threads = _effnet_graph(), self.cache_dir, self.threads
+        graph_source(effnet, cache, exports)  # exported now when missing (and announced with this load)
+        # the image tower's session is made on its first image: a text query never pays for it
+        net = LazySession(lambda: session_for(effnet, cache, n_threads, exports))
         text = MiniLMOnnx(
             self._text_model_dir, self.cache_dir, threads=self.threads, int8=self.text_int8, exports=exports
         )

@@ -3,9 +3,13 @@
 A graph's file name carries the model part, a key of its weight files (size + mtime + name, so no torch is needed
 to compute it), the onnxruntime version and the opset; any change gives a new file. Next to it a sidecar
 (`.json`) records the graph's sha256 and size: a truncated, garbage or mismatched file is never loaded, it is
-rebuilt. Writes go to a temporary file and `os.replace`, under a lock file where the OS has one, so processes
-exporting at once do not corrupt the cache. An unwritable cache costs one warning: the graph is then exported
-in memory every run.
+rebuilt. The sidecar also stamps the graph file's size and mtime once its checksum has been verified, so a warm
+start trusts an unchanged file without hashing it again (100 MB of graphs: ~0.2 s of CPU a start); any later
+rewrite changes the mtime and brings the full check back (the stamp waits until the mtime is a few seconds
+old). A valid cached graph is handed to ONNX Runtime by its path (it reads the file itself: cheaper than a
+Python `bytes` copy). Writes go to a temporary file and `os.replace`, under a lock file where the OS has one,
+so processes exporting at once do not corrupt the cache. An unwritable cache costs one warning: the graph is
+then exported in memory every run.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +35,9 @@ from assetrag.errors import ModelUnavailableError
 CACHE_FORMAT = 1
 OPSET = 17
 _warned_unwritable = False
+#: a graph's size + mtime are stamped as verified only once its mtime is this old: a same-size rewrite within a
+#: file system's timestamp granularity (up to 2 s on some) could otherwise keep the stamped mtime
+STAMP_AFTER_NS = 3_000_000_000
 
 
 def weights_key(files: Sequence[str | os.PathLike[str]], extra: str = "") -> str:
@@ -83,9 +91,9 @@ def cache_root(cache_dir: str | os.PathLike[str]) -> Path:
 
 def session_for(spec: GraphSpec, cache_dir: str | os.PathLike[str], threads: int | None, exports: Exports) -> Any:
     """An ONNX Runtime session for `spec`, from the cache when a valid graph is there, else exported (and cached)."""
-    data = graph_bytes(spec, cache_dir, exports)
+    source = graph_source(spec, cache_dir, exports)
     try:
-        return new_session(data, threads)
+        return new_session(source if isinstance(source, bytes) else str(source), threads)
     except Exception as exc:  # a graph that passed its checksum but ORT refuses: build it again, once
         path = cache_root(cache_dir) / spec.filename
         _forget(path)
@@ -94,6 +102,37 @@ def session_for(spec: GraphSpec, cache_dir: str | os.PathLike[str], threads: int
             return new_session(data, threads)
         except Exception as again:
             raise ModelUnavailableError(f"ONNX Runtime cannot load the {spec.part} graph: {again}") from exc
+
+
+def graph_source(spec: GraphSpec, cache_dir: str | os.PathLike[str], exports: Exports) -> Path | bytes:
+    """Where ONNX Runtime reads `spec`'s graph from: the path of a valid cached file, else the bytes of a fresh
+    export (written to the cache when it can be)."""
+    path = cache_root(cache_dir) / spec.filename
+    if valid_file(path, spec.meta()):
+        return path
+    data = graph_bytes(spec, cache_dir, exports)
+    return path if valid_file(path, spec.meta()) else data
+
+
+class LazySession:
+    """A session made on its first `run` (`make()` builds it): a model loads a tower it may never run — the offline
+    model's image tower, for a text query — without paying for the session. Thread-safe."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._make()
+        return self._session
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        return self.session.run(*args, **kwargs)
 
 
 def graph_bytes(spec: GraphSpec, cache_dir: str | os.PathLike[str], exports: Exports) -> bytes:
@@ -127,16 +166,53 @@ def graph_bytes(spec: GraphSpec, cache_dir: str | os.PathLike[str], exports: Exp
 
 def read_valid(path: Path, meta: dict[str, Any]) -> bytes | None:
     """The graph's bytes when its sidecar matches `meta` and the bytes match the sidecar's size and sha256."""
+    side = _sidecar(path, meta)
+    if side is None:
+        return None
     try:
-        side = json.loads(path.with_suffix(".json").read_text())
-        if not isinstance(side, dict) or any(side.get(k) != v for k, v in meta.items()):
-            return None
         data = path.read_bytes()
-    except (OSError, ValueError):
+    except OSError:
         return None
     if len(data) != side.get("size") or hashlib.sha256(data).hexdigest() != side.get("sha256"):
         return None
     return data
+
+
+def valid_file(path: Path, meta: dict[str, Any]) -> bool:
+    """True when the cached graph at `path` is valid for `meta`: its size and mtime are those the sidecar stamped
+    when the checksum was last verified, or else its checksum verifies now (and the stamp is written, best
+    effort, so the next start skips the hash)."""
+    side = _sidecar(path, meta)
+    if side is None:
+        return False
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if st.st_size == side.get("size") and st.st_mtime_ns == side.get("mtime_ns"):
+        return True
+    if read_valid(path, meta) is None:
+        return False
+    with contextlib.suppress(OSError):
+        after = path.stat()
+        settled = time.time_ns() - st.st_mtime_ns > STAMP_AFTER_NS  # a rewrite now cannot keep this mtime
+        if settled and (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
+            _replace(path.with_suffix(".json"), _side_bytes({**side, "mtime_ns": st.st_mtime_ns}))
+    return True
+
+
+def _sidecar(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        side = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(side, dict) or any(side.get(k) != v for k, v in meta.items()):
+        return None
+    return side
+
+
+def _side_bytes(side: dict[str, Any]) -> bytes:
+    return json.dumps(side, sort_keys=True).encode()
 
 
 def write_atomically(path: Path, data: bytes, meta: dict[str, Any]) -> bool:
@@ -147,7 +223,7 @@ def write_atomically(path: Path, data: bytes, meta: dict[str, Any]) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _replace(path, data)
-        _replace(path.with_suffix(".json"), json.dumps(side, sort_keys=True).encode())
+        _replace(path.with_suffix(".json"), _side_bytes(side))
         return True
     except OSError as exc:
         if not _warned_unwritable:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assetrag import objects
+from assetrag.config import DEFAULT_MAX_DELETE
 from assetrag.errors import ConfigError
 from assetrag.ingest.rows import FileError, IngestReport, merge_tags
 from assetrag.ingest.scan import FileEntry, RootListing
@@ -97,9 +98,6 @@ class Known:
 
 
 # -- prune: what may go, and what is refused -----------------------------------------------------------
-
-#: the default `max_delete`: a prune may delete at most this share of the library without `force`
-DEFAULT_MAX_DELETE = "10%"
 
 
 @dataclass(frozen=True)

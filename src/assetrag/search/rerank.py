@@ -18,13 +18,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from assetrag.errors import QueryError
+from assetrag.errors import ConfigError, QueryError
 from assetrag.store import MAX_K
 
 RERANKERS = ("scores",)
 DEFAULT_RERANK: str | None = "scores"  # on: docs/quality.md, "Re-ranking"
 DEFAULT_RERANK_N = 100  # candidates re-ranked: the first N of the fused list
 BM25_WEIGHT = 1.0  # weight of z(BM25) against z(cosine): equal, not tuned on the labelled sets
+
+
+#: what turns re-ranking off where a method is named (`--rerank`, evaluate configurations)
+OFF = ("", "none", "off", "no", "false")
+
+
+def parse_rerank(value: str | None) -> str | None:
+    """'none' / 'off' / '' → None; a method name as it is (an unknown one: `ConfigError`)."""
+    v = (value or "").strip().lower()
+    if v in OFF:
+        return None
+    if v not in RERANKERS:
+        raise ConfigError(f"rerank takes none, {', '.join(RERANKERS)} (got {value!r})")
+    return v
 
 
 def check_rerank(method: str | None, n: int) -> None:

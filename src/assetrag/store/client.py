@@ -53,6 +53,27 @@ def _quiet_pymilvus() -> None:
 _quiet_pymilvus()
 
 
+def _skip_scipy_probe() -> None:
+    """pymilvus asks, on a process's first search or write, whether the data is a scipy sparse matrix, and imports
+    scipy.sparse to ask (~0.3-0.5 s of CPU: scipy pulls in numpy.f2py) — a fifth of a warm `assetrag search`.
+    assetrag never hands it scipy data, so unless scipy.sparse is loaded already pymilvus is given the answer it
+    has when scipy is not installed (no sparse classes). Nothing changes when its helper is not there."""
+    import sys
+
+    try:
+        from pymilvus.client.utils import SciPyHelper
+    except ImportError:
+        return
+    attrs = ("_checked", "_matrix_available", "_array_available")
+    if "scipy.sparse" in sys.modules or not all(hasattr(SciPyHelper, a) for a in attrs) or SciPyHelper._checked:
+        return
+    SciPyHelper._matrix_available = SciPyHelper._array_available = False
+    SciPyHelper._checked = True
+
+
+_skip_scipy_probe()
+
+
 @dataclass(frozen=True)
 class Hit:
     """One search result straight from Milvus: primary key, cosine similarity and the requested fields."""
