@@ -17,7 +17,7 @@ from rich.table import Table
 from assetrag import objects
 from assetrag.config import DEFAULT_MAX_DELETE, Settings
 from assetrag.errors import AssetragError, BadVideoError, ConfigError
-from assetrag.library import NEAR_DUPLICATE_DISTANCE, Library
+from assetrag.library import NEAR_DUPLICATE_DISTANCE, Library, lean_process
 from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N, SearchHit
 from assetrag.video import frame_at, moment_label
 
@@ -776,6 +776,7 @@ def main() -> None:
     """Console-script entry point: user errors print one clear line and exit 2."""
     # the click command is built once (`app()` would build it again: ~0.1 s of a search's start)
     command = typer.main.get_command(app)
+    lean_process()
     try:
         command(args=hoist_global_options(sys.argv[1:], command))
     except AssetragError as exc:

@@ -616,6 +616,15 @@ class Library:
         return import_archive(self.store, path, progress=progress)
 
 
+def lean_process() -> None:
+    """For a process assetrag owns (the CLI): skip work third-party libraries do at first use for data assetrag
+    never hands them (pymilvus' scipy probe). Not done on import: a program using assetrag as a library and
+    pymilvus with scipy data itself keeps pymilvus as it is."""
+    from assetrag.store import skip_scipy_probe
+
+    skip_scipy_probe()
+
+
 def _spec_for(model_name: str) -> str:
     """The load spec that reproduces a stored model name."""
     from assetrag.embedding import spec_for_name

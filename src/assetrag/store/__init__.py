@@ -8,7 +8,7 @@ stores) and `archive` (Parquet export/import).
 
 from assetrag.config import is_server_uri
 from assetrag.store import filters
-from assetrag.store.client import Hit, Store
+from assetrag.store.client import Hit, Store, skip_scipy_probe
 from assetrag.store.filters import quote
 from assetrag.store.index import IndexSpec, as_index_spec, default_index
 from assetrag.store.schema import MAX_PATH, MAX_PATHS, MAX_TAG, MAX_TAGS, SCALAR_FIELDS, SCHEMA_VERSION
@@ -32,4 +32,5 @@ __all__ = [
     "filters",
     "is_server_uri",
     "quote",
+    "skip_scipy_probe",
 ]

@@ -53,11 +53,14 @@ def _quiet_pymilvus() -> None:
 _quiet_pymilvus()
 
 
-def _skip_scipy_probe() -> None:
+def skip_scipy_probe() -> None:
     """pymilvus asks, on a process's first search or write, whether the data is a scipy sparse matrix, and imports
     scipy.sparse to ask (~0.3-0.5 s of CPU: scipy pulls in numpy.f2py) — a fifth of a warm `assetrag search`.
     assetrag never hands it scipy data, so unless scipy.sparse is loaded already pymilvus is given the answer it
-    has when scipy is not installed (no sparse classes). Nothing changes when its helper is not there."""
+    has when scipy is not installed (no sparse classes). Nothing changes when its helper is not there.
+
+    Process-wide, so only for processes assetrag owns (the CLI calls it through `library.lean_process`); a
+    program that imports assetrag as a library keeps pymilvus as it is."""
     import sys
 
     try:
@@ -69,9 +72,6 @@ def _skip_scipy_probe() -> None:
         return
     SciPyHelper._matrix_available = SciPyHelper._array_available = False
     SciPyHelper._checked = True
-
-
-_skip_scipy_probe()
 
 
 @dataclass(frozen=True)
