@@ -158,7 +158,7 @@ class BulkStage:
 
     def remove(self, *parts: str) -> None:
         target = self.path(*parts)
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             if self.is_url:
                 objects.filesystem(target).rm(_bare(target), recursive=True)
             elif os.path.isdir(target):
@@ -302,7 +302,8 @@ class BulkLoader:
     def abort(self) -> None:
         """Delete the files not handed to the server (a started import runs on; `recover` deals with it)."""
         if not any(t.task_id is not None for t in self._tasks):
-            self.stage.remove(self.job)
+            with contextlib.suppress(Exception):  # on the way out of a failed run: never hide its error
+                self.stage.remove(self.job)
 
     def _ship(self, rows: list[dict[str, Any]]) -> None:
         # at most one file in flight besides this one: memory stays bounded and a failure is seen early
