@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pymilvus import DataType, MilvusException
@@ -208,10 +209,12 @@ class BulkLoader:
         self._tasks: list[_Task] = []
         self._fields: list[dict[str, Any]] | None = None
         self._schema: pa.Schema | None = None
-        #: what the job did: rows loaded, files, rows handed to `on_failed`, seconds waiting for the server
+        #: what the job did: rows loaded, rows handed to `on_failed`, seconds waiting for import tasks and then
+        #: for their rows to be visible
         self.loaded = 0
         self.failed = 0
         self.wait_s = 0.0
+        self.visible_s = 0.0
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -394,7 +397,13 @@ class BulkLoader:
         """Wait until every id of `tasks` is visible to a Strong read (a completed task's segments are loaded
         by the query nodes some seconds later); raise if some never show up."""
         ids = [i for t in tasks for i in t.ids]
+        if not ids:
+            return
         t0 = time.perf_counter()
+        # ask the query nodes to load the new segments now (measured on 2.3.5: visible after ~4.5 s instead
+        # of the ~13-15 s its periodic target update takes); a server that refuses it just takes longer
+        with contextlib.suppress(StoreError):
+            self.store._call(self.store.client.load_collection, self.store.name, _refresh=True)
         deadline = time.monotonic() + min(self.timeout, 120.0 + len(ids) / 2000)
         chunks = [ids[i : i + IDS_PER_QUERY] for i in range(0, len(ids), IDS_PER_QUERY)]
         try:
@@ -411,7 +420,7 @@ class BulkLoader:
                     )
                 time.sleep(max(self.poll, 0.5))
         finally:
-            self.wait_s += time.perf_counter() - t0
+            self.visible_s += time.perf_counter() - t0
 
     def _count(self, ids: list[str]) -> int:
         res = self.store._call(
@@ -463,6 +472,11 @@ class BulkLoader:
             _check(f, values)
             if f["type"] == DataType.JSON:
                 values = [json.dumps(v, ensure_ascii=False) for v in values]
+            if f["type"] == DataType.FLOAT_VECTOR and values:  # one numpy copy, not 512 Python floats a row
+                flat = np.asarray(values, dtype=np.float32)
+                offsets = np.arange(0, flat.size + 1, flat.shape[1], dtype=np.int32)
+                columns.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.reshape(-1))))
+                continue
             columns.append(pa.array(values, type=af.type))
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_arrays(columns, schema=schema), sink, row_group_size=8192)
