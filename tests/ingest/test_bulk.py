@@ -161,3 +161,55 @@ def test_stage_names_for_the_server(tmp_path):
     assert (
         BulkStage(str(tmp_path), server_path="/var/lib/milvus/bulk").server_name("j", "f") == "/var/lib/milvus/bulk/j/f"
     )
+
+
+@server
+@pytest.mark.slow
+def test_the_cli_killed_during_a_bulk_job_recovers_to_a_clean_run(
+    tmp_path, offline_embedder, milvus_server, make_library
+):
+    """`assetrag ingest --bulk on` SIGKILLed at seeded moments after it handed its file to the server (seen as
+    the job's manifest in the stage): during the import, after it completed but before its rows are visible,
+    or later. The re-run must give the library a clean run gives: each file once, no id stored twice."""
+    import os
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from test_crash import _build_library, _state, _vectors
+
+    root = tmp_path / "library"
+    _build_library(root)  # 8 files, one a byte-identical copy: 7 records
+    clean = make_library("clean", uri=milvus_server.uri)
+    clean.ingest(root)
+    reference, ref_vectors = _state(clean), _vectors(clean)
+    rng = random.Random(20261129)
+    env = {**os.environ, "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "1"}
+    fates = []
+    for run in range(2):
+        stage = tmp_path / f"stage{run}"
+        lib = make_library(f"victim{run}", uri=milvus_server.uri)
+        cmd = [sys.executable, "-m", "assetrag.cli", "--uri", milvus_server.uri, "--library", lib.store.name]
+        cmd += ["--batch-size", "2", "ingest", str(root), "--json", "--bulk", "on", "--bulk-stage", str(stage)]
+        delay = rng.uniform(0.0, 8.0)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 240
+        while not list(stage.glob("*/job.json")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the victim never handed a file to the server"
+            time.sleep(0.02)
+        time.sleep(delay)
+        fates.append("finished" if proc.poll() is not None else f"killed {delay:.1f}s after the import started")
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+        report = lib.ingest(root, bulk="on", bulk_stage=str(stage))
+        assert report.errors == []
+        state, vectors = _state(lib), _vectors(lib)
+        assert state == reference, fates
+        assert lib.store.count() == len(reference), fates  # count(*) would count an id imported twice
+        assert vectors.keys() == ref_vectors.keys()
+        # the victim embeds on one thread, this process on two: equal up to float rounding (as test_crash)
+        assert all(np.allclose(vectors[k], v, atol=1e-4) for k, v in ref_vectors.items()), fates
+        assert _leftovers(stage) == []
+    assert any(f.startswith("killed") for f in fates), fates
