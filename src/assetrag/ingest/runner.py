@@ -322,7 +322,7 @@ class Ingestor:
         waited = wait_for_imports(self.store)
         if waited:
             report.notes.append(f"waited for {waited} bulk insert(s) an earlier run started")
-        if self.bulk_stage is not None and self.bulk != "off" and self.store.exists():
+        if self.bulk_stage is not None and self.store.exists():  # also under --bulk off: it may follow a kill
             cleaned = BulkLoader(self.store, self.bulk_stage).recover()
             if cleaned:
                 report.notes.append(f"settled {cleaned} bulk job(s) an earlier run left in {self.bulk_stage.location}")
