@@ -11,7 +11,8 @@ client inside it) three ways, each into a fresh collection (HNSW, built as the d
 (what ingest writes per batch), upserts of 2,000 rows (the best case for row writes), and bulk insert
 (`store.bulk`: Parquet files of 50,000 rows staged in a directory the server reads, import, wait until every
 row is visible to a Strong read). Each is timed until every row is readable and until the HNSW index covers
-every row (readable rows are searched brute force until then); rows/s is over the latter. The load average is printed with each figure (the machine is shared).
+every row (readable rows are searched brute force until then); rows/s is over the latter. The load average is
+printed with each figure (the machine is shared).
 
     python benchmarks/scale_out.py --bulk-rows 20000,100000
 """
