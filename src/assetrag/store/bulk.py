@@ -375,7 +375,13 @@ class BulkLoader:
         shown = 0
         try:
             while True:
-                state = conn.get_bulk_insert_state(task_id)
+                try:
+                    state = conn.get_bulk_insert_state(task_id)
+                except MilvusException as exc:
+                    raise BulkError(
+                        f"the Milvus server at {self.store.uri} did not say how {what} (task {task_id}) fares: "
+                        f"{exc.message or exc}. Run the ingest again: it waits for the task first"
+                    ) from exc
                 if self.progress is not None and not isinstance(task, int):
                     pct = int(dict(state.infos).get("progress_percent", "0") or 0)
                     step = task.rows * pct // 100 - shown
