@@ -187,6 +187,21 @@ def ingest(
         str | None,
         typer.Option(help="--engine ray: auto (this machine's cluster) or ray://host:10001 (default: a local Ray)"),
     ] = None,
+    bulk: Annotated[
+        str | None,
+        typer.Option(
+            help="auto | on | off: load new rows with the Milvus server's bulk insert (Parquet files staged in "
+            "--bulk-stage) instead of upserts; auto: a server, a stage and ≥ ASSETRAG_BULK_THRESHOLD (50000) "
+            "files to read (env ASSETRAG_BULK)"
+        ),
+    ] = None,
+    bulk_stage: Annotated[
+        str | None,
+        typer.Option(
+            help="where bulk files are staged: a directory the Milvus server reads at the same path, or "
+            "s3://its-bucket/prefix (env ASSETRAG_BULK_STAGE; ASSETRAG_BULK_SERVER_PATH: the server's name for it)"
+        ),
+    ] = None,
 ) -> None:
     """Add or refresh the images under PATHS — folders, files or bucket prefixes (s3://bucket/prefix, gs://…,
     az://…) — incremental: unchanged files are skipped."""
@@ -205,6 +220,8 @@ def ingest(
             follow_symlinks=follow_symlinks,
             engine=engine,
             address=address,
+            bulk=bulk,
+            bulk_stage=bulk_stage,
         )
     _print_ingest(report, errors=errors, as_json=as_json, verbose=verbose, prune=prune)
     if report.refused:
@@ -246,6 +263,8 @@ def _print_ingest(report: Any, *, errors: Path | None, as_json: bool, verbose: b
 
 
 def _print_refused(report: Any) -> None:
+    for note in getattr(report, "notes", ()):
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for why in report.refused:
         err.print(f"[red]prune refused:[/] {escape(why)}", highlight=False)
 
@@ -256,6 +275,7 @@ def _print_done(report: Any, verbose: bool) -> None:
         f"unchanged {report.unchanged} · duplicates {report.duplicates} · pruned {report.pruned} · "
         f"errors {len(report.errors)} · {report.elapsed_s:.1f}s ({report.images_per_s:.1f} img/s)"
         + (f" · {report.videos} video(s), {report.keyframes} keyframes" if report.videos else "")
+        + (f" · {report.bulk_rows} by bulk insert" if report.bulk_rows else "")
     )
     if verbose and report.stages:
         table = Table("stage", "seconds", title="time per stage (summed over the threads that ran it)")

@@ -22,6 +22,10 @@ DEFAULT_MAX_DELETE = "10%"
 INDEX_CHOICES = ("auto", "hnsw", "flat", "ivf_flat", "autoindex")
 #: ingest pipelines (`assetrag ingest --pipeline`, ASSETRAG_PIPELINE); "auto" is fast on CUDA, simple elsewhere
 PIPELINE_CHOICES = ("auto", "simple", "fast")
+#: bulk insert for new rows (`assetrag ingest --bulk`, ASSETRAG_BULK): auto (a server, a staging location and at
+#: least `bulk_threshold` files to read) | on | off — see `assetrag.store.bulk`
+BULK_CHOICES = ("auto", "on", "off")
+DEFAULT_BULK_THRESHOLD = 50_000
 #: model runtimes (`--runtime`, ASSETRAG_RUNTIME) and int8 quantisation (`--quantize`, ASSETRAG_QUANTIZE); see
 #: `assetrag.embedding.runtime`
 RUNTIME_CHOICES = ("auto", "onnx", "torch")
@@ -93,6 +97,12 @@ class Settings:
     runtime: str = "auto"
     #: int8 transformer towers on ONNX Runtime: auto (where measured harmless) | none | int8
     quantize: str = "auto"
+    #: bulk insert of new rows: auto | on | off; where files are staged (a directory the Milvus server reads, or
+    #: s3://its-bucket/prefix); the server's name for that place when it differs; files to read for auto
+    bulk: str = "auto"
+    bulk_stage: str | None = None
+    bulk_server_path: str | None = None
+    bulk_threshold: int = DEFAULT_BULK_THRESHOLD
     #: where each setting came from: "flag", "env ASSETRAG_…", "<file> [profile.x]" or "default"
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -134,6 +144,10 @@ class Settings:
             pipeline=os.environ.get("ASSETRAG_PIPELINE") or "auto",
             runtime=os.environ.get("ASSETRAG_RUNTIME") or "auto",
             quantize=os.environ.get("ASSETRAG_QUANTIZE") or "auto",
+            bulk=os.environ.get("ASSETRAG_BULK") or "auto",
+            bulk_stage=os.environ.get("ASSETRAG_BULK_STAGE") or None,
+            bulk_server_path=os.environ.get("ASSETRAG_BULK_SERVER_PATH") or None,
+            bulk_threshold=_env_int("ASSETRAG_BULK_THRESHOLD", DEFAULT_BULK_THRESHOLD),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         settings = replace(base, **clean)
@@ -159,6 +173,12 @@ class Settings:
                 f"unknown quantize {self.quantize!r} (--quantize / ASSETRAG_QUANTIZE); choose one of "
                 f"{', '.join(QUANTIZE_CHOICES)}"
             )
+        if self.bulk not in BULK_CHOICES:
+            raise ConfigError(
+                f"unknown bulk {self.bulk!r} (--bulk / ASSETRAG_BULK); choose one of {', '.join(BULK_CHOICES)}"
+            )
+        if self.bulk_threshold < 1:
+            raise ConfigError(f"bulk threshold must be ≥ 1, got {self.bulk_threshold}")
         check_library_name(self.library)
 
     @property
@@ -190,11 +210,15 @@ ENV_VARS = {
     "pipeline": "ASSETRAG_PIPELINE",
     "runtime": "ASSETRAG_RUNTIME",
     "quantize": "ASSETRAG_QUANTIZE",
+    "bulk": "ASSETRAG_BULK",
+    "bulk_stage": "ASSETRAG_BULK_STAGE",
+    "bulk_server_path": "ASSETRAG_BULK_SERVER_PATH",
+    "bulk_threshold": "ASSETRAG_BULK_THRESHOLD",
 }
 #: settings a file may not hold (secrets come from the environment only)
 SECRETS = frozenset({"token"})
 CONFIG_NAME = "assetrag.toml"
-_INTS = frozenset({"batch_size", "workers", "torch_threads"})
+_INTS = frozenset({"batch_size", "workers", "torch_threads", "bulk_threshold"})
 
 
 def config_files(config: str | os.PathLike[str] | None = None) -> list[Path]:

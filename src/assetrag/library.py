@@ -38,6 +38,7 @@ from assetrag.search import (
 from assetrag.search.lexical import invalidate as invalidate_lexical
 from assetrag.store import SCALAR_FIELDS, Store
 from assetrag.store import filters as F
+from assetrag.store.bulk import BulkStage
 
 if TYPE_CHECKING:  # the ingest package loads when something is ingested, not for a search
     from assetrag.ingest import IngestReport
@@ -248,6 +249,8 @@ class Library:
         follow_symlinks: bool = False,
         engine: str = "local",
         address: str | None = None,
+        bulk: str | None = None,
+        bulk_stage: str | None = None,
     ) -> IngestReport:
         """Add/refresh every image under `paths` (folders, files, or bucket prefixes `s3://bucket/prefix`,
         `gs://…`, `az://…`); see `assetrag.ingest`. `engine`: local | ray (read, decode and embed on a Ray
@@ -259,7 +262,9 @@ class Library:
         prune over the limit, is held back and said in `report.refused` (the rest of the run still happens)
         unless `force`. `dry_run`: change nothing, report what would be pruned (`report.would_prune`).
         `follow_symlinks`: also ingest files whose real location is outside `paths` (by default such a
-        symbolic link is reported, not read)."""
+        symbolic link is reported, not read). `bulk`: auto | on | off (default: the settings') — new rows
+        staged as Parquet in `bulk_stage` (default: the settings') and loaded by the server's bulk insert
+        instead of upserts (`assetrag.store.bulk`; auto: a server and at least `bulk_threshold` files to read)."""
         from assetrag.ingest import Ingestor, RayOptions
 
         roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -274,6 +279,9 @@ class Library:
             model_threads=self.settings.torch_threads,
             engine=engine,
             ray=RayOptions(address=address, model=self._model_kwargs()) if engine == "ray" else None,
+            bulk=bulk or self.settings.bulk,
+            bulk_stage=self._bulk_stage(bulk_stage),
+            bulk_threshold=self.settings.bulk_threshold,
         )
         try:
             return ingestor.run(
@@ -288,6 +296,10 @@ class Library:
             )
         finally:
             invalidate_lexical(self.store)
+
+    def _bulk_stage(self, location: str | None) -> BulkStage | None:
+        location = location or self.settings.bulk_stage
+        return BulkStage(location, self.settings.bulk_server_path) if location else None
 
     def search(
         self,

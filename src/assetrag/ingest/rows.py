@@ -46,6 +46,8 @@ class IngestReport:
     dry_run: bool = False
     would_prune: list[str] = field(default_factory=list)
     would_delete: int = 0
+    bulk_rows: int = 0  # new rows loaded by bulk insert (also counted in `added`)
+    notes: list[str] = field(default_factory=list)  # what the user should know (e.g. bulk insert fell back)
     elapsed_s: float = 0.0
     embed_s: float = 0.0
     model_load_s: float = 0.0

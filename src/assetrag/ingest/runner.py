@@ -8,6 +8,12 @@
 * one bad file is recorded with its reason and never stops the run;
 * every batch is written as soon as it is embedded, so a killed run loses at most one batch (the fast
   pipeline: at most the few batches in flight); the next run finishes the job.
+* bulk insert (`bulk`): on a Milvus server with a staging location, new rows are staged as Parquet files and
+  loaded by the server's import path (`store.bulk`) — `auto` when at least `bulk_threshold` files are to be
+  read, `on` always (a failure stops the run), `off` never. Only new bytes go that way (claims, moves, copies
+  and prunes are the usual upserts and deletes, after the bulk rows are visible); each file is loaded all or
+  nothing, and a re-run after a kill waits for the imports the killed run started before it looks at what is
+  stored, so nothing is imported twice.
 
 Pipelines (`pipeline=`): `simple` (`ingest.simple`), `fast` (`ingest.fast`), `auto` (fast when CUDA is
 available and the device is not `cpu`, else simple).
@@ -21,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from assetrag.config import PIPELINE_CHOICES
+from assetrag.config import BULK_CHOICES, DEFAULT_BULK_THRESHOLD, PIPELINE_CHOICES
 from assetrag.decode import DEFAULT_MAX_SIDE, decode_bytes, perceptual_hash
 from assetrag.embedding.base import Embedder
 from assetrag.embedding.runtime import workers_beside
@@ -37,6 +43,7 @@ from assetrag.ingest.stages import RunContext, StageTimes
 from assetrag.ingest.video import VideoStage
 from assetrag.progress import ProgressSink
 from assetrag.store import Store
+from assetrag.store.bulk import ROWS_PER_FILE, BulkLoader, BulkStage, supported, wait_for_imports
 
 #: where the stages run: in this process (the simple / fast pipelines) or on a Ray cluster
 ENGINES = ("local", "ray")
@@ -76,18 +83,26 @@ class Ingestor:
         model_threads: int = 0,
         engine: str = "local",
         ray: RayOptions | None = None,
+        bulk: str = "off",
+        bulk_stage: BulkStage | str | None = None,
+        bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
+        bulk_rows_per_file: int = ROWS_PER_FILE,
     ) -> None:
         """`pipeline`: simple | fast | auto (fast when CUDA is available and `device` is not cpu); the fast
         pipeline's knobs: see `FastOptions`. `model_threads`: the CPU threads the model computes with; decode
         workers are capped so that workers + model threads ≤ cores (at least one worker), so the decoders and
         the model do not fight over the cores. `engine`: local (these pipelines) | ray (`ingest.ray_engine`:
-        read, decode and embed on a Ray cluster, with `ray`'s options)."""
+        read, decode and embed on a Ray cluster, with `ray`'s options). `bulk`: auto | on | off, with
+        `bulk_stage` (a directory the server reads, or a prefix in its bucket) and `bulk_threshold` (files to
+        read for auto to choose it); see the module doc."""
         if engine not in ENGINES:
             raise ConfigError(f"unknown ingest engine {engine!r}; choose one of {', '.join(ENGINES)}")
         if pipeline not in PIPELINE_CHOICES:
             raise ConfigError(f"unknown ingest pipeline {pipeline!r}; choose one of {', '.join(PIPELINE_CHOICES)}")
         if decode_pool not in DECODE_POOLS:
             raise ConfigError(f"unknown decode pool {decode_pool!r}; choose thread or process")
+        if bulk not in BULK_CHOICES:
+            raise ConfigError(f"unknown --bulk {bulk!r}; choose one of {', '.join(BULK_CHOICES)}")
         if gpu_decode not in GPU_DECODE:
             raise ConfigError(f"gpu_decode must be auto, on or off, got {gpu_decode!r}")
         self.store = store
@@ -103,6 +118,10 @@ class Ingestor:
         self.engine = engine
         self.ray_options = ray or RayOptions()
         self.fast_options = FastOptions(decode_pool, gpu_batch_size, gpu_decode, gpu_share)
+        self.bulk = bulk
+        self.bulk_stage = BulkStage(bulk_stage) if isinstance(bulk_stage, str) else bulk_stage
+        self.bulk_threshold = bulk_threshold
+        self.bulk_rows_per_file = bulk_rows_per_file
         self._load_s = 0.0
         #: what the last run used (for reports and benchmarks): pipeline, batch, device, dtype, decode
         self.used: dict[str, Any] = {}
@@ -152,6 +171,8 @@ class Ingestor:
         report.errors.extend(FileError(e.path, e.reason) for e in scan_errors)
         report.scanned = len(entries)
         with times.timed("known"):
+            if not dry_run:
+                self._recover_bulk(report)
             known = Known.load(self.store)
         todo: list[FileEntry] = []
         videos: list[FileEntry] = []
@@ -188,6 +209,7 @@ class Ingestor:
         ctx = RunContext(
             self.store, lambda: self.embedder, report, claims, times, self.batch_size, workers, self.max_side
         )
+        ctx.bulk, ctx.bulk_required = self._bulk_loader(ctx, len(todo)), self.bulk == "on"
         pipeline: Pipeline
         if self.engine == "ray" and todo:
             from assetrag.ingest.ray_engine import RayPipeline
@@ -203,6 +225,8 @@ class Ingestor:
 
         def apply(*, mid_run: bool) -> None:
             pipeline.drain()  # records of this run's new bytes are written before paths join them
+            if not mid_run:  # staged rows are loaded and visible before the last path updates
+                ctx.finish_bulk(self.progress)
             with times.timed("path updates"):
                 apply_updates(self.store, updates, known, claims, report, mid_run=mid_run)
 
@@ -252,6 +276,7 @@ class Ingestor:
                     self.store.flush()  # Milvus Lite: searches over unflushed rows are slow
         finally:
             pipeline.close()
+            ctx.abort_bulk()
             if self.progress:
                 self.progress.stop()
         report.elapsed_s = time.perf_counter() - t0
@@ -261,6 +286,46 @@ class Ingestor:
         report.embed_s = times.get("embed") + times.get("gpu-decode")
         report.stages = dict(times.seconds)
         return report
+
+    def _bulk_loader(self, ctx: RunContext, to_read: int) -> BulkLoader | None:
+        """The bulk job of this run, or None for upserts (see the module doc: `bulk`)."""
+        if self.bulk == "off" or not to_read:
+            return None
+        if self.bulk == "auto" and (
+            to_read < self.bulk_threshold or self.bulk_stage is None or not self.store.is_server
+        ):
+            return None
+        if self.bulk_stage is None:
+            raise ConfigError(
+                "--bulk on needs a staging location the Milvus server reads: --bulk-stage DIR (a directory it "
+                "sees at the same path) or s3://its-bucket/prefix, or ASSETRAG_BULK_STAGE"
+            )
+        why = supported(self.store)
+        if why:
+            if self.bulk == "on":
+                raise ConfigError(f"--bulk on: {why}; use --bulk auto or off")
+            ctx.report.notes.append(f"bulk insert not used: {why}")
+            return None
+        return BulkLoader(
+            self.store,
+            self.bulk_stage,
+            rows_per_file=self.bulk_rows_per_file,
+            on_failed=ctx.bulk_failed if self.bulk == "auto" else None,
+        )
+
+    def _recover_bulk(self, report: IngestReport) -> None:
+        """Before looking at what is stored: imports a killed run started are waited for, and (with a stage)
+        what its jobs left there is settled and deleted — else their rows could appear after this run decided
+        they were missing, and be imported twice."""
+        if not self.store.is_server:
+            return
+        waited = wait_for_imports(self.store)
+        if waited:
+            report.notes.append(f"waited for {waited} bulk insert(s) an earlier run started")
+        if self.bulk_stage is not None and self.store.exists():  # also under --bulk off: it may follow a kill
+            cleaned = BulkLoader(self.store, self.bulk_stage).recover()
+            if cleaned:
+                report.notes.append(f"settled {cleaned} bulk job(s) an earlier run left in {self.bulk_stage.location}")
 
     @staticmethod
     def _submit(pipeline: Pipeline, batch: list[Item]) -> None:

@@ -22,7 +22,9 @@ from assetrag.embedding.base import Embedder
 from assetrag.errors import AssetragError
 from assetrag.ingest.known import Claims
 from assetrag.ingest.rows import FileError, IngestReport, Item, new_row
+from assetrag.progress import ProgressSink
 from assetrag.store import Store
+from assetrag.store.bulk import BulkError, BulkLoader
 
 T = TypeVar("T")
 
@@ -39,12 +41,60 @@ class RunContext:
     batch_size: int
     workers: int
     max_side: int
+    #: the bulk job new rows go to instead of upserts (`runner`'s --bulk); None: upserts
+    bulk: BulkLoader | None = None
+    #: --bulk on: a bulk insert that cannot be done stops the run (auto: the rows are upserted instead)
+    bulk_required: bool = False
+    _bulk_checked: bool = False
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """One upsert for a batch of new rows (timed as "write")."""
+        """A batch of new rows: one upsert (timed as "write"), or staged for the bulk job ("bulk stage")."""
+        if rows and self._bulk_ready():
+            assert self.bulk is not None
+            with self.times.timed("bulk stage"):
+                self.bulk.add(rows)
+        else:
+            self._upsert(rows)
+        self.report.added += len(rows)
+
+    def _upsert(self, rows: list[dict[str, Any]]) -> None:
         with self.times.timed("write"):
             self.store.upsert(rows)
-        self.report.added += len(rows)
+
+    def _bulk_ready(self) -> bool:
+        """Whether the bulk job takes rows; the first call checks that the server can load from the stage
+        (here, not before the run: the collection exists only once the first row is embedded)."""
+        if self.bulk is None:
+            return False
+        if not self._bulk_checked:
+            self._bulk_checked = True
+            try:
+                with self.times.timed("bulk stage"):
+                    self.bulk.check()
+            except BulkError as exc:
+                if self.bulk_required:
+                    raise
+                self.report.notes.append(f"bulk insert not used: {exc}")
+                self.bulk = None
+                return False
+        return True
+
+    def bulk_failed(self, rows: list[dict[str, Any]], why: str) -> None:
+        """`BulkLoader`'s `on_failed` (--bulk auto): the rows of a file the server did not load are upserted."""
+        self.report.notes.append(f"bulk insert of {len(rows)} rows failed ({why}); they were upserted instead")
+        self._upsert(rows)
+
+    def finish_bulk(self, progress: ProgressSink | None = None) -> None:
+        """Load what is staged and wait until it is visible (before path updates may join those records)."""
+        if self.bulk is None or not self._bulk_checked:
+            return
+        with self.times.timed("bulk insert"):
+            self.report.bulk_rows += self.bulk.finish(progress)
+        self.bulk = None
+
+    def abort_bulk(self) -> None:
+        if self.bulk is not None:
+            self.bulk.abort()
 
     def embed_rows(
         self, items: list[Item], embed: Callable[[list[Item]], np.ndarray], errors: list[FileError]
