@@ -235,3 +235,19 @@ def test_the_checks_can_fail(tmp_path, monkeypatch):
         test_no_import_circle()
     with pytest.raises(AssertionError, match="only store/ may import pymilvus"):
         test_third_party_packages_have_owners("pymilvus", ("store",))
+
+
+def test_a_search_process_does_not_load_what_only_ingest_or_eval_need():
+    """`assetrag search` starts by importing the CLI: the ingest stages, bulk loading, evaluation and the progress
+    bar are loaded when used, not by every command (a warm search's start-up time is a target)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import assetrag.cli; "
+        "print([m for m in ('assetrag.ingest', 'assetrag.store.bulk', 'assetrag.evaluate', 'rich.progress', "
+        "'torch', 'transformers') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

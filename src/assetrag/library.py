@@ -38,10 +38,10 @@ from assetrag.search import (
 from assetrag.search.lexical import invalidate as invalidate_lexical
 from assetrag.store import SCALAR_FIELDS, Store
 from assetrag.store import filters as F
-from assetrag.store.bulk import BulkStage
 
 if TYPE_CHECKING:  # the ingest package loads when something is ingested, not for a search
     from assetrag.ingest import IngestReport
+    from assetrag.store.bulk import BulkStage
 
 #: perceptual-hash (dHash, `decode.perceptual_hash`) distance, in bits of 64, up to which two assets are
 #: near-duplicates. benchmarks/near_duplicates.py (docs/benchmarks.md): at 10 it keeps every resized, re-encoded,
@@ -298,6 +298,8 @@ class Library:
             invalidate_lexical(self.store)
 
     def _bulk_stage(self, location: str | None) -> BulkStage | None:
+        from assetrag.store.bulk import BulkStage  # pyarrow: only an ingest that may bulk-load pays for it
+
         location = location or self.settings.bulk_stage
         return BulkStage(location, self.settings.bulk_server_path) if location else None
 
