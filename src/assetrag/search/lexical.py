@@ -20,7 +20,8 @@ back, and a library with descriptive names keeps the full weight. docs/quality.m
 has the design and the measurements.
 
 Building costs one pass over the scalar fields (~1-2 s per 100k assets on Milvus Lite); a query costs a few
-milliseconds. The words it indexes (`split_words`, `stem`, `tokenize`) are also what query understanding
+milliseconds. The words it indexes (`split_words`, `stem`, `tokenize`, `document_terms`: `assetrag.words`, which
+the full-text `text` field of a library is also written from) are also what query understanding
 (`search.understand`) matches against the library's collection and tag names.
 """
 
@@ -40,20 +41,16 @@ import numpy as np
 
 from assetrag.store import Store
 from assetrag.store import filters as F
-
-#: words that say nothing about what an asset shows (dropped from documents and queries alike)
-STOPWORDS = frozenset(
-    re.findall(
-        r"\w+",
-        """a an the of and or with without in on at to for from by into onto over under near this that these
-        those is are was were be it its their his her some any one two very my our your me show find give get
-        want need looking look like photo photos image images picture pictures pic pics img jpg jpeg png webp
-        gif tif tiff bmp dsc copy final""",
-    )
+from assetrag.words import (  # noqa: F401 (re-exported: the words are this module's public vocabulary)
+    CAPTION_KEYS,
+    MAX_METADATA_CHARS,
+    STOPWORDS,
+    document_terms,
+    split_words,
+    stem,
+    tokenize,
 )
-#: metadata keys whose text describes the image (other keys count too, these are simply read first)
-CAPTION_KEYS = ("title", "caption", "description", "alt", "keywords", "subject", "name", "product", "label")
-MAX_METADATA_CHARS = 2000
+
 LITE_RECHECK_S = 1.0  # Lite: one process, whose Library writes invalidate at once; raw Store writes: ≤ 1 s
 SERVER_RECHECK_S = 10.0
 SERVER_MAX_AGE_S = 300.0
@@ -76,36 +73,8 @@ _HEX_LETTERS = frozenset("abcdef")
 BM25_K1 = 1.2
 BM25_B = 0.75
 
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
-_WORD = re.compile(r"[^\W_]+")
-
 
 # -- words -------------------------------------------------------------------------------------------------
-
-
-def split_words(text: str) -> list[str]:
-    """Lower-case words of `text`: split on anything not a letter or digit (`-`, `_`, `.`, spaces) and on
-    camelCase / letter-digit boundaries ("RedCape2025_final.png" → red, cape, 2025, final, png)."""
-    text = unicodedata.normalize("NFKC", text or "")
-    return [w.casefold() for w in _WORD.findall(_CAMEL.sub(" ", text))]
-
-
-def stem(word: str) -> str:
-    """A light English plural stemmer (S-stemmer): watches → watch, galaxies → galaxy, dress stays."""
-    if len(word) <= 3 or not word.isalpha():
-        return word
-    if word.endswith("ies") and not word.endswith(("eies", "aies")):
-        return word[:-3] + "y"
-    if word.endswith(("sses", "ches", "shes", "xes", "zes")):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def tokenize(text: str) -> list[str]:
-    """Index terms of `text`: words, stop words dropped, plurals folded."""
-    return [stem(w) for w in split_words(text) if w not in STOPWORDS]
 
 
 def is_wordlike(term: str) -> bool:
@@ -139,45 +108,6 @@ def lexical_weight(info: float) -> float:
     (what hash and number fragments score by chance: random sha256 names ≈ 0.02-0.03), 1 from `INFO_FULL` (half
     the terms are words: descriptive names), linear between."""
     return float(min(1.0, max(0.0, (info - INFO_FLOOR) / (INFO_FULL - INFO_FLOOR))))
-
-
-def _strings(value: Any, depth: int = 0) -> Iterable[str]:
-    if depth > 3:
-        return
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _strings(v, depth + 1)
-
-
-def _stem_of(name: str) -> str:
-    base = name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-    return base.rsplit(".", 1)[0] if "." in base else base
-
-
-def document_terms(row: dict[str, Any]) -> list[str]:
-    """The terms of one stored asset: file names (all its copies), tags, collection, sidecar metadata and,
-    for generated images, the prompt they were made from."""
-    names = dict.fromkeys([row.get("filename") or "", *(_stem_of(p) for p in row.get("paths") or [])])
-    parts = [_stem_of(n) for n in names if n]
-    tags = list(dict.fromkeys(str(t) for t in row.get("tags") or []))
-    collection = str(row.get("collection") or "")
-    parts += tags + ([collection] if collection and collection not in tags else [])
-    meta = row.get("metadata") or {}
-    if isinstance(meta, dict):
-        ordered = [meta[k] for k in CAPTION_KEYS if k in meta] + [
-            v for k, v in meta.items() if k not in CAPTION_KEYS and k not in ("usage", "source")
-        ]
-        text = " ".join(_strings(ordered))[:MAX_METADATA_CHARS]
-        parts.append(text)
-    lineage = row.get("lineage") or {}
-    if isinstance(lineage, dict) and isinstance(lineage.get("brief"), str):
-        parts.append(lineage["brief"][:MAX_METADATA_CHARS])
-    return [t for p in parts for t in tokenize(p)]
 
 
 # -- the index ---------------------------------------------------------------------------------------------
