@@ -28,6 +28,7 @@ the full-text `text` field of a library is also written from) are also what quer
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import time
@@ -39,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from assetrag.store import Store
+from assetrag.store import LEXICAL_IN_PROCESS, LEXICAL_MILVUS, Store
 from assetrag.store import filters as F
 from assetrag.words import (  # noqa: F401 (re-exported: the words are this module's public vocabulary)
     CAPTION_KEYS,
@@ -51,6 +52,11 @@ from assetrag.words import (  # noqa: F401 (re-exported: the words are this modu
     tokenize,
 )
 
+#: "in-process" makes hybrid search use the in-process index even where Milvus has full-text search (comparisons,
+#: benchmarks); anything else, or unset: Milvus' BM25 where the library has it (`Store.fulltext`)
+LEXICAL_ENV = "ASSETRAG_LEXICAL"
+INFO_SAMPLE = 2000  # Milvus path: assets whose `text` the library's informativeness is estimated from
+INFO_MAX_AGE_S = 60.0  # … re-estimated this often (and after every write through a `Library`)
 LITE_RECHECK_S = 1.0  # Lite: one process, whose Library writes invalidate at once; raw Store writes: ≤ 1 s
 SERVER_RECHECK_S = 10.0
 SERVER_MAX_AGE_S = 300.0
@@ -249,6 +255,8 @@ def invalidate(store: Store) -> None:
     """Forget the cached index of `store`'s library (call after writing to it)."""
     with _lock:
         _cache.pop(_key(store), None)
+        _sampled.pop(_key(store), None)
+        _names.pop(_key(store), None)
 
 
 def _signature(store: Store, newest: int) -> tuple[int, int]:
@@ -276,6 +284,64 @@ def lexical_index(store: Store) -> LexicalIndex:
         with _lock:
             _cache[key] = index
     return index
+
+
+# -- the Milvus path: BM25 inside Milvus (schema 4 on a full-text backend) ----------------------------------
+
+_sampled: dict[tuple[str, str, str], tuple[float, float]] = {}  # library → (informativeness, when)
+_names: dict[tuple[str, str, str], tuple[list[str], list[str], float]] = {}  # → (collections, tags, when)
+
+
+def uses_milvus(store: Store) -> bool:
+    """Whether hybrid search of `store`'s library runs BM25 in Milvus (`Store.fulltext`, unless
+    `ASSETRAG_LEXICAL=in-process`) rather than in the in-process index."""
+    return os.environ.get(LEXICAL_ENV, "").strip().lower() != "in-process" and store.fulltext
+
+
+def lexical_path(store: Store) -> str:
+    """`LEXICAL_MILVUS` or `LEXICAL_IN_PROCESS`: which BM25 hybrid search uses for this library."""
+    return LEXICAL_MILVUS if uses_milvus(store) else LEXICAL_IN_PROCESS
+
+
+def sampled_informativeness(store: Store) -> float:
+    """The library's informativeness (`informativeness`) estimated from the stored `text` of up to
+    `INFO_SAMPLE` assets — the first by id, a content hash, so an unbiased sample; every asset of a library up to
+    that size, where it equals the in-process index's value. Cached `INFO_MAX_AGE_S`; `invalidate` drops it."""
+    key, now = _key(store), time.monotonic()
+    with _lock:
+        cached = _sampled.get(key)
+    if cached is not None and now - cached[1] < INFO_MAX_AGE_S:
+        return cached[0]
+    rows = store.query("", ("id", "text"), limit=INFO_SAMPLE)
+    info = round(informativeness(str(r.get("text") or "").split() for r in rows), 4)
+    with _lock:
+        _sampled[key] = (info, now)
+    return info
+
+
+def library_names(store: Store) -> tuple[list[str], list[str]]:
+    """(collection names, tag names) of the library, for query understanding: the in-process index's on that path
+    or when one is built, else a pass over those two fields (cached: `invalidate`, `INFO_MAX_AGE_S`, on a server
+    `SERVER_MAX_AGE_S`)."""
+    if not uses_milvus(store):  # hybrid search builds the index anyway
+        index = lexical_index(store)
+        return index.collections, index.tag_names
+    key, now = _key(store), time.monotonic()
+    with _lock:
+        index, names = _cache.get(key), _names.get(key)
+    if index is not None:
+        return index.collections, index.tag_names
+    if names is not None and now - names[2] < (SERVER_MAX_AGE_S if store.is_server else INFO_MAX_AGE_S):
+        return names[0], names[1]
+    colls: set[str] = set()
+    tags: set[str] = set()
+    for row in store.iterate(("id", "collection", "tags")):
+        colls.add(str(row.get("collection") or ""))
+        tags.update(str(t) for t in row.get("tags") or [])
+    out = sorted(colls - {""}), sorted(tags)
+    with _lock:
+        _names[key] = (*out, now)
+    return out
 
 
 def fetch_rows(store: Store, ids: Sequence[str], fields: Sequence[str], where: str = "") -> list[dict[str, Any]]:
