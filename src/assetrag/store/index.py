@@ -89,7 +89,10 @@ def index_params(client: MilvusClient, spec: IndexSpec, *, fulltext: bool = Fals
     )
     if fulltext:
         params.add_index(
-            field_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=dict(BM25_PARAMS)
+            field_name=SPARSE_FIELD,
+            index_type="SPARSE_INVERTED_INDEX",
+            metric_type="BM25",
+            params={"params": dict(BM25_PARAMS)},  # the nested form, as above: Lite ignores flat keys
         )
     return params
 
