@@ -65,9 +65,9 @@ def hybrid_search(store: Store, vec: np.ndarray, q: Query) -> tuple[list[SearchH
         path, weight = LEXICAL_IN_PROCESS, index.lexical_weight
     if terms and weight:
         if path == LEXICAL_MILVUS:  # BM25 in Milvus, through the same filter as the vector side
-            found = store.text_search(" ".join(terms), n, filter=flt)
+            got = store.text_search(" ".join(terms), n, filter=flt)
             # ties by id, as the in-process index breaks them (it holds the rows in id order)
-            found_scores = sorted(((h.id, h.score) for h in found), key=lambda x: (-x[1], x[0]))
+            found_scores = sorted(((h.id, h.score) for h in got), key=lambda x: (-x[1], x[0]))
         else:
             allow = index.allow(q.collections, q.tags, q.any_tags, q.source)
             found_scores = index.search(terms, n, allow=allow)

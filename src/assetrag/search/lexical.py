@@ -42,6 +42,7 @@ import numpy as np
 
 from assetrag.store import LEXICAL_IN_PROCESS, LEXICAL_MILVUS, Store
 from assetrag.store import filters as F
+from assetrag.store.schema import BM25_PARAMS
 from assetrag.words import (  # noqa: F401 (re-exported: the words are this module's public vocabulary)
     CAPTION_KEYS,
     MAX_METADATA_CHARS,
@@ -76,8 +77,8 @@ INFO_FLOOR = 0.1  # informativeness at and under which the lexical side gets no 
 INFO_FULL = 0.5  # … and from which it gets its full weight
 _VOWELS = frozenset("aeiouy")
 _HEX_LETTERS = frozenset("abcdef")
-BM25_K1 = 1.2
-BM25_B = 0.75
+#: BM25 parameters: one pair for both paths (Milvus' sparse index is built with them, `store.schema`)
+BM25_K1, BM25_B = BM25_PARAMS["bm25_k1"], BM25_PARAMS["bm25_b"]
 
 
 # -- words -------------------------------------------------------------------------------------------------

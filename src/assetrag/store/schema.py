@@ -61,7 +61,7 @@ SPARSE_FIELD = "text_sparse"
 BM25_FUNCTION = "text_bm25"
 #: the analyser of `text`: its terms are already split, lower-cased and stemmed; "standard" splits on the spaces
 TEXT_ANALYZER = {"tokenizer": "standard"}
-#: BM25 parameters of the sparse index (those of the in-process index, `search.lexical`)
+#: BM25 parameters of the sparse index, and of the in-process index (`search.lexical`)
 BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}
 #: the first Milvus server version with full-text search (BM25 functions)
 FULLTEXT_SERVER = (2, 5)
