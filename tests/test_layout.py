@@ -27,6 +27,7 @@ LAYERS = {
     "progress": 1,
     "decode": 1,
     "render": 1,
+    "words": 1,  # the words of an asset and a query (both lexical search paths)
     "video": 2,
     "store": 2,
     "embedding": 2,

@@ -65,3 +65,31 @@ def test_hybrid_beats_vector_on_the_labelled_queries(sample_lib):
     assert hybrid.overall["mrr"] >= vector.overall["mrr"] + 0.2
     assert hybrid.overall["recall@10"] >= vector.overall["recall@10"]
     assert hybrid.overall["recall@10"] >= 0.9
+
+
+def test_bm25_in_milvus_agrees_with_the_in_process_index(sample_lib, monkeypatch):
+    """Milvus Lite's full-text BM25 (schema 4) and the in-process index score the same terms alike: on every
+    labelled query the same lexical candidates with the same scores, the same hits in the same order."""
+    from assetrag.search.lexical import LEXICAL_ENV, lexical_index, tokenize
+    from assetrag.store import LEXICAL_IN_PROCESS, LEXICAL_MILVUS
+
+    store = sample_lib.store
+    assert store.fulltext and sample_lib.stats()["lexical"] == LEXICAL_MILVUS
+    index = lexical_index(store)
+    queries = [q.text for q in load_queries(SAMPLES / "queries.jsonl", LIBRARY)] + list(ACCEPTANCE)
+    matched = 0
+    for text in queries:
+        terms = tokenize(text)
+        hand = index.search(terms, 100)
+        milvus = [(h.id, h.score) for h in store.text_search(" ".join(terms), 100)]
+        assert {i for i, _ in milvus} == {i for i, _ in hand}, text
+        assert dict(milvus) == pytest.approx(dict(hand), rel=1e-4), text
+        matched += bool(milvus)
+    assert matched >= 40  # most queries share a word with some name (not "sneakers", …)
+    ours = {text: sample_lib.search(text, k=10) for text in queries}
+    monkeypatch.setenv(LEXICAL_ENV, "in-process")
+    for text, native in ours.items():
+        hand_hits = sample_lib.search(text, k=10)
+        assert native.lexical == LEXICAL_MILVUS and hand_hits.lexical == LEXICAL_IN_PROCESS
+        assert native.lexical_weight == hand_hits.lexical_weight == 1.0
+        assert [(h.id, h.lexical_rank) for h in native] == [(h.id, h.lexical_rank) for h in hand_hits], text

@@ -51,7 +51,11 @@ def run_checks(settings: Settings) -> list[Check]:
     lib = Library(settings=settings)
     try:
         info = lib.stats()
-        built = f", built with {info['model']} (dim {info['dim']})" if info["exists"] else " (empty: not created yet)"
+        built = (
+            f", built with {info['model']} (dim {info['dim']}); lexical search: {info['lexical']}"
+            if info["exists"]
+            else " (empty: not created yet)"
+        )
         checks.append(
             Check(
                 "store",

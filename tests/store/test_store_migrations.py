@@ -14,6 +14,7 @@ from store_rows import DIM, assert_holds, make_rows
 from assetrag.store import SCHEMA_VERSION, IndexSpec, Store
 from assetrag.store import migrations as M
 from assetrag.store import schema as S
+from assetrag.words import document_text
 
 OLDER = [v for v in sorted(M.SCHEMAS) if v < SCHEMA_VERSION]
 
@@ -64,11 +65,14 @@ KILL_POINTS = [
 ]
 
 
+@pytest.mark.parametrize("start", [1, 3])  # the first step, and the one that adds the full-text fields
 @pytest.mark.parametrize("point", KILL_POINTS)
-def test_a_kill_at_any_step_of_the_upgrade_is_finished_by_the_next_open(make_store, store_uri, point, monkeypatch):
+def test_a_kill_at_any_step_of_the_upgrade_is_finished_by_the_next_open(
+    make_store, store_uri, point, start, monkeypatch
+):
     rows = make_rows(2300, seed=1)
     first = make_store("crash")
-    expected = create_old(first, 1, rows)
+    expected = create_old(first, start, rows)
     first.close()  # Milvus Lite: one process per file
     code = (
         "import logging, sys\n"
@@ -85,6 +89,36 @@ def test_a_kill_at_any_step_of_the_upgrade_is_finished_by_the_next_open(make_sto
     assert M.leftovers(store.client, store.name) == []
     assert store.properties().get(M.PROP_STATE, M.DONE) == M.DONE
     assert_holds(store, expected)
+    assert_has_text(store, expected)
+
+
+def assert_has_text(store: Store, expected: list[dict]) -> None:
+    """Every row's schema 4 `text` is the words of its other fields; BM25 in Milvus where the backend has it."""
+    texts = {r["id"]: r["text"] for r in store.iterate(("id", "text"), batch_size=700)}
+    assert texts == {r["id"]: document_text(r) for r in expected}
+    assert store.fulltext == S.supports_fulltext(store.client) == (not store.is_server)  # 2.3.5: no full text
+
+
+def test_a_schema_3_library_gains_the_text_field_and_bm25_in_milvus(make_store, store_uri):
+    rows = make_rows(40)
+    rows[5]["metadata"] = {"title": "Zanzibar sunsets", "usage": "zanzibar ignored"}
+    rows[6]["tags"] = ["zanzibar"]
+    expected = create_old(make_store("old3"), 3, rows)
+    store = make_store("old3")
+    assert S.schema_version(store.properties()) == SCHEMA_VERSION == 4
+    assert_holds(store, expected)
+    assert_has_text(store, expected)
+    assert document_text(rows[5]).endswith("zanzibar sunset")  # stemmed, `usage` left out
+    assert store.stats()["lexical"] == store.lexical
+    if store.fulltext:
+        assert [h.id for h in store.text_search("zanzibar", 5)] == [rows[6]["id"], rows[5]["id"]]  # shorter text
+        assert (
+            store.text_search("zanzibar", 5, filter=f'collection == "{rows[5]["collection"]}"')[0].id == rows[5]["id"]
+        )
+    store.upsert([{**rows[7], "metadata": {"caption": "Zanzibar"}}])  # a write derives `text` again
+    assert store.get([rows[7]["id"]], ("text",))[0]["text"].endswith("zanzibar")
+    if store.fulltext:
+        assert rows[7]["id"] in {h.id for h in store.text_search("zanzibar", 5)}
 
 
 def test_a_library_whose_only_copy_is_mid_rename_opens(make_store, store_uri):

@@ -3,7 +3,8 @@
     query.py       `Query`, `SearchHit`, the filter expression, the query embedding
     result.py      `SearchResult`: hits + what was understood + which text encoder and language
     understand.py  collection / tag / year names in the text → filters
-    lexical.py     BM25 over names, tags, collection, captions (cached per library)
+    lexical.py     BM25 over names, tags, collection, captions: in Milvus (schema 4, full-text backends) or an
+                   in-process index (cached per library)
     hybrid.py      vector top-N + lexical top-N by reciprocal-rank fusion
     rerank.py      the fused top-N re-ranked by standardised scores
 
@@ -86,10 +87,11 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         q = replace(q, k=min(q.k * GROUP_FETCH, MAX_K - q.offset))
     vec = query_vector(embedder, q)
     mode = "hybrid" if q.mode == "hybrid" and q.has_text else "vector"
-    lexical_weight = None
+    lexical_weight = lexical = None
     if mode == "hybrid":
         # a French query's lexical side also gets its English translation (`multilingual.lexical_text`)
-        hits, lexical_weight = hybrid_search(store, vec, q, lexical_text(embedder, q.text or "", q.lang))
+        text = lexical_text(embedder, q.text or "", q.lang)
+        hits, lexical_weight, lexical = hybrid_search(store, vec, q, text)
     else:
         found = store.search(vec[None, :], q.k, filter=q.filter(), fields=SCALAR_FIELDS, offset=q.offset)[0]
         hits = [SearchHit.from_fields(q.offset + i + 1, h.id, h.score, h.fields) for i, h in enumerate(found)]
@@ -121,6 +123,7 @@ def search(store: Store, embedder: Embedder, q: Query) -> SearchResult:
         lang=lang,
         notes=notes,
         lexical_weight=lexical_weight,
+        lexical=lexical,
         weak_below=weak_below,
         weak_from=weak_from,
         model=embedder.name,

@@ -20,13 +20,15 @@ back, and a library with descriptive names keeps the full weight. docs/quality.m
 has the design and the measurements.
 
 Building costs one pass over the scalar fields (~1-2 s per 100k assets on Milvus Lite); a query costs a few
-milliseconds. The words it indexes (`split_words`, `stem`, `tokenize`) are also what query understanding
+milliseconds. The words it indexes (`split_words`, `stem`, `tokenize`, `document_terms`: `assetrag.words`, which
+the full-text `text` field of a library is also written from) are also what query understanding
 (`search.understand`) matches against the library's collection and tag names.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import time
@@ -38,22 +40,24 @@ from typing import Any
 
 import numpy as np
 
-from assetrag.store import Store
+from assetrag.store import LEXICAL_IN_PROCESS, LEXICAL_MILVUS, Store
 from assetrag.store import filters as F
-
-#: words that say nothing about what an asset shows (dropped from documents and queries alike)
-STOPWORDS = frozenset(
-    re.findall(
-        r"\w+",
-        """a an the of and or with without in on at to for from by into onto over under near this that these
-        those is are was were be it its their his her some any one two very my our your me show find give get
-        want need looking look like photo photos image images picture pictures pic pics img jpg jpeg png webp
-        gif tif tiff bmp dsc copy final""",
-    )
+from assetrag.store.schema import BM25_PARAMS
+from assetrag.words import (  # noqa: F401 (re-exported: the words are this module's public vocabulary)
+    CAPTION_KEYS,
+    MAX_METADATA_CHARS,
+    STOPWORDS,
+    document_terms,
+    split_words,
+    stem,
+    tokenize,
 )
-#: metadata keys whose text describes the image (other keys count too, these are simply read first)
-CAPTION_KEYS = ("title", "caption", "description", "alt", "keywords", "subject", "name", "product", "label")
-MAX_METADATA_CHARS = 2000
+
+#: "in-process" makes hybrid search use the in-process index even where Milvus has full-text search (comparisons,
+#: benchmarks); anything else, or unset: Milvus' BM25 where the library has it (`Store.fulltext`)
+LEXICAL_ENV = "ASSETRAG_LEXICAL"
+INFO_SAMPLE = 2000  # Milvus path: assets whose `text` the library's informativeness is estimated from
+INFO_MAX_AGE_S = 60.0  # … re-estimated this often (and after every write through a `Library`)
 LITE_RECHECK_S = 1.0  # Lite: one process, whose Library writes invalidate at once; raw Store writes: ≤ 1 s
 SERVER_RECHECK_S = 10.0
 SERVER_MAX_AGE_S = 300.0
@@ -73,39 +77,11 @@ INFO_FLOOR = 0.1  # informativeness at and under which the lexical side gets no 
 INFO_FULL = 0.5  # … and from which it gets its full weight
 _VOWELS = frozenset("aeiouy")
 _HEX_LETTERS = frozenset("abcdef")
-BM25_K1 = 1.2
-BM25_B = 0.75
-
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
-_WORD = re.compile(r"[^\W_]+")
+#: BM25 parameters: one pair for both paths (Milvus' sparse index is built with them, `store.schema`)
+BM25_K1, BM25_B = BM25_PARAMS["bm25_k1"], BM25_PARAMS["bm25_b"]
 
 
 # -- words -------------------------------------------------------------------------------------------------
-
-
-def split_words(text: str) -> list[str]:
-    """Lower-case words of `text`: split on anything not a letter or digit (`-`, `_`, `.`, spaces) and on
-    camelCase / letter-digit boundaries ("RedCape2025_final.png" → red, cape, 2025, final, png)."""
-    text = unicodedata.normalize("NFKC", text or "")
-    return [w.casefold() for w in _WORD.findall(_CAMEL.sub(" ", text))]
-
-
-def stem(word: str) -> str:
-    """A light English plural stemmer (S-stemmer): watches → watch, galaxies → galaxy, dress stays."""
-    if len(word) <= 3 or not word.isalpha():
-        return word
-    if word.endswith("ies") and not word.endswith(("eies", "aies")):
-        return word[:-3] + "y"
-    if word.endswith(("sses", "ches", "shes", "xes", "zes")):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def tokenize(text: str) -> list[str]:
-    """Index terms of `text`: words, stop words dropped, plurals folded."""
-    return [stem(w) for w in split_words(text) if w not in STOPWORDS]
 
 
 def is_wordlike(term: str) -> bool:
@@ -139,45 +115,6 @@ def lexical_weight(info: float) -> float:
     (what hash and number fragments score by chance: random sha256 names ≈ 0.02-0.03), 1 from `INFO_FULL` (half
     the terms are words: descriptive names), linear between."""
     return float(min(1.0, max(0.0, (info - INFO_FLOOR) / (INFO_FULL - INFO_FLOOR))))
-
-
-def _strings(value: Any, depth: int = 0) -> Iterable[str]:
-    if depth > 3:
-        return
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _strings(v, depth + 1)
-
-
-def _stem_of(name: str) -> str:
-    base = name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-    return base.rsplit(".", 1)[0] if "." in base else base
-
-
-def document_terms(row: dict[str, Any]) -> list[str]:
-    """The terms of one stored asset: file names (all its copies), tags, collection, sidecar metadata and,
-    for generated images, the prompt they were made from."""
-    names = dict.fromkeys([row.get("filename") or "", *(_stem_of(p) for p in row.get("paths") or [])])
-    parts = [_stem_of(n) for n in names if n]
-    tags = list(dict.fromkeys(str(t) for t in row.get("tags") or []))
-    collection = str(row.get("collection") or "")
-    parts += tags + ([collection] if collection and collection not in tags else [])
-    meta = row.get("metadata") or {}
-    if isinstance(meta, dict):
-        ordered = [meta[k] for k in CAPTION_KEYS if k in meta] + [
-            v for k, v in meta.items() if k not in CAPTION_KEYS and k not in ("usage", "source")
-        ]
-        text = " ".join(_strings(ordered))[:MAX_METADATA_CHARS]
-        parts.append(text)
-    lineage = row.get("lineage") or {}
-    if isinstance(lineage, dict) and isinstance(lineage.get("brief"), str):
-        parts.append(lineage["brief"][:MAX_METADATA_CHARS])
-    return [t for p in parts for t in tokenize(p)]
 
 
 # -- the index ---------------------------------------------------------------------------------------------
@@ -319,6 +256,8 @@ def invalidate(store: Store) -> None:
     """Forget the cached index of `store`'s library (call after writing to it)."""
     with _lock:
         _cache.pop(_key(store), None)
+        _sampled.pop(_key(store), None)
+        _names.pop(_key(store), None)
 
 
 def _signature(store: Store, newest: int) -> tuple[int, int]:
@@ -346,6 +285,64 @@ def lexical_index(store: Store) -> LexicalIndex:
         with _lock:
             _cache[key] = index
     return index
+
+
+# -- the Milvus path: BM25 inside Milvus (schema 4 on a full-text backend) ----------------------------------
+
+_sampled: dict[tuple[str, str, str], tuple[float, float]] = {}  # library → (informativeness, when)
+_names: dict[tuple[str, str, str], tuple[list[str], list[str], float]] = {}  # → (collections, tags, when)
+
+
+def uses_milvus(store: Store) -> bool:
+    """Whether hybrid search of `store`'s library runs BM25 in Milvus (`Store.fulltext`, unless
+    `ASSETRAG_LEXICAL=in-process`) rather than in the in-process index."""
+    return os.environ.get(LEXICAL_ENV, "").strip().lower() != "in-process" and store.fulltext
+
+
+def lexical_path(store: Store) -> str:
+    """`LEXICAL_MILVUS` or `LEXICAL_IN_PROCESS`: which BM25 hybrid search uses for this library."""
+    return LEXICAL_MILVUS if uses_milvus(store) else LEXICAL_IN_PROCESS
+
+
+def sampled_informativeness(store: Store) -> float:
+    """The library's informativeness (`informativeness`) estimated from the stored `text` of up to
+    `INFO_SAMPLE` assets — the first by id, a content hash, so an unbiased sample; every asset of a library up to
+    that size, where it equals the in-process index's value. Cached `INFO_MAX_AGE_S`; `invalidate` drops it."""
+    key, now = _key(store), time.monotonic()
+    with _lock:
+        cached = _sampled.get(key)
+    if cached is not None and now - cached[1] < INFO_MAX_AGE_S:
+        return cached[0]
+    rows = store.query("", ("id", "text"), limit=INFO_SAMPLE)
+    info = round(informativeness(str(r.get("text") or "").split() for r in rows), 4)
+    with _lock:
+        _sampled[key] = (info, now)
+    return info
+
+
+def library_names(store: Store) -> tuple[list[str], list[str]]:
+    """(collection names, tag names) of the library, for query understanding: the in-process index's on that path
+    or when one is built, else a pass over those two fields (cached: `invalidate`, `INFO_MAX_AGE_S`, on a server
+    `SERVER_MAX_AGE_S`)."""
+    if not uses_milvus(store):  # hybrid search builds the index anyway
+        index = lexical_index(store)
+        return index.collections, index.tag_names
+    key, now = _key(store), time.monotonic()
+    with _lock:
+        index, names = _cache.get(key), _names.get(key)
+    if index is not None:
+        return index.collections, index.tag_names
+    if names is not None and now - names[2] < (SERVER_MAX_AGE_S if store.is_server else INFO_MAX_AGE_S):
+        return names[0], names[1]
+    colls: set[str] = set()
+    tags: set[str] = set()
+    for row in store.iterate(("id", "collection", "tags")):
+        colls.add(str(row.get("collection") or ""))
+        tags.update(str(t) for t in row.get("tags") or [])
+    out = sorted(colls - {""}), sorted(tags)
+    with _lock:
+        _names[key] = (*out, now)
+    return out
 
 
 def fetch_rows(store: Store, ids: Sequence[str], fields: Sequence[str], where: str = "") -> list[dict[str, Any]]:

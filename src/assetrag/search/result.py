@@ -20,7 +20,8 @@ class SearchResult(list[SearchHit]):
       detected or given;
     - `notes`: lines worth telling the user (e.g. that the multilingual text encoder was used);
     - `lexical_weight`: in hybrid mode, the weight the lexical side had (the library's informativeness, 0-1;
-      None when there was no lexical side);
+      None when there was no lexical side), and `lexical`: which BM25 ran — "milvus-bm25" (Milvus' full-text
+      search) or "in-process bm25" (the index `search.lexical` builds, for backends without it); None likewise;
     - `weak_below`: the model's calibrated "no good match" cosine (text queries of calibrated models, else None)
       and `weak_from`: the index of the first weak hit (every hit from there on is `weak`), None when none is;
       `model`: the embedder's name the cut-off was calibrated for.
@@ -37,6 +38,7 @@ class SearchResult(list[SearchHit]):
         lang: str | None = None,
         notes: Iterable[str] = (),
         lexical_weight: float | None = None,
+        lexical: str | None = None,
         weak_below: float | None = None,
         weak_from: int | None = None,
         model: str | None = None,
@@ -49,6 +51,7 @@ class SearchResult(list[SearchHit]):
         self.lang = lang
         self.notes = list(notes)
         self.lexical_weight = lexical_weight
+        self.lexical = lexical
         self.weak_below = weak_below
         self.weak_from = weak_from
         self.model = model
@@ -77,6 +80,7 @@ class SearchResult(list[SearchHit]):
             "lang": self.lang,
             "notes": self.notes,
             "lexical_weight": self.lexical_weight,
+            "lexical": self.lexical,
             "weak_below": self.weak_below,
             "weak_from": self.weak_from,
         }

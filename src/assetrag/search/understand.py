@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from assetrag.search.lexical import STOPWORDS, lexical_index, split_words, stem
+from assetrag.search.lexical import STOPWORDS, library_names, split_words, stem
 from assetrag.search.query import Query
 from assetrag.store import Store
 
@@ -180,8 +180,8 @@ def understand(text: str, collections: Sequence[str], tags: Sequence[str], *, fu
 
 def understand_query(store: Store, text: str) -> Understanding:
     """Collection / tag / year names of the library found in `text` (see `understand`)."""
-    index = lexical_index(store)
-    return understand(text, index.collections, index.tag_names)
+    collections, tags = library_names(store)
+    return understand(text, collections, tags)
 
 
 def apply_understanding(q: Query, u: Understanding) -> Query:

@@ -158,6 +158,11 @@ class SearchPage(Page[Asset]):  # type: ignore[valid-type]
         description="hybrid text searches: the weight of the file-name/tag/caption side, the library's "
         "informativeness (0: names carry no words, e.g. a camera roll, and the order is the vector order; 1: full)",
     )
+    lexical: str | None = Field(
+        None,
+        description="hybrid text searches: which BM25 ran — 'milvus-bm25' (Milvus' full-text search) or "
+        "'in-process bm25' (backends without it, e.g. a Milvus server before 2.5); null without a lexical side",
+    )
     weak_below: float | None = Field(
         None,
         description="text searches with a calibrated model: the cosine under which hits are weak matches "

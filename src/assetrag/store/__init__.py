@@ -8,7 +8,7 @@ stores) and `archive` (Parquet export/import).
 
 from assetrag.config import is_server_uri
 from assetrag.store import filters
-from assetrag.store.client import Hit, Store, skip_scipy_probe
+from assetrag.store.client import LEXICAL_IN_PROCESS, LEXICAL_MILVUS, Hit, Store, skip_scipy_probe
 from assetrag.store.filters import quote
 from assetrag.store.index import IndexSpec, as_index_spec, default_index
 from assetrag.store.schema import MAX_PATH, MAX_PATHS, MAX_TAG, MAX_TAGS, SCALAR_FIELDS, SCHEMA_VERSION
@@ -17,6 +17,8 @@ from assetrag.store.schema import MAX_PATH, MAX_PATHS, MAX_TAG, MAX_TAGS, SCALAR
 MAX_K = 16384
 
 __all__ = [
+    "LEXICAL_IN_PROCESS",
+    "LEXICAL_MILVUS",
     "MAX_K",
     "MAX_PATH",
     "MAX_PATHS",

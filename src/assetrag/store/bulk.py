@@ -53,7 +53,7 @@ from assetrag import objects
 from assetrag.errors import StoreError
 from assetrag.store import filters as F
 from assetrag.store.client import Store
-from assetrag.store.schema import with_defaults
+from assetrag.store.schema import with_defaults, with_text
 
 #: rows in one staged file (one import task): ~50k × (2 KiB vector + ~300 B of fields) ≈ 120 MB of Parquet
 ROWS_PER_FILE = 50_000
@@ -467,7 +467,7 @@ class BulkLoader:
 
     def _parquet(self, rows: list[dict[str, Any]]) -> bytes:
         schema = self.arrow_schema()
-        rows = [with_defaults(r) for r in rows]
+        rows = [with_text(with_defaults(r)) for r in rows]  # `text` derived as every write derives it
         columns = []
         for f, af in zip(self.fields(), schema, strict=True):
             name = f["name"]

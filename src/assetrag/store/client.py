@@ -33,11 +33,19 @@ from assetrag.store.schema import (
     PROP_SCHEMA,
     SCALAR_FIELDS,
     SCHEMA_VERSION,
+    SPARSE_FIELD,
     build_schema,
+    has_fulltext,
     properties,
     schema_version,
+    supports_fulltext,
     with_defaults,
+    with_text,
 )
+
+#: which lexical search a library gets (`Store.lexical`): Milvus' own BM25, or the in-process index above
+LEXICAL_MILVUS = "milvus-bm25"
+LEXICAL_IN_PROCESS = "in-process bm25"
 
 
 def _quiet_pymilvus() -> None:
@@ -126,6 +134,7 @@ class Store:
         self._built: dict[str, Any] | None = None  # describe_index of the existing collection
         self._model_info: tuple[str, int] | None = None
         self._upgraded = False  # schema migrations checked (once per Store)
+        self._fulltext: bool | None = None  # the collection has the BM25 function (schema 4, full-text backend)
         if not self.is_server:
             if not uri.endswith(".db"):
                 raise StoreError(
@@ -229,14 +238,31 @@ class Store:
         self.load()
 
     def _create(self, model: str, dim: int) -> None:
+        fulltext = bool(self._call(supports_fulltext, self.client))
         self._call(
             self.client.create_collection,
             self.name,
-            schema=build_schema(dim),
-            index_params=index_params(self.client, self.index),  # built as the data arrives
+            schema=build_schema(dim, fulltext),
+            index_params=index_params(self.client, self.index, fulltext=fulltext),  # built as the data arrives
             properties=properties(model, dim),
         )
         self._upgraded = True
+        self._fulltext = None
+
+    @property
+    def fulltext(self) -> bool:
+        """Whether the library has Milvus' full-text search: schema 4's BM25 function into `text_sparse` (a
+        library created or upgraded on Milvus Lite 3.x or a server ≥ 2.5; False before it exists)."""
+        if self._fulltext is None:
+            if not self.exists():
+                return False
+            self._fulltext = has_fulltext(self._call(self.client.describe_collection, self.name))
+        return self._fulltext
+
+    @property
+    def lexical(self) -> str:
+        """Which BM25 a hybrid search of this library uses: `LEXICAL_MILVUS` or `LEXICAL_IN_PROCESS`."""
+        return LEXICAL_MILVUS if self.fulltext else LEXICAL_IN_PROCESS
 
     def load(self) -> None:
         """Load the collection into memory (collections are released after a restart)."""
@@ -276,6 +302,7 @@ class Store:
         self._loaded = False
         self._built = None
         self._model_info = None
+        self._fulltext = None
 
     def flush(self) -> None:
         """Milvus Lite: write the rows still in its in-memory table out as a segment, to be indexed.
@@ -393,9 +420,9 @@ class Store:
 
     def upsert(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert or replace whole rows (every field, vector included; fields added by a later schema
-        than the row builder knows get their defaults, `schema.DEFAULTS`)."""
+        than the row builder knows get their defaults, `schema.DEFAULTS`; `text` is derived, `schema.with_text`)."""
         if rows:
-            self._call(self.client.upsert, self.name, [with_defaults(r) for r in rows])
+            self._call(self.client.upsert, self.name, [with_text(with_defaults(r)) for r in rows])
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
@@ -515,6 +542,32 @@ class Store:
             out.append(hits)
         return out
 
+    def text_search(self, text: str, k: int, *, filter: str = "", fields: Sequence[str] = ("id",)) -> list[Hit]:
+        """Milvus' BM25 over the library's `text` (a `fulltext` library only): the top-k rows for `text` (terms
+        separated by spaces, `words.query_text`) under `filter`, best first, `score` the BM25 score (> 0: only
+        rows sharing a term)."""
+        if not text.strip() or not self.fulltext:
+            return []
+        self.load()
+        res = self._call(
+            self.client.search,
+            self.name,
+            data=[text],
+            anns_field=SPARSE_FIELD,
+            limit=k,
+            filter=filter,
+            output_fields=list(fields),
+            search_params={"metric_type": "BM25"},
+            **self._session(),
+        )
+        hits = []
+        for h in res[0]:
+            entity = dict(h.get("entity", {}))
+            pk = h.get("id", entity.get("id"))
+            # Milvus Lite returns -score as the distance (smaller is better), a server the score itself
+            hits.append(Hit(id=str(pk), score=abs(float(h["distance"])), fields=entity))
+        return hits
+
     def stats(self) -> dict[str, Any]:
         info = self.model_info()
         return {
@@ -526,6 +579,7 @@ class Store:
             "dim": info[1] if info else None,
             "count": self.count() if info else 0,
             "index": (self.index_info().get("index_type") if info else None) or self.index.index_type,
+            "lexical": self.lexical if info else None,
         }
 
     # -- helpers ----------------------------------------------------------------------------------

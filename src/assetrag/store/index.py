@@ -9,6 +9,7 @@ from pymilvus import MilvusClient
 
 from assetrag.config import INDEX_CHOICES
 from assetrag.errors import ConfigError
+from assetrag.store.schema import BM25_PARAMS, SPARSE_FIELD
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ def as_index_spec(index: IndexSpec | str | None) -> IndexSpec:
     return index if isinstance(index, IndexSpec) else IndexSpec.named(index)
 
 
-def index_params(client: MilvusClient, spec: IndexSpec) -> Any:
-    """pymilvus index parameters building `spec` on the `vector` field (cosine)."""
+def index_params(client: MilvusClient, spec: IndexSpec, *, fulltext: bool = False) -> Any:
+    """pymilvus index parameters building `spec` on the `vector` field (cosine) and, with `fulltext`, the BM25
+    index of the `text_sparse` field (schema 4 on a full-text backend)."""
     params = client.prepare_index_params()
     params.add_index(
         field_name="vector",
@@ -85,6 +87,13 @@ def index_params(client: MilvusClient, spec: IndexSpec) -> Any:
         # nested "params" is the form both Lite and the server honour (see MILVUS_NOTES.md)
         params={"params": dict(spec.build)},
     )
+    if fulltext:
+        params.add_index(
+            field_name=SPARSE_FIELD,
+            index_type="SPARSE_INVERTED_INDEX",
+            metric_type="BM25",
+            params={"params": dict(BM25_PARAMS)},  # the nested form, as above: Lite ignores flat keys
+        )
     return params
 
 

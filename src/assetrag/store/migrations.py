@@ -17,6 +17,10 @@ Crash safety — what the next open finds after a kill at each point:
 - after the drop, before the rename: no library, a complete copy → renamed;
 - after the rename: the library at the new schema (its leftover `assetrag.migration` property is cleared).
 
+Schema 4's `text_sparse` field and BM25 function exist only where the backend has full-text search
+(`schema.supports_fulltext`): the 3 → 4 step asks the backend and builds the copy with or without them; a
+copy never carries the function's output field (Milvus fills it from `text`).
+
 A server library may be opened by two processes at once: the copy carries a heartbeat, and another process
 that finds a copy in progress with a recent heartbeat waits for it instead of starting over.
 """
@@ -89,8 +93,23 @@ def schema_v2(dim: int) -> CollectionSchema:
     return schema
 
 
+def schema_v3(dim: int) -> CollectionSchema:
+    """The schema 3 collection (schema 2 + `video_id`, `frames`), frozen."""
+    schema = schema_v2(dim)
+    schema.add_field("video_id", DataType.VARCHAR, max_length=64)
+    schema.add_field("frames", DataType.INT64)
+    return schema
+
+
 #: when schema n + 1 comes: freeze a copy of `schema.build_schema` as `schema_v<n>` here and point n at it
-SCHEMAS: dict[int, Callable[[int], CollectionSchema]] = {1: schema_v1, 2: schema_v2, 3: S.build_schema}
+SCHEMAS: dict[int, Callable[..., CollectionSchema]] = {1: schema_v1, 2: schema_v2, 3: schema_v3, 4: S.build_schema}
+#: from this version on a schema builder takes `fulltext` (whether the backend has full-text search)
+FULLTEXT_FROM = 4
+
+
+def schema_at(version: int, dim: int, fulltext: bool) -> CollectionSchema:
+    """The frozen schema of `version`, with the full-text fields where it has them and `fulltext` says so."""
+    return SCHEMAS[version](dim, fulltext) if version >= FULLTEXT_FROM else SCHEMAS[version](dim)
 
 
 def _with(row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
@@ -117,8 +136,21 @@ def _migrate_2_to_3(client: MilvusClient, name: str) -> None:
     _copy_step(client, name, 3, _v2_to_v3_row)
 
 
+def _v3_to_v4_row(row: dict[str, Any]) -> dict[str, Any]:
+    return S.with_text(row)  # the words of the row's names, tags, collection, captions (`assetrag.words`)
+
+
+def _migrate_3_to_4(client: MilvusClient, name: str) -> None:
+    """Schema 4 adds `text` and, on a full-text backend, its BM25 `text_sparse` (see `schema`): a copy."""
+    _copy_step(client, name, 4, _v3_to_v4_row)
+
+
 #: step n takes a library from schema n to n + 1
-MIGRATIONS: dict[int, Callable[[MilvusClient, str], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[MilvusClient, str], None]] = {
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
+}
 
 
 # -- running them -------------------------------------------------------------------------------------------
@@ -201,12 +233,17 @@ def _copy_step(
     model, dim = old[S.PROP_MODEL], int(old[S.PROP_DIM])
     spec = IndexSpec.of(_index_info(client, name))
     props = {**old, **S.properties(model, dim, version), PROP_STATE: COPYING, PROP_HEARTBEAT: _now()}
+    fulltext = version >= FULLTEXT_FROM and S.supports_fulltext(client)
     client.create_collection(
-        temp, schema=SCHEMAS[version](dim), index_params=index_params(client, spec), properties=props
+        temp,
+        schema=schema_at(version, dim, fulltext),
+        index_params=index_params(client, spec, fulltext=fulltext),
+        properties=props,
     )
     crash_point("migrate.created")
     client.load_collection(name)
-    fields = [f["name"] for f in client.describe_collection(name)["fields"]]
+    # a function's output (schema 4's `text_sparse`) is neither read nor written: Milvus derives it
+    fields = [f["name"] for f in client.describe_collection(name)["fields"] if not f.get("is_function_output")]
     expected = _count(client, name)  # also a Strong read: the iterator sees every write made before it
     copied, batches, beat = 0, 0, time.monotonic()
     it = client.query_iterator(name, batch_size=BATCH, filter="", output_fields=fields, consistency_level="Strong")
@@ -299,11 +336,12 @@ def create_at_version(
 ) -> list[str]:
     """Create an empty library `name` with the frozen schema of `version` (for tests of the steps);
     returns its field names."""
-    schema = SCHEMAS[version](dim)
+    fulltext = version >= FULLTEXT_FROM and S.supports_fulltext(client)
+    schema = schema_at(version, dim, fulltext)
     client.create_collection(
         name,
         schema=schema,
-        index_params=index_params(client, spec or IndexSpec()),
+        index_params=index_params(client, spec or IndexSpec(), fulltext=fulltext),
         properties=S.properties(model, dim, version),
     )
     return [f.name for f in schema.fields]

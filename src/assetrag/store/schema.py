@@ -1,4 +1,4 @@
-"""The collection schema of an assetrag library (schema version 3) and the facts other modules read.
+"""The collection schema of an assetrag library (schema version 4) and the facts other modules read.
 
 One library = one Milvus collection. Its fields:
 
@@ -17,6 +17,15 @@ One library = one Milvus collection. Its fields:
     A keyframe's own `id` is sha256 of `"<video_id>@<milliseconds>"` (`ingest.video.keyframe_id`).
   - `frames` INT64: how many keyframes the video has, on each of them (0 for a still): a video counts as
     stored only when that many rows carry its `video_id` (a run killed mid-write is detected and redone).
+- schema 4 adds, for lexical search inside Milvus:
+  - `text` VARCHAR(65535): the asset's words (`assetrag.words.document_text`: file names, tags, collection,
+    sidecar captions, a generated image's brief — the terms the in-process BM25 counts, space-separated),
+    derived from the row on every write (`with_text`; never read back as a scalar field).
+  - where the backend has full-text search (Milvus Lite 3.x, a Milvus server ≥ 2.5: `supports_fulltext`),
+    `text` is analysed (standard tokenizer, which splits it back into exactly those terms) and a BM25 `Function`
+    fills `text_sparse` SPARSE_FLOAT_VECTOR (index SPARSE_INVERTED_INDEX, metric BM25, k1 1.2, b 0.75 as in
+    `search.lexical`). On an older server (the 2.3.5 of the tests) schema 4 is the same minus the analyser, the
+    sparse field and the function: search keeps its in-process BM25 there (`has_fulltext` tells which).
 
 The collection's properties hold the model name and dim it was built with and the schema version
 (`PROP_SCHEMA`); `migrations` upgrades an older collection when a `Store` opens it.
@@ -24,12 +33,15 @@ The collection's properties hold the model name and dim it was built with and th
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pymilvus import CollectionSchema, DataType, MilvusClient
+from pymilvus import CollectionSchema, DataType, Function, FunctionType, MilvusClient
+
+from assetrag.words import document_text
 
 #: the schema version this assetrag writes; older collections are migrated on open (see `migrations`)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MAX_PATH = 4096
 MAX_PATHS = 64  # byte-identical copies one asset remembers
@@ -41,6 +53,18 @@ MAX_SOURCE = 32
 PHASH_LENGTH = 16  # hex digits of a 64-bit hash
 MAX_MEDIA = 16
 CONTENT_ID_LENGTH = 64  # sha256 hex: `id`, `video_id`
+MAX_TEXT = 65535  # Milvus' VARCHAR limit (`words.MAX_TEXT_BYTES` cuts the text to it)
+
+#: schema 4's lexical fields: the words, their BM25 sparse vector (full-text backends), the function between
+TEXT_FIELD = "text"
+SPARSE_FIELD = "text_sparse"
+BM25_FUNCTION = "text_bm25"
+#: the analyser of `text`: its terms are already split, lower-cased and stemmed; "standard" splits on the spaces
+TEXT_ANALYZER = {"tokenizer": "standard"}
+#: BM25 parameters of the sparse index, and of the in-process index (`search.lexical`)
+BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}
+#: the first Milvus server version with full-text search (BM25 functions)
+FULLTEXT_SERVER = (2, 5)
 
 MEDIA_IMAGE = "image"
 MEDIA_VIDEO_FRAME = "video_frame"
@@ -89,8 +113,36 @@ def with_defaults(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, **{k: DEFAULTS[k] for k in missing}}
 
 
-def build_schema(dim: int) -> CollectionSchema:
-    """The collection schema of the current version for `dim`-dimensional vectors."""
+def with_text(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with its `text` (schema 4) derived from its other fields: what every write to a schema 4 library
+    sends (a `text` the row carries is replaced: it is never a source of truth)."""
+    return {**row, TEXT_FIELD: document_text(row)}
+
+
+def supports_fulltext(client: MilvusClient) -> bool:
+    """Whether the backend behind `client` has full-text search: Milvus Lite 3.x ("milvus_lite-3.2.2") and
+    servers from 2.5 ("v2.5.4"); not the 2.3.5 server ("v2.3.5-lite") nor a version it cannot read."""
+    try:
+        version = str(client.get_server_version())
+    except Exception:  # an old server or proxy without the call: assume the older feature set
+        return False
+    found = re.search(r"(\d+)\.(\d+)", version)
+    if not found:
+        return False
+    major, minor = int(found.group(1)), int(found.group(2))
+    if version.startswith("milvus_lite"):
+        return major >= 3
+    return (major, minor) >= FULLTEXT_SERVER
+
+
+def has_fulltext(description: dict[str, Any]) -> bool:
+    """Whether a collection (its `describe_collection`) has the BM25 function into `SPARSE_FIELD`."""
+    return any(SPARSE_FIELD in (f.get("output_field_names") or []) for f in description.get("functions") or [])
+
+
+def build_schema(dim: int, fulltext: bool = True) -> CollectionSchema:
+    """The collection schema of the current version for `dim`-dimensional vectors; `fulltext`: with the
+    analysed `text`, `text_sparse` and the BM25 function (a backend with full-text search, `supports_fulltext`)."""
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
@@ -112,6 +164,21 @@ def build_schema(dim: int) -> CollectionSchema:
     schema.add_field("time", DataType.FLOAT)
     schema.add_field("video_id", DataType.VARCHAR, max_length=CONTENT_ID_LENGTH)
     schema.add_field("frames", DataType.INT64)
+    if not fulltext:
+        schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=MAX_TEXT)
+        return schema
+    schema.add_field(
+        TEXT_FIELD, DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True, analyzer_params=TEXT_ANALYZER
+    )
+    schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(
+        Function(
+            name=BM25_FUNCTION,
+            function_type=FunctionType.BM25,
+            input_field_names=[TEXT_FIELD],
+            output_field_names=[SPARSE_FIELD],
+        )
+    )
     return schema
 
 

@@ -76,6 +76,7 @@ def _search(
         "understood": result.understood_dict(),
         "notes": result.notes,
         "lexical_weight": result.lexical_weight,
+        "lexical": result.lexical,
         "weak_below": result.weak_below,
         "weak_from": result.weak_from,
     }
