@@ -322,7 +322,7 @@ def test_threads_opening_one_lite_file_at_once_all_get_it(tmp_path):
         barrier.wait()
         try:
             stores.append(Store(uri, "lib"))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=open_it) for _ in range(4)]
