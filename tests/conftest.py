@@ -134,6 +134,15 @@ def make_library(request, tmp_path, offline_embedder):
     names.drop_all()
 
 
+@pytest.fixture(scope="session")
+def tiny_sd_checkpoint(tmp_path_factory) -> Path:
+    """A tiny, random Stable Diffusion img2img pipeline directory (tests/fakes/tiny_diffusers.py), built once
+    per session for every test of the local diffusers backend (read only)."""
+    from fakes.tiny_diffusers import build_tiny_sd_img2img
+
+    return build_tiny_sd_img2img(tmp_path_factory.mktemp("ckpt") / "tiny-sd")
+
+
 def _save(img: Image.Image, path: Path, **kw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, **kw)

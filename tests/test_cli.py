@@ -17,13 +17,29 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from cli_support import run_in_process
 
-def _run(*args: str, uri: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+
+def _env(uri: Path) -> dict[str, str]:
     env = {**os.environ, "ASSETRAG_URI": str(uri), "ASSETRAG_MODEL": "offline:v1", "ASSETRAG_TORCH_THREADS": "2"}
     env.pop("COLUMNS", None)  # output piped, as in a script
+    return env
+
+
+def _run(*args: str, uri: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`assetrag <args>` as a process, as a user runs it."""
     res = subprocess.run(
-        [sys.executable, "-m", "assetrag.cli", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "assetrag.cli", *args], capture_output=True, text=True, env=_env(uri), timeout=300
     )
+    if check:
+        assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
+def _run_here(*args: str, uri: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`assetrag <args>` in this process (`main()`, the same environment): for a test of many calls whose
+    process start is covered by the tests that use `_run`."""
+    res = run_in_process(*args, env=_env(uri))
     if check:
         assert res.returncode == 0, res.stdout + res.stderr
     return res
@@ -72,6 +88,7 @@ def test_cli_user_errors_are_one_clear_line(tmp_path, photo_dir):
 
 
 def test_cli_duplicates_index_and_doctor(tmp_path, photo_dir):
+    """In this process: the CLI's start as a process is covered by the other tests here."""
     uri = tmp_path / "cli.db"
     cat = photo_dir / "animals" / "cats" / "cat.jpg"
     copy = photo_dir / "copies" / "cat-copy.jpg"
@@ -81,40 +98,40 @@ def test_cli_duplicates_index_and_doctor(tmp_path, photo_dir):
     near = photo_dir / "copies" / "rocket-smaller.jpg"
     with Image.open(rocket) as im:  # the same picture, re-encoded smaller: a near-duplicate
         im.resize((im.width * 3 // 4, im.height * 3 // 4)).save(near, quality=80)
-    res = _run("ingest", str(photo_dir), uri=uri)
+    res = _run_here("ingest", str(photo_dir), uri=uri)
     assert "added 6" in res.stdout
 
-    found = json.loads(_run("duplicates", "--json", uri=uri).stdout)
+    found = json.loads(_run_here("duplicates", "--json", uri=uri).stdout)
     assert [sorted(g["paths"]) for g in found["exact"]] == [sorted([str(cat), str(copy)])]
     # the re-encoded, smaller rocket is a near-duplicate by perceptual hash, and nothing else is
     assert [sorted(m["path"] for m in g["members"]) for g in found["near"]] == [sorted([str(rocket), str(near)])]
     assert all(0 <= m["distance"] <= found["distance"] for m in found["near"][0]["members"])
     assert found["not_hashed"] == 0
     # (the offline model puts the re-encoded rocket at ~0.9 and any two different photos below 0.7)
-    alike = json.loads(_run("duplicates", "--threshold", "0.85", "--json", uri=uri).stdout)
+    alike = json.loads(_run_here("duplicates", "--threshold", "0.85", "--json", uri=uri).stdout)
     # an explicit threshold lists look-alikes; the rocket pair is already a near-duplicate group, not repeated
     assert alike["threshold"] == 0.85 and alike["similar"] == []
-    text = _run("duplicates", uri=uri).stdout
+    text = _run_here("duplicates", uri=uri).stdout
     assert "1 exact duplicate group(s)" in text and "1 near-duplicate group(s)" in text
     assert f"{cat}  =  {copy}" in text or f"{copy}  =  {cat}" in text
 
-    built = json.loads(_run("index", "flat", "--json", uri=uri).stdout)
+    built = json.loads(_run_here("index", "flat", "--json", uri=uri).stdout)
     assert built["index_type"] == "FLAT" and built["rows"] == 6
-    assert json.loads(_run("search", "a rocket", "-k", "1", "--json", uri=uri).stdout)[0]["filename"] in {
+    assert json.loads(_run_here("search", "a rocket", "-k", "1", "--json", uri=uri).stdout)[0]["filename"] in {
         "rocket.jpg",
         "rocket-smaller.jpg",
     }
-    res = _run("index", "hnsw", uri=uri)
+    res = _run_here("index", "hnsw", uri=uri)
     assert res.stdout.startswith("built HNSW (") and "over 6 assets" in res.stdout
-    assert json.loads(_run("stats", "--json", uri=uri).stdout)["count"] == 6
+    assert json.loads(_run_here("stats", "--json", uri=uri).stdout)["count"] == 6
 
-    checks = {c["name"]: c for c in json.loads(_run("doctor", "--json", uri=uri).stdout)}
+    checks = {c["name"]: c for c in json.loads(_run_here("doctor", "--json", uri=uri).stdout)}
     assert {"versions", "device", "runtime", "store", "model"} <= checks.keys()
     assert all(c["status"] in ("ok", "warn") for c in checks.values())
     assert "6 assets" in checks["store"]["detail"] and checks["store"]["status"] == "ok"
     assert "offline:" in checks["model"]["detail"]
     # a check that fails: exit 1, and the text form marks it
-    bad = _run("--model", str(tmp_path / "no-such-model"), "doctor", uri=uri, check=False)
+    bad = _run_here("--model", str(tmp_path / "no-such-model"), "doctor", uri=uri, check=False)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "✗" in bad.stdout and "Traceback" not in bad.stderr
 

@@ -12,6 +12,7 @@ import pytest
 from assetrag.cli import hoist_global_options
 from assetrag.config import Settings
 from assetrag.errors import ConfigError
+from cli_support import run_in_process
 
 TOML = """
 library = "base_lib"
@@ -115,12 +116,9 @@ def test_the_command_line_reads_options_after_the_verb_and_the_doctor_says_where
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "added 5" in done.stdout
-    stats = subprocess.run(
-        [*cli, "stats", "--json", "--uri", str(db)], capture_output=True, text=True, env=env, cwd=project, timeout=300
-    )
+    # the same command line in this process (the process start is the ingest's above)
+    stats = run_in_process("stats", "--json", "--uri", str(db), env=env, cwd=project)
     assert '"library": "from_file"' in stats.stdout and '"count": 5' in stats.stdout
-    doctor = subprocess.run(
-        [*cli, "doctor", "--uri", str(db)], capture_output=True, text=True, env=env, cwd=project, timeout=300
-    )
+    doctor = run_in_process("doctor", "--uri", str(db), env=env, cwd=project)
     line = next(x for x in doctor.stdout.splitlines() if "settings" in x)
     assert f"uri={db} (flag)" in line and f"library=from_file ({Path(project) / 'assetrag.toml'})" in line

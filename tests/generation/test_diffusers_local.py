@@ -19,12 +19,11 @@ from assetrag.generation import (
 )
 from assetrag.generation.diffusers_local import DiffusersGenerator
 from fakes.images import make_image
-from fakes.tiny_diffusers import build_tiny_sd_img2img
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return build_tiny_sd_img2img(tmp_path_factory.mktemp("ckpt") / "tiny-sd")
+def checkpoint(tiny_sd_checkpoint):
+    return tiny_sd_checkpoint
 
 
 @pytest.fixture(scope="module")

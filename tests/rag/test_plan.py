@@ -30,16 +30,42 @@ EXPECTED = {
 FOLDERS = ["vehicles", "fashion", "jewelry", "watches", "footwear", "accessories/charms", "brand-style", "photos"]
 
 
-@pytest.fixture
-def brief_library(tmp_path, make_library):
+def _ingest_products(base: Path, make) -> tuple:
     """A product library that holds something for every item of the seed's brief, plus distractors."""
-    root = tmp_path / "products"
+    root = base / "products"
     for folder in FOLDERS:
         shutil.copytree(SAMPLES / folder, root / folder)
-    lib = make_library()
+    lib = make(base / "lib.db")
     report = lib.ingest(root)
     assert not report.errors
     return lib, root
+
+
+@pytest.fixture(scope="module")
+def brief_template(tmp_path_factory, offline_embedder) -> tuple[Path, Path]:
+    """The product library ingested once per module: (its closed Milvus Lite directory, the product folder)."""
+    from assetrag import Library
+
+    lib, root = _ingest_products(
+        tmp_path_factory.mktemp("brief"), lambda uri: Library(uri, library="assets", embedder=offline_embedder)
+    )
+    lib.close()
+    return Path(lib.settings.uri), root
+
+
+@pytest.fixture
+def brief_library(tmp_path, make_library, brief_template):
+    """(library, product folder): each test's own copy of the ingested product library (a closed Lite directory
+    copies; nothing is embedded again). The product folder is shared: a test that changes it uses
+    `own_brief_library`."""
+    db, root = brief_template
+    return make_library(uri=shutil.copytree(db, tmp_path / "lib.db")), root
+
+
+@pytest.fixture
+def own_brief_library(tmp_path, make_library):
+    """(library, product folder): the product library ingested for this test alone, in its own folder."""
+    return _ingest_products(tmp_path, lambda uri: make_library(uri=uri))
 
 
 def test_seed_brief_plan_has_one_reference_per_item(brief_library, tmp_path):
@@ -97,10 +123,10 @@ def test_backend_limit_keeps_the_best_and_says_what_was_dropped(brief_library):
     assert "dropped" in plan.describe()
 
 
-def test_internal_only_assets_never_reach_an_external_backend(brief_library, tmp_path):
+def test_internal_only_assets_never_reach_an_external_backend(own_brief_library, tmp_path):
     from tests.fakes.gemini_server import DEFAULT_KEY, FakeGemini
 
-    lib, root = brief_library
+    lib, root = own_brief_library  # it writes a sidecar into the folder
     secret = root / "jewelry" / "diamond-pendant-necklace.png"
     (root / "jewelry" / "diamond-pendant-necklace.png.json").write_text(json.dumps({"usage": "internal-only"}))
     lib.ingest(root)
@@ -160,17 +186,14 @@ def test_generated_image_is_stored_back_as_synthetic_with_lineage(brief_library,
     assert meta["asset_id"] in {c.id for ip in plan.items for c in ip.candidates} | {r.id for r in plan.chosen}
 
 
-def test_local_diffusers_output_is_stored_back_end_to_end(brief_library, tmp_path):
+def test_local_diffusers_output_is_stored_back_end_to_end(brief_library, tmp_path, tiny_sd_checkpoint):
     """The air-gapped path: a local img2img checkpoint (tiny, random weights) through the whole loop."""
-    from tests.fakes.tiny_diffusers import build_tiny_sd_img2img
-
     lib, _ = brief_library
-    ckpt = build_tiny_sd_img2img(tmp_path / "tiny-sd")
     result = lib.generate(
         "a diamond necklace",
-        backend=f"diffusers:{ckpt}",
+        backend=f"diffusers:{tiny_sd_checkpoint}",
         out=tmp_path / "local.png",
-        generator_options={"num_inference_steps": 2},
+        generator_options={"num_inference_steps": 2, "max_side": 128},  # a small output: the loop is the point
     )
     meta = result.metadata
     assert meta["plan"]["limit"] == 1 and len(meta["plan"]["chosen"]) == 1  # img2img takes one init image

@@ -12,13 +12,27 @@ import pytest
 from store_rows import DIM, assert_holds, make_rows
 
 from assetrag.store import Store
+from cli_support import run_in_process
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("ASSETRAG_") or k == "ASSETRAG_CACHE"}
 
 
 def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSETRAG_") or k == "ASSETRAG_CACHE"}
+    """`assetrag <args>` as a process, as a user runs it."""
     res = subprocess.run(
-        [sys.executable, "-m", "assetrag.cli", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "assetrag.cli", *args], capture_output=True, text=True, env=_env(), timeout=300
     )
+    if check:
+        assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
+def _run_here(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The same in this process (`main()`): for the repeat run and the refusals, once each command has been
+    run as a process."""
+    res = run_in_process(*args, env=_env())
     if check:
         assert res.returncode == 0, res.stdout + res.stderr
     return res
@@ -39,7 +53,7 @@ def test_cli_migrate_export_import_on_lite(tmp_path, lite_library):
     res = _run("--uri", uri, "migrate", "--to", str(tmp_path / "b.db"), "--to-library", "moved", "--no-progress")
     assert "copied 120 assets (model-a, dim 16)" in res.stdout and "120 rows compared" in res.stdout
     assert f"--uri {tmp_path / 'b.db'} --library moved" in res.stdout
-    res = _run("--uri", uri, "migrate", "--to", str(tmp_path / "b.db"), "--to-library", "moved", "--json")
+    res = _run_here("--uri", uri, "migrate", "--to", str(tmp_path / "b.db"), "--to-library", "moved", "--json")
     again = json.loads(res.stdout)  # a second run: nothing new, still verified
     assert again["rows"] == 120 and again["destination_rows"] == 120 and not again["created"]
 
@@ -52,9 +66,9 @@ def test_cli_migrate_export_import_on_lite(tmp_path, lite_library):
     assert_holds(restored, rows)
     restored.close()
 
-    res = _run("--uri", uri, "migrate", "--to", uri, check=False)
+    res = _run_here("--uri", uri, "migrate", "--to", uri, check=False)
     assert res.returncode == 2 and "are the same library" in res.stderr and "Traceback" not in res.stderr
-    res = _run("--uri", str(tmp_path / "c.db"), "import", str(tmp_path / "missing.parquet"), check=False)
+    res = _run_here("--uri", str(tmp_path / "c.db"), "import", str(tmp_path / "missing.parquet"), check=False)
     assert res.returncode == 2 and "not a Parquet file" in res.stderr
 
 

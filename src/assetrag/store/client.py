@@ -182,7 +182,9 @@ class Store:
     def exists(self) -> bool:
         """Whether the library exists (the first call also upgrades an older schema: `migrations`)."""
         if not self._upgraded:
-            self._call(migrations.upgrade, self.client, self.name, where=f" at {self.uri}")
+            self._call(
+                migrations.upgrade, self.client, self.name, where=f" at {self.uri}", settle=self._wait_for_lite_indexing
+            )
             self._upgraded = True
         return bool(self._call(self.client.has_collection, self.name))
 
@@ -316,16 +318,18 @@ class Store:
         """
         if not self.is_server and self.exists():
             self._call(self.client.flush, self.name)
-            self._wait_for_lite_indexing()
+            self._wait_for_lite_indexing(self.name)
 
-    def _wait_for_lite_indexing(self) -> None:
+    def _wait_for_lite_indexing(self, collection: str) -> None:
+        if self.is_server:
+            return
         # milvus-lite 3.x has no public call for this; without these internals, `close()` still waits
         with contextlib.suppress(ImportError, KeyError, AttributeError, TypeError, ValueError):
             from milvus_lite.server_manager import server_manager_instance
 
             _, lite, _ = server_manager_instance._servers[os.path.abspath(self.uri)]
             kw = {"database_name": self.db_name} if self.db_name else {}
-            lite.get_collection(self.name, **kw)._wait_for_bg()
+            lite.get_collection(collection, **kw)._wait_for_bg()
 
     # -- the vector index -------------------------------------------------------------------------
 

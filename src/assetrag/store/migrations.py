@@ -42,6 +42,8 @@ from assetrag.store import schema as S
 from assetrag.store.index import IndexSpec, index_params
 
 log = logging.getLogger("assetrag.store")
+#: waits until a flushed collection is on disk for good (`upgrade`)
+Settle = Callable[[str], None]
 
 PROP_STATE = "assetrag.migration"  # on a copy: "copying" | "complete"
 PROP_HEARTBEAT = "assetrag.migration.heartbeat"  # on a copy: time.time() of the last progress
@@ -122,31 +124,31 @@ def _v1_to_v2_row(row: dict[str, Any]) -> dict[str, Any]:
     return _with(row, ("phash", "media", "time"))  # "", "image", -1.0: every schema 1 row is a still
 
 
-def _migrate_1_to_2(client: MilvusClient, name: str) -> None:
+def _migrate_1_to_2(client: MilvusClient, name: str, settle: Settle) -> None:
     """Schema 2 adds `phash`, `media` and `time` (see `schema`): a copy into the new schema."""
-    _copy_step(client, name, 2, _v1_to_v2_row)
+    _copy_step(client, name, 2, _v1_to_v2_row, settle)
 
 
 def _v2_to_v3_row(row: dict[str, Any]) -> dict[str, Any]:
     return _with(row, ("video_id", "frames"))  # "", 0: no schema 2 assetrag wrote video keyframes
 
 
-def _migrate_2_to_3(client: MilvusClient, name: str) -> None:
+def _migrate_2_to_3(client: MilvusClient, name: str, settle: Settle) -> None:
     """Schema 3 adds `video_id` and `frames` (a video's keyframes, see `schema`): a copy into the new schema."""
-    _copy_step(client, name, 3, _v2_to_v3_row)
+    _copy_step(client, name, 3, _v2_to_v3_row, settle)
 
 
 def _v3_to_v4_row(row: dict[str, Any]) -> dict[str, Any]:
     return S.with_text(row)  # the words of the row's names, tags, collection, captions (`assetrag.words`)
 
 
-def _migrate_3_to_4(client: MilvusClient, name: str) -> None:
+def _migrate_3_to_4(client: MilvusClient, name: str, settle: Settle) -> None:
     """Schema 4 adds `text` and, on a full-text backend, its BM25 `text_sparse` (see `schema`): a copy."""
-    _copy_step(client, name, 4, _v3_to_v4_row)
+    _copy_step(client, name, 4, _v3_to_v4_row, settle)
 
 
 #: step n takes a library from schema n to n + 1
-MIGRATIONS: dict[int, Callable[[MilvusClient, str], None]] = {
+MIGRATIONS: dict[int, Callable[[MilvusClient, str, Settle], None]] = {
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
     3: _migrate_3_to_4,
@@ -156,12 +158,15 @@ MIGRATIONS: dict[int, Callable[[MilvusClient, str], None]] = {
 # -- running them -------------------------------------------------------------------------------------------
 
 
-def upgrade(client: MilvusClient, name: str, *, where: str = "") -> int | None:
+def upgrade(client: MilvusClient, name: str, *, where: str = "", settle: Settle | None = None) -> int | None:
     """Bring library `name` to `schema.SCHEMA_VERSION`, finishing an interrupted step first.
 
     Returns the version it was at when a migration ran (None when there was nothing to do). A library
     written by a newer assetrag is left alone (`Store` refuses it). `where` names the store in log lines.
+    `settle(collection)` waits until a flushed copy is on disk for good (Milvus Lite builds its segment
+    indexes in a background thread: a copy marked complete before that could be half-written after a kill).
     """
+    settle = settle or (lambda _collection: None)
     _finish_interrupted(client, name)
     if not client.has_collection(name):
         return None
@@ -182,7 +187,7 @@ def upgrade(client: MilvusClient, name: str, *, where: str = "") -> int | None:
         step = MIGRATIONS.get(version)
         if step is None:
             raise StoreError(f"library {name!r}{where} has schema {version}, which this assetrag cannot migrate")
-        step(client, name)
+        step(client, name, settle)
         version = S.schema_version(_props(client, name))
     log.warning("library %r%s: now schema %d (%.1f s)", name, where, version, time.perf_counter() - t0)
     return start
@@ -216,7 +221,11 @@ def _finish_interrupted(client: MilvusClient, name: str) -> None:
 
 
 def _copy_step(
-    client: MilvusClient, name: str, version: int, convert: Callable[[dict[str, Any]], dict[str, Any]]
+    client: MilvusClient,
+    name: str,
+    version: int,
+    convert: Callable[[dict[str, Any]], dict[str, Any]],
+    settle: Settle,
 ) -> None:
     """Copy library `name` into a new collection with schema `version` and swap it in (see the module doc)."""
     temp = temp_name(name, version)
@@ -258,6 +267,7 @@ def _copy_step(
     finally:
         it.close()
     client.flush(temp)
+    settle(temp)  # Lite: its background index build done before the copy is marked complete
     got = _count(client, temp)
     if got != expected or copied != expected:
         raise StoreError(
