@@ -217,7 +217,8 @@ def test_the_cli_killed_during_a_bulk_job_recovers_to_a_clean_run(
 
 def test_parquet_follows_the_collections_field_list(make_store):
     """The staged columns are the collection's own fields, in its order (`fields()` reads them from the server):
-    a field a later schema adds (here a text field, as native BM25 would add) follows without code changes."""
+    a field a later schema adds (here a `caption`) follows without code changes; schema 4's `text` is derived
+    from the row, as every write derives it."""
     import io
 
     import pyarrow.parquet as pq
@@ -229,15 +230,15 @@ def test_parquet_follows_the_collections_field_list(make_store):
         {"name": "vector", "type": DataType.FLOAT_VECTOR, "params": {"dim": 3}},
         {"name": "tags", "type": DataType.ARRAY, "element_type": DataType.VARCHAR, "params": {"max_capacity": 2}},
         {"name": "metadata", "type": DataType.JSON, "params": {}},
-        {"name": "text", "type": DataType.VARCHAR, "params": {"max_length": 8}},
+        {"name": "caption", "type": DataType.VARCHAR, "params": {"max_length": 8}},
     ]
-    rows = [{"id": "a", "vector": [0.5, 0.25, 1.0], "tags": ["x"], "metadata": {"k": "é"}, "text": "hello"}]
+    rows = [{"id": "a", "vector": [0.5, 0.25, 1.0], "tags": ["x"], "metadata": {"k": "é"}, "caption": "hello"}]
     table = pq.read_table(io.BytesIO(loader._parquet(rows)))
-    assert table.column_names == ["id", "vector", "tags", "metadata", "text"]
+    assert table.column_names == ["id", "vector", "tags", "metadata", "caption"]
     assert table.to_pylist() == [{**rows[0], "metadata": '{"k": "é"}'}]
-    with pytest.raises(BulkError, match="'text' is over its maximum length 8"):
-        loader._parquet([{**rows[0], "text": "far too long"}])
+    with pytest.raises(BulkError, match="'caption' is over its maximum length 8"):
+        loader._parquet([{**rows[0], "caption": "far too long"}])
     with pytest.raises(BulkError, match="'tags' has 3 items, over its capacity 2"):
         loader._parquet([{**rows[0], "tags": ["a", "b", "c"]}])
-    with pytest.raises(BulkError, match="lacks the field 'text'"):
-        loader._parquet([{k: v for k, v in rows[0].items() if k != "text"}])
+    with pytest.raises(BulkError, match="lacks the field 'caption'"):
+        loader._parquet([{k: v for k, v in rows[0].items() if k != "caption"}])
