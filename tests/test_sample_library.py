@@ -74,6 +74,7 @@ def test_bm25_in_milvus_agrees_with_the_in_process_index(sample_lib, monkeypatch
     from assetrag.store import LEXICAL_IN_PROCESS, LEXICAL_MILVUS
 
     store = sample_lib.store
+    monkeypatch.setenv(LEXICAL_ENV, "milvus")  # Lite's default is the in-process index (`lexical.uses_milvus`)
     assert store.fulltext and sample_lib.stats()["lexical"] == LEXICAL_MILVUS
     index = lexical_index(store)
     queries = [q.text for q in load_queries(SAMPLES / "queries.jsonl", LIBRARY)] + list(ACCEPTANCE)

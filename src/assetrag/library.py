@@ -36,6 +36,7 @@ from assetrag.search import (
     understand_query,
 )
 from assetrag.search.lexical import invalidate as invalidate_lexical
+from assetrag.search.lexical import lexical_path
 from assetrag.store import SCALAR_FIELDS, Store
 from assetrag.store import filters as F
 
@@ -497,6 +498,7 @@ class Library:
     def stats(self) -> dict[str, Any]:
         """Count, model, backend, and per-collection / per-source counts."""
         out = self.store.stats()
+        out["lexical"] = lexical_path(self.store) if out["exists"] else None  # which BM25 hybrid search uses
         if out["exists"]:
             facets = self.facets()
             out["collections"] = dict(sorted(facets["collections"].items()))

@@ -112,7 +112,7 @@ def test_a_schema_3_library_gains_the_text_field_and_bm25_in_milvus(make_store, 
     assert_holds(store, expected)
     assert_has_text(store, expected)
     assert document_text(rows[5]).endswith("zanzibar sunset")  # stemmed, `usage` left out
-    assert store.stats()["lexical"] == store.lexical
+    assert store.stats()["fulltext"] == store.fulltext
     if store.fulltext:
         assert [h.id for h in store.text_search("zanzibar", 5)] == [rows[6]["id"], rows[5]["id"]]  # shorter text
         assert (

@@ -294,9 +294,17 @@ _names: dict[tuple[str, str, str], tuple[list[str], list[str], float]] = {}  # â
 
 
 def uses_milvus(store: Store) -> bool:
-    """Whether hybrid search of `store`'s library runs BM25 in Milvus (`Store.fulltext`, unless
-    `ASSETRAG_LEXICAL=in-process`) rather than in the in-process index."""
-    return os.environ.get(LEXICAL_ENV, "").strip().lower() != "in-process" and store.fulltext
+    """Whether hybrid search of `store`'s library runs BM25 in Milvus rather than in the in-process index.
+
+    By default on a Milvus server with full text (â‰¥ 2.5), not on Milvus Lite even though its schema has the
+    BM25 field: Lite 3.2 keeps BM25 statistics per segment and scores an upserted row against its new, tiny
+    segment (a re-ingested "diamond-pendant-necklace" fell from 2.15 to 0.79 for "diamond necklace", below
+    rows naming one of the words), and it walks every row in Python per query. `ASSETRAG_LEXICAL=milvus` or
+    `in-process` forces one path (comparisons, and Lite once it is fixed)."""
+    forced = os.environ.get(LEXICAL_ENV, "").strip().lower()
+    if forced == "in-process" or not store.fulltext:
+        return False
+    return forced == "milvus" or store.is_server
 
 
 def lexical_path(store: Store) -> str:

@@ -261,11 +261,6 @@ class Store:
             self._fulltext = has_fulltext(self._call(self.client.describe_collection, self.name))
         return self._fulltext
 
-    @property
-    def lexical(self) -> str:
-        """Which BM25 a hybrid search of this library uses: `LEXICAL_MILVUS` or `LEXICAL_IN_PROCESS`."""
-        return LEXICAL_MILVUS if self.fulltext else LEXICAL_IN_PROCESS
-
     def load(self) -> None:
         """Load the collection into memory (collections are released after a restart)."""
         if not self._loaded:
@@ -583,7 +578,9 @@ class Store:
             "dim": info[1] if info else None,
             "count": self.count() if info else 0,
             "index": (self.index_info().get("index_type") if info else None) or self.index.index_type,
-            "lexical": self.lexical if info else None,
+            # which BM25 a hybrid search uses is search's choice (`search.lexical.lexical_path`); the store says
+            # what the library has: Milvus' full-text BM25 field or not
+            "fulltext": self.fulltext if info else None,
         }
 
     # -- helpers ----------------------------------------------------------------------------------
