@@ -8,8 +8,9 @@ A hit's `score` stays its cosine similarity; `fused_score`, `vector_rank` and `l
 place. With no word of the query in any name, tag or caption, hybrid returns exactly the vector ranking. The
 first `rerank_n` of the fused list can then be re-ranked by the scores themselves (`search.rerank`).
 
-Where the BM25 runs (`lexical.lexical_path`): in Milvus, for a library with schema 4's BM25 function (Milvus
-Lite 3.x, a server ≥ 2.5: `Store.text_search`, the same filter expression as the vector side), else in the
+Where the BM25 runs (`lexical.lexical_path`): in Milvus, for a library with schema 4's BM25 function on a
+server ≥ 2.5 (`Store.text_search`, the same filter expression as the vector side; Lite only when forced, see
+`lexical.uses_milvus`), else in the
 in-process index (`lexical.lexical_index`, e.g. on a 2.3.5 server). Both score the same terms
 (`assetrag.words`) with the same BM25 (k1 1.2, b 0.75), and the fusion, the weight, the re-ranking and what
 follows are this module's either way: Milvus' `hybrid_search` would fuse inside the server, but its `RRFRanker`
