@@ -218,15 +218,7 @@ class Library:
 
     def facets(self) -> dict[str, dict[str, int]]:
         """How many assets each collection, tag and source has."""
-        colls: dict[str, int] = {}
-        tags: dict[str, int] = {}
-        sources: dict[str, int] = {}
-        for row in self.iterate(("collection", "tags", "source")):
-            colls[row["collection"]] = colls.get(row["collection"], 0) + 1
-            sources[row["source"]] = sources.get(row["source"], 0) + 1
-            for t in row.get("tags") or []:
-                tags[t] = tags.get(t, 0) + 1
-        return {"collections": colls, "tags": tags, "sources": sources}
+        return self.store.facets()
 
     def rebuild_index(self, kind: str | None = None) -> dict[str, Any]:
         """(Re)build the vector index over everything stored (`kind`: hnsw | flat | ivf_flat | autoindex | auto;

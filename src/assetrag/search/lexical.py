@@ -342,12 +342,8 @@ def library_names(store: Store) -> tuple[list[str], list[str]]:
         return index.collections, index.tag_names
     if names is not None and now - names[2] < (SERVER_MAX_AGE_S if store.is_server else INFO_MAX_AGE_S):
         return names[0], names[1]
-    colls: set[str] = set()
-    tags: set[str] = set()
-    for row in store.iterate(("id", "collection", "tags")):
-        colls.add(str(row.get("collection") or ""))
-        tags.update(str(t) for t in row.get("tags") or [])
-    out = sorted(colls - {""}), sorted(tags)
+    facets = store.facets()
+    out = sorted({str(c) for c in facets["collections"]} - {""}), sorted(str(t) for t in facets["tags"])
     with _lock:
         _names[key] = (*out, now)
     return out

@@ -464,6 +464,20 @@ class Store:
         for batch in self.batches(fields, filter, batch_size):
             yield from batch
 
+    def facets(self) -> dict[str, dict[str, int]]:
+        """How many assets each collection, tag and source has (one pass over those fields; {} each when the
+        library does not exist)."""
+        colls: dict[str, int] = {}
+        tags: dict[str, int] = {}
+        sources: dict[str, int] = {}
+        if self.exists():
+            for row in self.iterate(("collection", "tags", "source")):
+                colls[row["collection"]] = colls.get(row["collection"], 0) + 1
+                sources[row["source"]] = sources.get(row["source"], 0) + 1
+                for t in row.get("tags") or []:
+                    tags[t] = tags.get(t, 0) + 1
+        return {"collections": colls, "tags": tags, "sources": sources}
+
     def batches(
         self, fields: Sequence[str] = SCALAR_FIELDS, filter: str = "", batch_size: int = 1000
     ) -> Iterator[list[dict[str, Any]]]:
