@@ -71,7 +71,7 @@ _DROP = frozenset(
     re.findall(
         r"\S+",
         "le la les l' un une des du d' de à au aux ce cet cette ces mon ma mes ton ta tes son sa ses notre nos votre "
-        "vos leur leurs qui que qu' dont est sont",
+        "vos leur leurs qui que qu' dont est sont ne n' se s'",
     )
 )
 _KEEP = {
@@ -139,6 +139,12 @@ class Translation:
     english: str
     found: int  # French words (or phrases) the dictionary knew
     words: list[tuple[str, str]] = field(default_factory=list)  # (French, English) in order
+    others: list[str] = field(default_factory=list)  # the senses not chosen, of the words found
+
+    @property
+    def every_sense(self) -> str:
+        """The English words and the senses not chosen (what the lexical side may search)."""
+        return " ".join([self.english, *self.others]).strip()
 
 
 # -- reading FreeDict --------------------------------------------------------------------------------------------
@@ -395,7 +401,8 @@ class Lexicon:
             parts.pop()
         found = sum(1 for _, _, e in parts if e is not None)
         words = [(fr, en) for fr, en, _ in parts]
-        return Translation(" ".join(en for _, en in words) or text.strip(), found, words)
+        others = list(dict.fromkeys(s for _, en, e in parts if e is not None for s in e.senses if s != en))
+        return Translation(" ".join(en for _, en in words) or text.strip(), found, words, others)
 
     @staticmethod
     def _sense(word: str, entry: Entry, choose: Callable[[str, Sequence[str]], str] | None) -> str:
