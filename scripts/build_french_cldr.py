@@ -149,7 +149,7 @@ def build(
     min_reverse: float = MIN_REVERSE,
 ) -> list[tuple[str, str, list[str]]]:
     """(French word or phrase, kind "word" | "adj" | "name", English senses) learned from the emoji outside
-    `held`, and ("", "english", their English words)."""
+    `held`."""
     (fr_n, fr_k), (en_n, en_k) = read_annotations("fr", cldr), read_annotations("en", cldr)
     emoji = sorted(cp for cp in fr_n if cp in en_n and cp not in held)
     pairs: list[tuple[list[str], list[str]]] = []
@@ -198,9 +198,6 @@ def build(
         if len(fr_words(fr_n[cp])) >= 2 and key not in held_names and " ".join(tokens(fr_n[cp])) not in held_names:
             names.setdefault(key, en_n[cp].lower())
     rows += [(k, "name", [v]) for k, v in sorted(names.items())]
-    # the English words of the same annotations: the French word check's English list without FreeDict
-    english = {w for cp in emoji for text in [en_n[cp], *en_k.get(cp, [])] for w in re.findall(r"[a-z]+", text.lower())}
-    rows.append(("", "english", sorted(w for w in english if len(w) > 1)))
     return rows
 
 
@@ -221,7 +218,7 @@ def render(
         "# left out (the alignment head's test-split emoji, code points without U+FE0F): "
         + " ".join("-".join(f"{ord(c):x}" for c in cp) for cp in sorted(held)),
         "# french<TAB>kind (word, adj: an adjective, name: an emoji's whole name)<TAB>english senses, best first, "
-        "separated by |; last, <TAB>english<TAB>the English words of the same annotations",
+        "separated by |",
     ]
     lines += [f"{f}\t{kind}\t{'|'.join(senses)}" for f, kind, senses in rows]
     return "\n".join(lines) + "\n"
@@ -255,9 +252,8 @@ def main() -> None:
         raise SystemExit(0 if same else 1)
     args.out.write_text(text, encoding="utf-8")
     n_words = sum(1 for line in text.splitlines() if "\tword\t" in line or "\tadj\t" in line)
-    n_english = len(text.rsplit("\tenglish\t", 1)[1].split("|"))
     n_names = text.count("\tname\t")
-    print(f"{args.out}: {n_words} words, {n_names} names, {n_english} English words ({len(held)} emoji left out)")
+    print(f"{args.out}: {n_words} words, {n_names} names ({len(held)} emoji left out)")
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ FreeDict French–English dictionary (docs/quality.md, "French closer to English
 scripts/build_french_cldr.py from Unicode CLDR's French and English emoji annotations (IBM Model 1 word
 alignment), every emoji of the alignment head's test split left out. Its senses come first for the words it knows
 ("œil" → "eye", "rieurs" → "smiling", which FreeDict lacks), FreeDict's after them; without FreeDict the table
-alone translates, and its English words stand in for FreeDict's in the word check. `ASSETRAG_FRENCH_CLDR=0` turns
-it off, `=replace` drops FreeDict's senses for the words it knows (to measure).
+alone translates. The word check reads FreeDict alone (the table's French words include English ones, "surf",
+"portable", that FreeDict's English side lacks). `ASSETRAG_FRENCH_CLDR=0` turns it off, `=replace` drops
+FreeDict's senses for the words it knows (to measure).
 
 **Licence.** FreeDict fra-eng is GPL-2+; assetrag is Apache-2.0, so no FreeDict data ships in the package. It is
 read at run time, when present, from the dictd files of Debian's `dict-freedict-fra-eng` (`/usr/share/dictd`) or
@@ -203,20 +204,16 @@ def _key(word: str) -> str:
     return unicodedata.normalize("NFC", word.lower().replace("’", "'"))
 
 
-def read_cldr_table(path: Path = CLDR_TABLE) -> tuple[list[tuple[str, str, list[str]]], set[str]]:
+def read_cldr_table(path: Path = CLDR_TABLE) -> list[tuple[str, str, list[str]]]:
     """(French word or name, part of speech, English senses) of the CLDR table (scripts/build_french_cldr.py):
-    adjectives are "adj", other learned words have no part of speech, whole emoji names are nouns ("n"); and the
-    English words of its annotations (the word check's English list when FreeDict is missing)."""
-    out, english = [], set()
+    adjectives are "adj", other learned words have no part of speech, whole emoji names are nouns ("n")."""
+    out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("#") or not line.strip():
             continue
         french, kind, senses = line.split("\t")
-        if kind == "english":
-            english.update(senses.split("|"))
-        else:
-            out.append((french, {"name": "n", "adj": "adj"}.get(kind, ""), senses.split("|")))
-    return out, english
+        out.append((french, {"name": "n", "adj": "adj"}.get(kind, ""), senses.split("|")))
+    return out
 
 
 def cldr_mode() -> str:
@@ -266,6 +263,11 @@ class Lexicon:
             for s in e.senses:
                 words.update(w for w in re.findall(r"[a-z]+", s.lower()))
         self.english = frozenset(words)
+        # the word check reads FreeDict alone: the CLDR table's French words include English ones FreeDict's
+        # English side lacks ("surf", "portable", "posture"), which would send English queries to French
+        self._check: Lexicon | None = self
+        if first:
+            self._check = Lexicon(entries, english) if entries else None
 
     @classmethod
     def from_freedict(
@@ -275,9 +277,8 @@ class Lexicon:
         *,
         first: Sequence[tuple[str, str, Sequence[str]]] = (),
         replace: bool = False,
-        words: set[str] | None = None,
     ) -> Lexicon:
-        english: set[str] = set(words or ())
+        english: set[str] = set()
         if english_stem is not None:
             for word, _, _ in read_dictd(english_stem):
                 english.update(re.findall(r"[a-z]+", word.lower()))
@@ -330,7 +331,9 @@ class Lexicon:
 
     def word_votes(self, text: str) -> tuple[int, int]:
         """(French-only words, English-only words) of `text`: in one list and not the other. Articles and
-        prepositions are left to the function-word check."""
+        prepositions are left to the function-word check. FreeDict's words only ((0, 0) without it)."""
+        if self._check is not self:
+            return self._check.word_votes(text) if self._check is not None else (0, 0)
         fr = en = 0
         for w in tokens(text):
             if w in _DROP or w in _KEEP or w.isdigit() or not _LATIN_WORD.fullmatch(w):
@@ -426,10 +429,10 @@ def lexicon() -> Lexicon | None:
             _loaded = True
             stem = find_dictionary(FRA_ENG)
             mode = cldr_mode()
-            cldr, words = read_cldr_table() if mode != "off" and CLDR_TABLE.is_file() else ([], set())
+            cldr = read_cldr_table() if mode != "off" and CLDR_TABLE.is_file() else []
             if stem is not None or cldr:
                 english = find_dictionary(ENG_FRA) if stem is not None else None
-                _lexicon = Lexicon.from_freedict(stem, english, first=cldr, replace=mode == "replace", words=words)
+                _lexicon = Lexicon.from_freedict(stem, english, first=cldr, replace=mode == "replace")
         return _lexicon
 
 
