@@ -118,6 +118,13 @@ def tokens(text: str) -> list[str]:
     return [t if t.endswith("'") and len(t) <= 8 else t.rstrip("'") for t in _TOKEN.findall(text)]
 
 
+def content_words(text: str) -> str:
+    """`text` without its French articles, elisions and kept prepositions ("tenue d'arts martiaux" → "tenue arts
+    martiaux"): what a French query gives the lexical side, where "d" or "de" would only meet name fragments
+    (the "d" of a "200d" code-point file name)."""
+    return " ".join(w for w in tokens(text) if w not in _DROP and w not in _KEEP and not w.endswith("'"))
+
+
 @dataclass(frozen=True)
 class Entry:
     headword: str

@@ -337,14 +337,15 @@ def lexical_text(embedder: Any, text: str, lang: str | None = None) -> str:
     """What the lexical (BM25) side searches for `text`: the text itself, plus its English translation when it
     is French and a dictionary knows a word of it (file names and tags are mostly English) — the senses chosen
     for the vector, then the others of the same words ("appareil photo" → "camera camera apparatus device
-    photograph …": a file name may use any of them). `ASSETRAG_FRENCH_LEXICAL=0` turns the translation off,
-    `=one` keeps the chosen senses only (to measure them)."""
+    photograph …": a file name may use any of them), after the query's French words without articles and elisions
+    (`french.content_words`). `ASSETRAG_FRENCH_LEXICAL=0` turns the translation off, `=one` searches the query as
+    typed and the chosen senses only (as before the CLDR table; to measure)."""
     if query_language(embedder, text, lang) != "fr":
         return text
     switch = os.environ.get("ASSETRAG_FRENCH_LEXICAL", "").strip().lower()
     if switch in ("0", "off", "no", "false"):
         return text
-    from assetrag.embedding.french import lexicon, translation_of
+    from assetrag.embedding.french import content_words, lexicon, translation_of
 
     lex = lexicon()
     if lex is None:
@@ -352,7 +353,9 @@ def lexical_text(embedder: Any, text: str, lang: str | None = None) -> str:
     tr = translation_of(text) or lex.translate(text)
     if tr.found == 0:
         return text
-    return f"{text} {tr.english if switch == 'one' else tr.every_sense}"
+    if switch == "one":  # the translation's chosen senses after the query as typed (before the CLDR table)
+        return f"{text} {tr.english}"
+    return f"{content_words(text)} {tr.every_sense}".strip()
 
 
 def describe_choice(embedder: Any, text: str, lang: str | None = None) -> str | None:
