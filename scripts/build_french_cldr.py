@@ -50,7 +50,7 @@ MIN_COUNT = 2
 MIN_REVERSE = 0.0  # and p(French word | English word) of the reverse model at least this (0: not asked)
 MAX_SENSES = 3
 NOTICE = (
-    "Derived from Unicode CLDR emoji annotations (common/annotations/fr.xml, en.xml, CLDR 41). "
+    "Derived from Unicode CLDR emoji annotations (common/annotations/fr.xml, en.xml, CLDR {version}). "
     "Copyright © 1991-2022 Unicode, Inc. All rights reserved. Distributed under the Terms of Use in "
     "https://www.unicode.org/copyright.html (Unicode-DFS-2016: permission is granted to deal in the Data Files "
     "without restriction, provided this copyright and permission notice appear with all copies)."
@@ -67,6 +67,13 @@ FR_STOP = frozenset(
 EN_STOP = frozenset(
     re.findall(r"\S+", "a an the of with and or in on at by for from to into over under this that its his her their is")
 )
+
+
+def cldr_version(cldr: Path = CLDR) -> str:
+    """The installed CLDR's version ("41"), from its LDML DTD ("?" when it cannot be read)."""
+    dtd = cldr.parent / "dtd" / "ldml.dtd"
+    found = re.search(r'cldrVersion CDATA #FIXED "([^"]+)"', dtd.read_text(encoding="utf-8")) if dtd.is_file() else None
+    return found.group(1) if found else "?"
 
 
 def _key(cp: str) -> str:
@@ -212,7 +219,7 @@ def render(
     lines = [
         "# French → English words and emoji names learned from Unicode CLDR annotations "
         "by scripts/build_french_cldr.py",
-        f"# {NOTICE}",
+        f"# {NOTICE.format(version=cldr_version())}",
         f"# parameters: IBM Model 1, {ITERATIONS} iterations, p >= {min_prob}, seen together >= {min_count}, "
         f"reverse p >= {min_reverse}, <= {MAX_SENSES} senses",
         "# left out (the alignment head's test-split emoji, code points without U+FE0F): "

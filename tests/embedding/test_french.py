@@ -262,6 +262,8 @@ def test_the_table_is_what_the_script_builds_with_the_test_split_left_out():
     two or more words is a key (one-word names such as "soleil" can be: learned from other emoji's names)."""
     b = _builder()
     text = french.CLDR_TABLE.read_text(encoding="utf-8")
+    if f"CLDR {b.cldr_version()})" not in text:
+        pytest.skip(f"the table was built from another CLDR version than the installed {b.cldr_version()}")
     held = b.held_from_table(text)
     assert len(held) > 300
     assert b.render(b.build(held), held) == text
