@@ -429,7 +429,7 @@ _lock = threading.Lock()
 def lexicon() -> Lexicon | None:
     """The process-wide French lexicon: the CLDR table (shipped) first, then the installed FreeDict; the CLDR
     table alone without FreeDict (None when neither is there, or `ASSETRAG_FRENCH_CLDR=0` and no FreeDict).
-    Loaded on first use (0.5 s of CPU)."""
+    Loaded on first use (0.6 s of CPU, 0.5 s of it FreeDict)."""
     global _lexicon, _loaded
     with _lock:
         if not _loaded:
