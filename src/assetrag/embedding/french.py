@@ -19,11 +19,21 @@ FreeDict French–English dictionary (docs/quality.md, "French closer to English
 `FrenchText` is the French text side: MiniLM(translation) averaged with the multilingual vector (weight
 `DICT_WEIGHT`, measured on the tune halves), and `lexical_text` gives the lexical (BM25) side the translation too.
 
+**The CLDR table** (`CLDR_TABLE`, shipped): French words and whole emoji names → English, learned by
+scripts/build_french_cldr.py from Unicode CLDR's French and English emoji annotations (IBM Model 1 word
+alignment), every emoji of the alignment head's test split left out. Its senses come first for the words it knows
+("œil" → "eye", "rieurs" → "smiling", which FreeDict lacks), FreeDict's after them; without FreeDict the table
+alone translates. The word check reads FreeDict alone (the table's French words include English ones, "surf",
+"portable", that FreeDict's English side lacks). `ASSETRAG_FRENCH_CLDR=0` turns it off, `=replace` drops
+FreeDict's senses for the words it knows (to measure).
+
 **Licence.** FreeDict fra-eng is GPL-2+; assetrag is Apache-2.0, so no FreeDict data ships in the package. It is
 read at run time, when present, from the dictd files of Debian's `dict-freedict-fra-eng` (`/usr/share/dictd`) or
 a folder named by `ASSETRAG_FREEDICT` (the `freedict-fra-eng.index` / `.dict.dz` of freedict.org's dictd
 download); the English word list comes from the same files (and `freedict-eng-fra` when present). Without them
-French queries work as before (the function-word check, USE → map alone), and `dictionary_note()` says so.
+French queries get the CLDR table alone (or, with it turned off, work as before: the function-word check, USE → map
+alone), and `dictionary_note()` says so. The CLDR table is under the Unicode licence (Unicode-DFS-2016), whose
+notice its header carries.
 """
 
 from __future__ import annotations
@@ -44,6 +54,10 @@ import numpy as np
 from assetrag.embedding.base import l2_normalise
 
 ENV = "ASSETRAG_FREEDICT"
+#: French → English words and emoji names learned from Unicode CLDR annotations (scripts/build_french_cldr.py);
+#: shipped in the package (Unicode licence), read on first use
+CLDR_TABLE = Path(__file__).resolve().parents[1] / "data" / "french-cldr.tsv"
+CLDR_ENV = "ASSETRAG_FRENCH_CLDR"
 DICT_DIRS = ("/usr/share/dictd", "/usr/local/share/dictd")
 FRA_ENG, ENG_FRA = "freedict-fra-eng", "freedict-eng-fra"
 INSTALL_HINT = "apt-get install dict-freedict-fra-eng (or point ASSETRAG_FREEDICT at FreeDict's dictd files)"
@@ -51,13 +65,14 @@ INSTALL_HINT = "apt-get install dict-freedict-fra-eng (or point ASSETRAG_FREEDIC
 DICT_WEIGHT = 0.5
 MAX_SENSES = 6  # senses per headword kept as candidates
 MAX_PHRASE = 4  # words in the longest dictionary phrase tried
+MAX_NAME = 8  # … and in the longest CLDR emoji name
 
 # written here (not from FreeDict): articles and the like are dropped, a few prepositions are kept in English
 _DROP = frozenset(
     re.findall(
         r"\S+",
         "le la les l' un une des du d' de à au aux ce cet cette ces mon ma mes ton ta tes son sa ses notre nos votre "
-        "vos leur leurs qui que qu' dont est sont",
+        "vos leur leurs qui que qu' dont est sont ne n' se s'",
     )
 )
 _KEEP = {
@@ -103,6 +118,13 @@ def tokens(text: str) -> list[str]:
     return [t if t.endswith("'") and len(t) <= 8 else t.rstrip("'") for t in _TOKEN.findall(text)]
 
 
+def content_words(text: str) -> str:
+    """`text` without its French articles, elisions and kept prepositions ("tenue d'arts martiaux" → "tenue arts
+    martiaux"): what a French query gives the lexical side, where "d" or "de" would only meet name fragments
+    (the "d" of a "200d" code-point file name)."""
+    return " ".join(w for w in tokens(text) if w not in _DROP and w not in _KEEP and not w.endswith("'"))
+
+
 @dataclass(frozen=True)
 class Entry:
     headword: str
@@ -125,6 +147,12 @@ class Translation:
     english: str
     found: int  # French words (or phrases) the dictionary knew
     words: list[tuple[str, str]] = field(default_factory=list)  # (French, English) in order
+    others: list[str] = field(default_factory=list)  # the senses not chosen, of the words found
+
+    @property
+    def every_sense(self) -> str:
+        """The English words and the senses not chosen (what the lexical side may search)."""
+        return " ".join([self.english, *self.others]).strip()
 
 
 # -- reading FreeDict --------------------------------------------------------------------------------------------
@@ -179,15 +207,61 @@ def read_dictd(stem: Path) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+def _key(word: str) -> str:
+    return unicodedata.normalize("NFC", word.lower().replace("’", "'"))
+
+
+def read_cldr_table(path: Path = CLDR_TABLE) -> list[tuple[str, str, list[str]]]:
+    """(French word or name, part of speech, English senses) of the CLDR table (scripts/build_french_cldr.py):
+    adjectives are "adj", other learned words have no part of speech, whole emoji names are nouns ("n")."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        french, kind, senses = line.split("\t")
+        out.append((french, {"name": "n", "adj": "adj"}.get(kind, ""), senses.split("|")))
+    return out
+
+
+def cldr_mode() -> str:
+    """How the CLDR table joins FreeDict: `first` (default: its senses before FreeDict's), `replace` (its senses
+    instead of FreeDict's for the words it knows) or `off`; `ASSETRAG_FRENCH_CLDR=1|replace|0` (to measure)."""
+    value = os.environ.get(CLDR_ENV, "").strip().lower()
+    if value in ("0", "off", "no", "false"):
+        return "off"
+    return "replace" if value == "replace" else "first"
+
+
 class Lexicon:
     """French headwords → English senses, and the two word lists of the language check."""
 
-    def __init__(self, entries: Sequence[tuple[str, str, Sequence[str]]], english: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        entries: Sequence[tuple[str, str, Sequence[str]]],
+        english: set[str] | None = None,
+        *,
+        first: Sequence[tuple[str, str, Sequence[str]]] = (),
+        replace: bool = False,
+    ) -> None:
+        """`entries`: (headword, part of speech, senses), e.g. FreeDict's. `first`: entries whose senses come
+        before those of `entries` for the same headword (the CLDR table; `replace`: instead of them), the part
+        of speech taken from `entries` when they have one."""
         self.entries: dict[str, Entry] = {}
         for word, pos, senses in entries:
-            key = unicodedata.normalize("NFC", word.lower().replace("’", "'"))
+            key = _key(word)
             if key not in self.entries:
                 self.entries[key] = Entry(word, pos, tuple(senses[:MAX_SENSES]))
+        for word, pos, senses in first:
+            key = _key(word)
+            old = self.entries.get(key)
+            if old is None:
+                self.entries[key] = Entry(word, pos, tuple(senses[:MAX_SENSES]))
+            else:
+                rest = () if replace else tuple(s for s in old.senses if s not in senses)
+                self.entries[key] = Entry(old.headword, old.pos or pos, tuple([*senses, *rest][:MAX_SENSES]))
+        self.sources = {"freedict": bool(entries), "cldr": bool(first)}
+        longest = max((len(tokens(word)) for word, _, _ in first), default=0)
+        self.max_phrase = max(MAX_PHRASE, min(MAX_NAME, longest))
         self.folded: dict[str, str] = {}
         for key in self.entries:
             self.folded.setdefault(fold_accents(key), key)
@@ -196,14 +270,26 @@ class Lexicon:
             for s in e.senses:
                 words.update(w for w in re.findall(r"[a-z]+", s.lower()))
         self.english = frozenset(words)
+        # the word check reads FreeDict alone: the CLDR table's French words include English ones FreeDict's
+        # English side lacks ("surf", "portable", "posture"), which would send English queries to French
+        self._check: Lexicon | None = self
+        if first:
+            self._check = Lexicon(entries, english) if entries else None
 
     @classmethod
-    def from_freedict(cls, stem: Path, english_stem: Path | None = None) -> Lexicon:
+    def from_freedict(
+        cls,
+        stem: Path | None,
+        english_stem: Path | None = None,
+        *,
+        first: Sequence[tuple[str, str, Sequence[str]]] = (),
+        replace: bool = False,
+    ) -> Lexicon:
         english: set[str] = set()
         if english_stem is not None:
             for word, _, _ in read_dictd(english_stem):
                 english.update(re.findall(r"[a-z]+", word.lower()))
-        return cls(read_dictd(stem), english)
+        return cls(read_dictd(stem) if stem is not None else [], english, first=first, replace=replace)
 
     # -- words -----------------------------------------------------------------------------------------------
 
@@ -228,12 +314,20 @@ class Lexicon:
             for a, b in _FR_FEMININE:
                 if w.endswith(a) and len(w) > len(a) + 2 and (found := self._exact(w[: -len(a)] + b)) is not None:
                     return found
+        if self.sources["cldr"] and not word.endswith(("s", "x")):
+            # the CLDR table has the words as its names wrote them: "rieurs" answers "rieur"
+            for plural in (word + "s", word + "x"):
+                if (found := self._exact(plural)) is not None:
+                    return found
         return None
 
     def is_english(self, word: str) -> bool:
         """Whether `word` (lower case) is an English word or an inflection of one (plural, -ing, -ed)."""
         if word in self.english:
             return True
+        if "-" in word:  # "e-mail", "t-shirt": English when its parts are (the word lists split at hyphens)
+            parts = [p for p in word.split("-") if len(p) > 1]
+            return word.replace("-", "") in self.english or (bool(parts) and all(map(self.is_english, parts)))
         for a, b in _EN_ENDINGS:
             if word.endswith(a) and len(word) > len(a) + 2:
                 stem = word[: -len(a)] + b
@@ -244,7 +338,9 @@ class Lexicon:
 
     def word_votes(self, text: str) -> tuple[int, int]:
         """(French-only words, English-only words) of `text`: in one list and not the other. Articles and
-        prepositions are left to the function-word check."""
+        prepositions are left to the function-word check. FreeDict's words only ((0, 0) without it)."""
+        if self._check is not self:
+            return self._check.word_votes(text) if self._check is not None else (0, 0)
         fr = en = 0
         for w in tokens(text):
             if w in _DROP or w in _KEEP or w.isdigit() or not _LATIN_WORD.fullmatch(w):
@@ -272,7 +368,7 @@ class Lexicon:
         parts: list[tuple[str, str, Entry | None]] = []  # (French, English, entry)
         i = 0
         while i < len(toks):
-            for span in range(min(MAX_PHRASE, len(toks) - i), 1, -1):
+            for span in range(min(self.max_phrase, len(toks) - i), 1, -1):
                 phrase = " ".join(toks[i : i + span]).replace("' ", "'")
                 if (e := self._exact(phrase)) is not None:
                     parts.append((phrase, self._sense(phrase, e, choose), e))
@@ -315,7 +411,8 @@ class Lexicon:
             parts.pop()
         found = sum(1 for _, _, e in parts if e is not None)
         words = [(fr, en) for fr, en, _ in parts]
-        return Translation(" ".join(en for _, en in words) or text.strip(), found, words)
+        others = list(dict.fromkeys(s for _, en, e in parts if e is not None for s in e.senses if s != en))
+        return Translation(" ".join(en for _, en in words) or text.strip(), found, words, others)
 
     @staticmethod
     def _sense(word: str, entry: Entry, choose: Callable[[str, Sequence[str]], str] | None) -> str:
@@ -330,14 +427,19 @@ _lock = threading.Lock()
 
 
 def lexicon() -> Lexicon | None:
-    """The process-wide French lexicon from the installed FreeDict (None when it is not installed). Loaded on
-    first use (0.5 s of CPU)."""
+    """The process-wide French lexicon: the CLDR table (shipped) first, then the installed FreeDict; the CLDR
+    table alone without FreeDict (None when neither is there, or `ASSETRAG_FRENCH_CLDR=0` and no FreeDict).
+    Loaded on first use (0.6 s of CPU, 0.5 s of it FreeDict)."""
     global _lexicon, _loaded
     with _lock:
         if not _loaded:
             _loaded = True
             stem = find_dictionary(FRA_ENG)
-            _lexicon = Lexicon.from_freedict(stem, find_dictionary(ENG_FRA)) if stem else None
+            mode = cldr_mode()
+            cldr = read_cldr_table() if mode != "off" and CLDR_TABLE.is_file() else []
+            if stem is not None or cldr:
+                english = find_dictionary(ENG_FRA) if stem is not None else None
+                _lexicon = Lexicon.from_freedict(stem, english, first=cldr, replace=mode == "replace")
         return _lexicon
 
 
@@ -346,12 +448,19 @@ def reset() -> None:
     global _lexicon, _loaded
     with _lock:
         _lexicon, _loaded = None, False
+        _recent.clear()
 
 
 def dictionary_note() -> str | None:
-    """A line for `assetrag doctor` when French queries have no dictionary (None when they do)."""
-    if lexicon() is not None:
+    """A line for `assetrag doctor` when French queries have no FreeDict (None when they do)."""
+    lex = lexicon()
+    if lex is not None and lex.sources["freedict"]:
         return None
+    if lex is not None:
+        return (
+            "French queries: no FreeDict dictionary, so translation knows only the CLDR emoji vocabulary and the "
+            f"French check is weaker ({INSTALL_HINT})"
+        )
     return f"French queries: no FreeDict dictionary, so no translation and a weaker French check ({INSTALL_HINT})"
 
 

@@ -335,19 +335,27 @@ def _for_language(embedder: Any, multi: MultilingualText, lang: str) -> Any:
 
 def lexical_text(embedder: Any, text: str, lang: str | None = None) -> str:
     """What the lexical (BM25) side searches for `text`: the text itself, plus its English translation when it
-    is French and FreeDict is installed (file names and tags are mostly English). `ASSETRAG_FRENCH_LEXICAL=0`
-    turns the translation off (to measure it)."""
+    is French and a dictionary knows a word of it (file names and tags are mostly English) — the senses chosen
+    for the vector, then the others of the same words ("appareil photo" → "camera camera apparatus device
+    photograph …": a file name may use any of them), after the query's French words without articles and elisions
+    (`french.content_words`). `ASSETRAG_FRENCH_LEXICAL=0` turns the translation off, `=one` searches the query as
+    typed and the chosen senses only (as before the CLDR table; to measure)."""
     if query_language(embedder, text, lang) != "fr":
         return text
-    if os.environ.get("ASSETRAG_FRENCH_LEXICAL", "").strip().lower() in ("0", "off", "no", "false"):
+    switch = os.environ.get("ASSETRAG_FRENCH_LEXICAL", "").strip().lower()
+    if switch in ("0", "off", "no", "false"):
         return text
-    from assetrag.embedding.french import lexicon, translation_of
+    from assetrag.embedding.french import content_words, lexicon, translation_of
 
     lex = lexicon()
     if lex is None:
         return text
     tr = translation_of(text) or lex.translate(text)
-    return text if tr.found == 0 else f"{text} {tr.english}"
+    if tr.found == 0:
+        return text
+    if switch == "one":  # the translation's chosen senses after the query as typed (before the CLDR table)
+        return f"{text} {tr.english}"
+    return f"{content_words(text)} {tr.every_sense}".strip()
 
 
 def describe_choice(embedder: Any, text: str, lang: str | None = None) -> str | None:
