@@ -43,7 +43,8 @@ def offline_embedder():
 
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory):
-    """A real Milvus standalone server (PyPI `milvus`), on 127.0.0.1 only, for the whole session.
+    """A real Milvus standalone server (PyPI `milvus`), on 127.0.0.1 only, for the whole session (one per
+    pytest-xdist worker: each runs in its own network namespace, so they never collide).
 
     Started on first use (~3-10 s), stopped (SIGINT) at the end; see tests/milvus_server.py. Skipped only
     when the `milvus` package is not installed.
