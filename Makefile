@@ -31,9 +31,13 @@ demo: install
 	$(BIN)/assetrag search --image samples/library/photos/cat-chelsea.jpg -k 3
 	$(BIN)/assetrag search "a wrist watch" -k 6 --sheet out/watch-contact-sheet.png
 
+# pytest-xdist workers: the CI machine has 2 cores, and much of the suite waits on Milvus servers and CLI
+# processes rather than computing (each worker starts its own Milvus server when its tests need one)
+PYTEST_WORKERS ?= 2
+
 test: install
 	$(BIN)/ruff check src tests benchmarks scripts
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts

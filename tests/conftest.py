@@ -16,6 +16,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ASSETRAG_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "assetrag"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist's workers start with COLUMNS=80 LINES=24, which a plain run piped to a file (CI) does not have:
+    # the CLI would size its tables for an 80-column terminal. Workers see the environment a plain run sees.
+    for _var in ("COLUMNS", "LINES"):
+        os.environ.pop(_var, None)
 
 import numpy as np
 import pytest
@@ -38,7 +43,8 @@ def offline_embedder():
 
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory):
-    """A real Milvus standalone server (PyPI `milvus`), on 127.0.0.1 only, for the whole session.
+    """A real Milvus standalone server (PyPI `milvus`), on 127.0.0.1 only, for the whole session (one per
+    pytest-xdist worker: each runs in its own network namespace, so they never collide).
 
     Started on first use (~3-10 s), stopped (SIGINT) at the end; see tests/milvus_server.py. Skipped only
     when the `milvus` package is not installed.
