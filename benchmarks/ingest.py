@@ -145,6 +145,7 @@ def limit_rows(sets: dict[str, Path], achieved: dict[str, float], threads: int) 
 
     from assetrag.decode import DEFAULT_MAX_SIDE, decode_bytes, perceptual_hash
     from assetrag.embedding import load_embedder
+    from assetrag.errors import BadImageError
 
     emb = load_embedder("offline", device="cpu", runtime="onnx")
     emb.embed_images([Image.new("RGB", (64, 64))])  # sessions made, first-run costs paid
@@ -155,10 +156,13 @@ def limit_rows(sets: dict[str, Path], achieved: dict[str, float], threads: int) 
         for f in files:
             data = f.read_bytes()
             hashlib.sha256(data).hexdigest()
-            decoded = decode_bytes(data, str(f), DEFAULT_MAX_SIDE)
+            try:
+                decoded = decode_bytes(data, str(f), DEFAULT_MAX_SIDE)
+            except BadImageError:  # refused by ingest too (e.g. an openclipart PNG over Pillow's pixel limit)
+                continue
             perceptual_hash(decoded.image)
             images.append(decoded.image)
-        decode_ms = 1000 * (time.thread_time() - t0) / len(files)
+        decode_ms = 1000 * (time.thread_time() - t0) / len(images)
         c0 = time.process_time()
         for i in range(0, len(images), 16):
             emb.embed_images(images[i : i + 16])

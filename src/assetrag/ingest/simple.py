@@ -35,9 +35,23 @@ class SimplePipeline:
             for e in todo:
                 pending.append(pool.submit(self._prepare, e))
                 if len(pending) >= window:
-                    yield pending.popleft().result()
+                    yield self._claimed(pending.popleft().result())
             while pending:
-                yield pending.popleft().result()
+                yield self._claimed(pending.popleft().result())
+
+    def _claimed(self, item: Item) -> Item:
+        """The in-order claim, as the fast pipeline's: the first new copy of some bytes in scan order is embedded
+        (its path and folder lead the record), later copies become path updates — whichever worker finished
+        first. A copy a racing worker decoded too is dropped here."""
+        if item.id is None:
+            return item
+        if item.decoded is None:
+            if item.error:
+                self.ctx.claims.fail(item.id, item.error)  # its copies share its fate
+            return item
+        if not self.ctx.claims.take(item.id):
+            item.decoded, item.phash = None, ""
+        return item
 
     def _prepare(self, entry: FileEntry) -> Item:
         t = time.perf_counter()
@@ -49,14 +63,13 @@ class SimplePipeline:
     def _read_and_decode(self, entry: FileEntry) -> Item:
         item = Item(entry)
         data, item.id, item.error = read_file(entry.path)
-        if item.id is None or not self.ctx.claims.take(item.id):
+        if item.id is None or item.id in self.ctx.claims:  # stored, or an earlier copy in scan order claimed it
             return item
         try:
             item.decoded = decode_bytes(data, entry.path, self.ctx.max_side)
             item.phash = perceptual_hash(item.decoded.image)
         except BadImageError as exc:
             item.error = exc.reason
-            self.ctx.claims.fail(item.id, exc.reason, release=True)
         return item
 
     def submit(self, batch: list[Item]) -> None:
