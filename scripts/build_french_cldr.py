@@ -29,7 +29,6 @@ with its notice: the table carries it in its header. (FreeDict, GPL, is never re
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import unicodedata
@@ -82,20 +81,11 @@ def _key(cp: str) -> str:
 
 
 def test_split_emoji() -> set[str]:
-    """The emoji (as `_key` strings) of the alignment head's test split — scripts/train_multilingual.py's
-    `cldr_pairs` definition."""
+    """The emoji (as `_key` strings) of the alignment head's test split (`train_head.test_split_codepoints`, as
+    scripts/train_multilingual.py's `cldr_pairs` leaves out)."""
     import train_head as th
 
-    held: set[str] = set()
-    items, _ = th.emoji_items()
-    meta = {e["image"]: e for e in json.loads((th.EMOJI_ROOT / "emoji.json").read_text())}
-    for it in items:
-        if it.split == "test":
-            e = meta[Path(it.key).name]
-            for key in ("unified", "non_qualified"):
-                if e.get(key):
-                    held.add(_key("".join(chr(int(c, 16)) for c in e[key].split("-"))))
-    return held
+    return {_key(cp) for cp in th.test_split_codepoints()}
 
 
 def read_annotations(lang: str, cldr: Path = CLDR) -> tuple[dict[str, str], dict[str, list[str]]]:

@@ -261,6 +261,21 @@ def emoji_items() -> tuple[list[Item], dict[str, int]]:
     return items, {"found": len(items)}
 
 
+def test_split_codepoints() -> set[str]:
+    """The code-point strings (`unified` and `non_qualified`, as emoji.json spells them) of the emoji in the
+    test split: what the multilingual map and the CLDR French table leave out. SystemExit without the images."""
+    items, _ = emoji_items()
+    meta = {e["image"]: e for e in json.loads((EMOJI_ROOT / "emoji.json").read_text())}
+    held: set[str] = set()
+    for it in items:
+        if it.split == "test":
+            e = meta[Path(it.key).name]
+            for key in ("unified", "non_qualified"):
+                if e.get(key):
+                    held.add("".join(chr(int(c, 16)) for c in e[key].split("-")))
+    return held
+
+
 # -- features -----------------------------------------------------------------------------------------------
 
 

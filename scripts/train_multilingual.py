@@ -159,16 +159,8 @@ def cldr_pairs() -> list[tuple[str, str]]:
 
     import train_head as th
 
-    held: set[str] = set()
     try:
-        items, _ = th.emoji_items()
-        meta = {e["image"]: e for e in json.loads((th.EMOJI_ROOT / "emoji.json").read_text())}
-        for it in items:
-            if it.split == "test":
-                e = meta[Path(it.key).name]
-                for key in ("unified", "non_qualified"):
-                    if e.get(key):
-                        held.add("".join(chr(int(c, 16)) for c in e[key].split("-")))
+        held = th.test_split_codepoints()
     except SystemExit as exc:  # without the emoji images the split is unknown: leave every emoji out
         print(f"CLDR: {exc}; no emoji pairs")
         return []
