@@ -141,11 +141,10 @@ def limit_rows(sets: dict[str, Path], achieved: dict[str, float], threads: int) 
     timed alone with `time.thread_time`; the model side is `embed_images` on the decoded images (the two views,
     EfficientNet-Lite0 on ONNX Runtime with every core, the v2 head), timed with `time.process_time` (it counts
     ORT's threads) in this otherwise idle process."""
-    import hashlib
-
     from assetrag.decode import DEFAULT_MAX_SIDE, decode_bytes, perceptual_hash
     from assetrag.embedding import load_embedder
     from assetrag.errors import BadImageError
+    from assetrag.ingest.read import read_file
 
     emb = load_embedder("offline", device="cpu", runtime="onnx")
     emb.embed_images([Image.new("RGB", (64, 64))])  # sessions made, first-run costs paid
@@ -154,8 +153,9 @@ def limit_rows(sets: dict[str, Path], achieved: dict[str, float], threads: int) 
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         images, t0 = [], time.thread_time()
         for f in files:
-            data = f.read_bytes()
-            hashlib.sha256(data).hexdigest()
+            data, _, error = read_file(str(f))  # what the decode workers do: read and sha256
+            if error:
+                continue
             try:
                 decoded = decode_bytes(data, str(f), DEFAULT_MAX_SIDE)
             except BadImageError:  # refused by ingest too (e.g. an openclipart PNG over Pillow's pixel limit)

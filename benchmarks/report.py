@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,3 +72,20 @@ def synthetic_rows(vecs: np.ndarray, start: int) -> list[dict]:
 def percentile_ms(xs: list[float], p: float) -> float:
     """The p-th percentile of durations in seconds, in milliseconds."""
     return float(np.percentile(np.asarray(xs) * 1000, p))
+
+
+def wait_server_indexed(store, n: int, timeout: float | None = None) -> None:
+    """Until a Milvus server's vector index covers all `n` rows of `store` (Milvus Lite: `Store.flush` already
+    waits), then 3 s for the query node to load the sealed, indexed segments. `timeout`: seconds, then an error
+    (None: no limit — a 1M-row build takes most of an hour)."""
+    store.client.flush(store.name)  # seal the growing segments so that they get indexed (Store.flush: Lite only)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        store._built = None
+        info = store.index_info()
+        if int(info.get("indexed_rows", 0)) >= n and int(info.get("pending_index_rows", 0)) == 0:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            raise RuntimeError(f"the server's index did not cover {n} rows in {timeout:.0f} s: {info}")
+        time.sleep(0.5)
+    time.sleep(3.0)

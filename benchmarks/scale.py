@@ -39,7 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))  # the server helper (tests/milvus_server.py)
-from report import percentile_ms, synthetic_rows  # noqa: E402
+from report import percentile_ms, synthetic_rows, wait_server_indexed  # noqa: E402
 
 DIM = 512
 RESULTS = HERE.parent / "docs" / "benchmarks-scale.json"  # raw figures of every backend/size run so far
@@ -235,17 +235,7 @@ def run_server(server: Server, n: int, x, q: np.ndarray, truth: np.ndarray, log,
         store.drop()
     base_rss, base_disk = server.rss_mb(), du_mb(server.data / "data")
 
-    def wait_index() -> None:
-        store.client.flush(store.name)  # seal the growing segments so that they get indexed
-        while True:
-            store._built = None
-            info = store.index_info()
-            if int(info.get("indexed_rows", 0)) >= n and int(info.get("pending_index_rows", 0)) == 0:
-                break
-            time.sleep(1.0)
-        time.sleep(3.0)  # let the query node load the sealed, indexed segments
-
-    res = measure_store(store, x, q, truth, wait_index, log, insert=not reuse)
+    res = measure_store(store, x, q, truth, lambda: wait_server_indexed(store, n), log, insert=not reuse)
     res["rss_mb"] = None if reuse else server.rss_mb() - base_rss
     res["disk_mb"] = None if reuse else du_mb(server.data / "data") - base_disk
     res["rss_total_mb"] = server.rss_mb()

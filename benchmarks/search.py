@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import percentile_ms, synthetic_rows, table, write_section
+from report import percentile_ms, synthetic_rows, table, wait_server_indexed, write_section
 
 QUERIES = [
     "a cat",
@@ -49,20 +49,6 @@ def clustered(n: int, centers: np.ndarray, rng: np.random.Generator, noise: floa
 BACKEND_LABEL = {"lite": "Milvus Lite 3.2.2", "server": "Milvus 2.3.5 server"}
 
 
-def wait_indexed(store, n: int) -> None:
-    """Until the server's index covers all `n` rows (Lite: `flush` already waits for it)."""
-    store.client.flush(store.name)  # seal the growing segments so that they get indexed (Store.flush: Lite only)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        store._built = None
-        info = store.index_info()
-        if int(info.get("indexed_rows", 0)) >= n and int(info.get("pending_index_rows", 0)) == 0:
-            time.sleep(3.0)  # let the query node load the sealed, indexed segments
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"the server's index did not cover {n} rows in 600 s: {info}")
-
-
 def measure(store, n: int, vecs: np.ndarray, emb, queries: list[str]) -> list[str]:
     """Insert `vecs`, flush and index, then time encode + search of each query (one at a time)."""
     t0 = time.perf_counter()
@@ -72,7 +58,7 @@ def measure(store, n: int, vecs: np.ndarray, emb, queries: list[str]) -> list[st
     t0 = time.perf_counter()
     store.flush()  # as ingest does: seal the rows into a segment and wait for the index
     if store.is_server:
-        wait_indexed(store, n)
+        wait_server_indexed(store, n, timeout=600)
     index_s = time.perf_counter() - t0
     for _ in range(3):
         store.search(vecs[:1], 10)  # warm-up / load
