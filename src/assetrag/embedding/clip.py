@@ -432,33 +432,21 @@ def _tower_graphs(
         m, spec = model(), emb._pixel_spec
         side = (spec.crop_h, spec.crop_w) if spec else (emb._config.vision_config.image_size,) * 2
 
-        class Vision(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.m = m  # a submodule, so its weights are parameters, not traced constants
-
-            def forward(self, pixel_values: Any) -> Any:
-                return _features(self.m.get_image_features(pixel_values=pixel_values))
+        def vision(clip: Any, pixel_values: Any) -> Any:
+            return _features(clip.get_image_features(pixel_values=pixel_values))
 
         dyn = {"pixel_values": {0: "n"}, "features": {0: "n"}}
-        export_torch(Vision(), (torch.zeros(2, 3, *side),), f, ["pixel_values"], ["features"], dyn)
+        export_torch(m, vision, (torch.zeros(2, 3, *side),), f, ["pixel_values"], ["features"], dyn)
 
     def export_text(f: Any) -> None:
         import torch
 
-        m = model()
-
-        class Text(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.m = m
-
-            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-                return _features(self.m.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
+        def text(clip: Any, input_ids: Any, attention_mask: Any) -> Any:
+            return _features(clip.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
 
         ids = torch.ones((2, min(8, emb._max_len)), dtype=torch.long)
         dyn = {"input_ids": {0: "n", 1: "tokens"}, "attention_mask": {0: "n", 1: "tokens"}, "features": {0: "n"}}
-        export_torch(Text(), (ids, torch.ones_like(ids)), f, ["input_ids", "attention_mask"], ["features"], dyn)
+        export_torch(model(), text, (ids, torch.ones_like(ids)), f, ["input_ids", "attention_mask"], ["features"], dyn)
 
     return (
         GraphSpec(f"clip-vision-{slug}", key, export_vision, int8=int8),

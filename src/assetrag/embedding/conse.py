@@ -370,21 +370,13 @@ def _effnet_graph() -> Any:
     def export(f: Any) -> None:
         import torch
 
-        net = _torch_effnet()
-
-        class Tower(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.net = net
-
-            def forward(self, x: Any) -> Any:
-                pooled = self.net.extract_features(x).mean(dim=(2, 3))
-                return pooled, self.net._fc(pooled)
+        def tower(net: Any, x: Any) -> Any:
+            pooled = net.extract_features(x).mean(dim=(2, 3))
+            return pooled, net._fc(pooled)
 
         dyn = {"pixels": {0: "n"}, "pooled": {0: "n"}, "logits": {0: "n"}}
-        export_torch(
-            Tower().eval(), (torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE),), f, ["pixels"], ["pooled", "logits"], dyn
-        )
+        views = (torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE),)
+        export_torch(_torch_effnet(), tower, views, f, ["pixels"], ["pooled", "logits"], dyn)
 
     return GraphSpec("effnet-lite0-imagenet", weights_key([_effnet_file()]), export)
 

@@ -300,20 +300,31 @@ def quantize_int8(fp32: bytes) -> bytes:
 
 
 def export_torch(
-    module: Any,
+    model: Any,
+    forward: Callable[..., Any],
     args: tuple[Any, ...],
     f: BinaryIO,
     inputs: list[str],
     outputs: list[str],
     dynamic: dict[str, dict[int, str]],
 ) -> None:
-    """`torch.onnx.export` (the TorchScript exporter, fixed opset, dynamic axes) with its warnings silenced."""
+    """`forward(model, *args)` exported by `torch.onnx.export` (the TorchScript exporter, fixed opset, dynamic axes)
+    with its warnings silenced. `model` is held as a submodule, so its weights are parameters, not traced
+    constants."""
     import torch
+
+    class Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *xs: Any) -> Any:
+            return forward(self.model, *xs)
 
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module,
+            Graph().eval(),
             args,
             f,
             input_names=inputs,

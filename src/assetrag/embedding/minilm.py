@@ -40,21 +40,17 @@ def text_graph(model_dir: Path, int8: bool = False) -> GraphSpec:
             model = AutoModel.from_pretrained(str(model_dir), local_files_only=True, attn_implementation="eager")
         model.eval()
 
-        class Tower(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-                out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-                return out.last_hidden_state
+        def hidden(m: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state
 
         ids = torch.ones((2, 8), dtype=torch.long)
         axes = {"n": 0, "tokens": 1}
         dyn = {k: {v: k2 for k2, v in axes.items()} for k in ("input_ids", "attention_mask", "token_type_ids")}
         dyn["hidden"] = {0: "n", 1: "tokens"}
         export_torch(
-            Tower(),
+            model,
+            hidden,
             (ids, ids, torch.zeros_like(ids)),
             f,
             ["input_ids", "attention_mask", "token_type_ids"],
