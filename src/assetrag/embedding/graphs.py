@@ -167,15 +167,7 @@ def graph_bytes(spec: GraphSpec, cache_dir: str | os.PathLike[str], exports: Exp
 def read_valid(path: Path, meta: dict[str, Any]) -> bytes | None:
     """The graph's bytes when its sidecar matches `meta` and the bytes match the sidecar's size and sha256."""
     side = _sidecar(path, meta)
-    if side is None:
-        return None
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if len(data) != side.get("size") or hashlib.sha256(data).hexdigest() != side.get("sha256"):
-        return None
-    return data
+    return None if side is None else _checked_bytes(path, side)
 
 
 def valid_file(path: Path, meta: dict[str, Any]) -> bool:
@@ -191,7 +183,7 @@ def valid_file(path: Path, meta: dict[str, Any]) -> bool:
         return False
     if st.st_size == side.get("size") and st.st_mtime_ns == side.get("mtime_ns"):
         return True
-    if read_valid(path, meta) is None:
+    if _checked_bytes(path, side) is None:
         return False
     with contextlib.suppress(OSError):
         after = path.stat()
@@ -199,6 +191,17 @@ def valid_file(path: Path, meta: dict[str, Any]) -> bool:
         if settled and (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
             _replace(path.with_suffix(".json"), _side_bytes({**side, "mtime_ns": st.st_mtime_ns}))
     return True
+
+
+def _checked_bytes(path: Path, side: dict[str, Any]) -> bytes | None:
+    """The file's bytes when their size and sha256 are the sidecar's, else None."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) != side.get("size") or hashlib.sha256(data).hexdigest() != side.get("sha256"):
+        return None
+    return data
 
 
 def _sidecar(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
