@@ -20,12 +20,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assetrag.errors import ModelMismatchError, StoreError
+from assetrag.errors import StoreError
 from assetrag.progress import ProgressSink
 from assetrag.store.client import Store
 from assetrag.store.index import IndexSpec
 from assetrag.store.schema import ALL_FIELDS, SCALAR_FIELDS, SCHEMA_VERSION, with_defaults
-from assetrag.store.transfer import describe
+from assetrag.store.transfer import describe, prepare_destination
 
 FORMAT = "assetrag-library"
 FORMAT_VERSION = 1
@@ -154,24 +154,21 @@ def import_archive(
     t0 = time.perf_counter()
     meta = read_meta(path)
     model, dim = str(meta["model"]), int(meta["dim"])
-    built = store.model_info()
-    if built is not None and built != (model, dim):
-        raise ModelMismatchError(
+    index = meta.get("index") or {}
+    prepare_destination(
+        store,
+        model,
+        dim,
+        IndexSpec.of({"index_type": index["index_type"], "params": index.get("params") or {}})
+        if index.get("index_type")
+        else None,
+        lambda built: (
             f"{path} holds library {meta.get('library')!r} embedded with model {model!r} (dim {dim}), but "
             f"{describe(store)} was built with {built[0]!r} (dim {built[1]}): vectors of different models "
             "cannot share a library. Import into another library name (--library NAME), which is created "
-            "with the archive's model",
-            library=store.name,
-            built_model=built[0],
-            built_dim=built[1],
-            model=model,
-            dim=dim,
-        )
-    if built is None:
-        index = meta.get("index") or {}
-        if index.get("index_type"):
-            store.index = IndexSpec.of({"index_type": index["index_type"], "params": index.get("params") or {}})
-        store.ensure(model, dim)
+            "with the archive's model"
+        ),
+    )
     parquet = pq.ParquetFile(path)
     total = parquet.metadata.num_rows
     rows = 0

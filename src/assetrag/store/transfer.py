@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -51,6 +52,24 @@ def describe(store: Store) -> str:
     return f"library {store.name!r} at {store.uri}{db}"
 
 
+def prepare_destination(
+    dst: Store, model: str, dim: int, index: IndexSpec | None, mismatch: Callable[[tuple[str, int]], str]
+) -> bool:
+    """Create `dst` for `model`/`dim` with `index` when it does not exist (True), or check that it was built with
+    the same model and dim (False); otherwise ModelMismatchError with `mismatch((built model, built dim))`."""
+    built = dst.model_info()
+    if built is None:
+        if index is not None:
+            dst.index = index
+        dst.ensure(model, dim)
+        return True
+    if built != (model, dim):
+        raise ModelMismatchError(
+            mismatch(built), library=dst.name, built_model=built[0], built_dim=built[1], model=model, dim=dim
+        )
+    return False
+
+
 def copy_library(
     src: Store, dst: Store, progress: ProgressSink | None = None, batch: int = BATCH, *, sample: int = SAMPLE
 ) -> TransferReport:
@@ -66,23 +85,18 @@ def copy_library(
     if info is None:
         raise StoreError(f"{describe(src)} does not exist: nothing to copy (check --uri and --library)")
     model, dim = info
-    built = dst.model_info()
-    if built is not None and built != info:
-        raise ModelMismatchError(
+    src_index = src.index_info()
+    created = prepare_destination(
+        dst,
+        model,
+        dim,
+        IndexSpec.of(src_index) if src_index else src.index,
+        lambda built: (
             f"{describe(dst)} was built with model {built[0]!r} (dim {built[1]}) but {describe(src)} holds "
             f"{model!r} (dim {dim}): vectors of different models cannot share a library. Copy into another "
-            "library name (e.g. --to-library), which is created with the source's model",
-            library=dst.name,
-            built_model=built[0],
-            built_dim=built[1],
-            model=model,
-            dim=dim,
-        )
-    created = built is None
-    if created:
-        src_index = src.index_info()
-        dst.index = IndexSpec.of(src_index) if src_index else src.index
-        dst.ensure(model, dim)
+            "library name (e.g. --to-library), which is created with the source's model"
+        ),
+    )
     total = src.count()
     if progress:
         progress.start(total, "copying")

@@ -103,15 +103,7 @@ def ingest_folder(body: IngestFolder, state: Annotated[AppState, Depends(get_sta
         max_delete=body.max_delete,
         force=body.force,
         dry_run=body.dry_run,
-        params={
-            "path": str(real),
-            "collection": body.collection,
-            "tags": body.tags,
-            "prune": body.prune,
-            "max_delete": body.max_delete,
-            "force": body.force,
-            "dry_run": body.dry_run,
-        },
+        params={**body.model_dump(), "path": str(real)},
     )
     return job.to_dict()
 
