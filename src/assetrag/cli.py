@@ -206,7 +206,7 @@ def ingest(
     """Add or refresh the images under PATHS — folders, files or bucket prefixes (s3://bucket/prefix, gs://…,
     az://…) — incremental: unchanged files are skipped."""
     with _lib() as lib:
-        sink = RichProgress(err) if progress and not as_json else None
+        sink = _bar(progress and not as_json)
         report = lib.ingest(
             paths,
             collection=collection,
@@ -713,10 +713,10 @@ def migrate(
 
     Verified at the end; if it is interrupted, run the same command again."""
     with _lib() as lib:
-        sink = RichProgress(err) if progress and not as_json else None
-        report = lib.migrate_to(to, library=to_library, token=to_token, db_name=to_db_name, progress=sink)
-    if as_json:
-        _print_json(report.to_dict())
+        report = lib.migrate_to(
+            to, library=to_library, token=to_token, db_name=to_db_name, progress=_bar(progress and not as_json)
+        )
+    if _as_json(report, as_json):
         return
     extra = f" ({report.extra} more were already there)" if report.extra else ""
     out.print(
@@ -735,9 +735,8 @@ def export(
 ) -> None:
     """Back up the whole library (rows, vectors, model) to one Parquet file; `assetrag import` restores it."""
     with _lib() as lib:
-        report = lib.export(path, progress=RichProgress(err) if progress and not as_json else None)
-    if as_json:
-        _print_json(report.to_dict())
+        report = lib.export(path, progress=_bar(progress and not as_json))
+    if _as_json(report, as_json):
         return
     out.print(f"exported {report.rows} assets ({report.model}, dim {report.dim}) to {report.path} in {report.seconds}s")
 
@@ -750,11 +749,22 @@ def import_cmd(
 ) -> None:
     """Restore an export into the library (--library; created with the file's model when it is new)."""
     with _lib() as lib:
-        report = lib.import_archive(path, progress=RichProgress(err) if progress and not as_json else None)
-    if as_json:
-        _print_json(report.to_dict())
+        report = lib.import_archive(path, progress=_bar(progress and not as_json))
+    if _as_json(report, as_json):
         return
     out.print(f"imported {report.rows} assets ({report.model}, dim {report.dim}) into library {report.library!r}")
+
+
+def _bar(show: bool) -> RichProgress | None:
+    """A progress bar on stderr, or None."""
+    return RichProgress(err) if show else None
+
+
+def _as_json(report: Any, as_json: bool) -> bool:
+    """Print `report` as JSON when `as_json`; True when it did."""
+    if as_json:
+        _print_json(report.to_dict())
+    return as_json
 
 
 def hoist_global_options(argv: list[str], group: Any = None) -> list[str]:

@@ -240,24 +240,14 @@ def evaluate(
     texts = [(u.text if (u := understood_by_query[q.id]) else q.text or "").strip() for q in queries]
     forms = template_list(templates)
     embedder.prefill([f.format(t) for t in texts if t for f in forms] or [t for t in texts if t])
+    how = dict(
+        k=depth, mode=mode, templates=templates, understand=understand, lang=lang, rerank=rerank, rerank_n=rerank_n
+    )
     for q in queries:
         relevant, missing = catalogue.relevant(q, root)
         u = understood_by_query[q.id]
         understood = u.describe() if u else None
-        hits = lib.query(
-            Query(
-                text=q.text,
-                image=q.image,
-                k=depth,
-                mode=mode,
-                templates=templates,
-                understand=understand,
-                lang=lang,
-                rerank=rerank,
-                rerank_n=rerank_n,
-            ),
-            embedder=embedder,
-        )
+        hits = lib.query(Query(text=q.text, image=q.image, **how), embedder=embedder)
         ranks = [h.rank for h in hits if h.id in relevant]
         results.append(
             QueryResult(

@@ -27,11 +27,9 @@ from assetrag.generation.errors import (
     GenerationBlocked,
     GenerationError,
     GenerationNoImage,
-    GenerationRateLimited,
-    GenerationUnavailable,
     GeneratorSetupError,
 )
-from assetrag.generation.retry import Stopwatch, Verdict
+from assetrag.generation.retry import Stopwatch, Verdict, status_verdict
 from assetrag.generation.types import GenerationOptions, GenerationResult, Reference
 
 BACKEND = "gemini"
@@ -307,45 +305,24 @@ def _classify_api_error(exc: Any, model: str) -> Verdict:
     message = exc.message or str(exc)
     details = _error_details(exc)
     reasons = {d.get("reason") for d in details if d.get("@type") == _ERROR_INFO}
-    if code == 429:
-        delay = None
-        for d in details:
-            if d.get("@type") == _RETRY_INFO:
-                delay = parse_duration(d.get("retryDelay"))
-        hint = f" (the API asked to wait {delay:g}s)" if delay is not None else ""
-        return Verdict(
-            GenerationRateLimited(
-                f"Gemini rate limit or quota reached ({status or 'RESOURCE_EXHAUSTED'}: {message}){hint}; "
-                "wait and try again, lower concurrency, or check the project's quota",
-                retry_after_s=delay,
-                backend=BACKEND,
-            ),
-            retryable=True,
-            retry_after_s=delay,
-        )
-    if code in (401, 403) or "API_KEY_INVALID" in reasons or "API key" in message:
-        return Verdict(
-            GenerationAuthError(
-                f"Gemini refused the API key ({code} {status}: {message}); set GEMINI_API_KEY "
-                "(or GOOGLE_API_KEY) to a valid key from https://aistudio.google.com/apikey",
-                env_var=KEY_ENV_VARS[0],
-                backend=BACKEND,
-            )
-        )
-    if code == 408 or code >= 500:
-        return Verdict(
-            GenerationUnavailable(
-                f"Gemini API failed ({code} {status}: {message}); try again later",
-                status_code=code,
-                backend=BACKEND,
-            ),
-            retryable=True,
-        )
-    if code == 404:
-        return Verdict(
-            GenerationError(f"Gemini model {model!r} was not found ({message}); check the model name", backend=BACKEND)
-        )
-    return Verdict(GenerationError(f"Gemini rejected the request ({code} {status}: {message})", backend=BACKEND))
+    delay = None
+    for d in details:
+        if d.get("@type") == _RETRY_INFO:
+            delay = parse_duration(d.get("retryDelay"))
+    read_as = code
+    if code != 429 and ("API_KEY_INVALID" in reasons or "API key" in message):
+        read_as = 401  # Gemini answers a bad key with 400 INVALID_ARGUMENT: a key problem all the same
+    return status_verdict(
+        "Gemini",
+        read_as,
+        f"{code} {status}: {message}" if status else f"{code}: {message}",
+        backend=BACKEND,
+        model=model,
+        key_hint="set GEMINI_API_KEY (or GOOGLE_API_KEY) to a valid key from https://aistudio.google.com/apikey",
+        env_var=KEY_ENV_VARS[0],
+        retry_after_s=delay,
+        rate_hint="wait and try again, lower concurrency, or check the project's quota",
+    )
 
 
 # ---- response --------------------------------------------------------------------------------------

@@ -26,15 +26,13 @@ from assetrag.generation.backend import RemoteBackend, missing_module, png_bytes
 from assetrag.generation.errors import (
     GenerationAuthError,
     GenerationBlocked,
-    GenerationError,
     GenerationNoImage,
     GenerationOptionsError,
     GenerationRateLimited,
-    GenerationUnavailable,
     GeneratorSetupError,
 )
 from assetrag.generation.options import parse_size
-from assetrag.generation.retry import Stopwatch, Verdict
+from assetrag.generation.retry import Stopwatch, Verdict, status_verdict
 from assetrag.generation.types import GenerationOptions, GenerationResult, Reference
 
 BACKEND = "openai"
@@ -258,15 +256,6 @@ class OpenAIImageGenerator(RemoteBackend):
         status = exc.status_code
         code = exc.code or ""
         message = _error_message(exc)
-        if status in (401, 403):
-            return Verdict(
-                GenerationAuthError(
-                    f"OpenAI refused the request ({status}: {message}); set {KEY_ENV_VAR} to a valid key "
-                    "with access to this model",
-                    env_var=KEY_ENV_VAR,
-                    backend=BACKEND,
-                )
-            )
         if code in BLOCK_CODES or (status == 400 and exc.type == "image_generation_user_error" and "safety" in message):
             return Verdict(
                 GenerationBlocked(
@@ -276,34 +265,23 @@ class OpenAIImageGenerator(RemoteBackend):
                     backend=BACKEND,
                 )
             )
-        if status == 429:
-            if code == "insufficient_quota":
-                return Verdict(
-                    GenerationRateLimited(
-                        f"OpenAI quota exhausted ({message}); add credit or raise the limit for this project",
-                        backend=BACKEND,
-                    )
-                )
-            delay = _retry_after(exc.response.headers)
+        if status == 429 and code == "insufficient_quota":
             return Verdict(
                 GenerationRateLimited(
-                    f"OpenAI rate limit reached ({message}); wait and try again or lower concurrency",
-                    retry_after_s=delay,
+                    f"OpenAI quota exhausted ({message}); add credit or raise the limit for this project",
                     backend=BACKEND,
-                ),
-                retryable=True,
-                retry_after_s=delay,
+                )
             )
-        if status == 408 or status >= 500:
-            return Verdict(
-                GenerationUnavailable(
-                    f"OpenAI API failed ({status}: {message}); try again later", status_code=status, backend=BACKEND
-                ),
-                retryable=True,
-            )
-        if status == 404:
-            return Verdict(GenerationError(f"OpenAI model {self.model!r} not found ({message})", backend=BACKEND))
-        return Verdict(GenerationError(f"OpenAI rejected the request ({status} {code}: {message})", backend=BACKEND))
+        return status_verdict(
+            "OpenAI",
+            status,
+            f"{status}{' ' + code if code else ''}: {message}",
+            backend=BACKEND,
+            model=self.model,
+            key_hint=f"set {KEY_ENV_VAR} to a valid key with access to this model",
+            env_var=KEY_ENV_VAR,
+            retry_after_s=_retry_after(exc.response.headers) if status == 429 else None,
+        )
 
 
 def _error_message(exc: Any) -> str:

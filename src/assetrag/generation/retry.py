@@ -7,7 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from assetrag.generation.errors import GenerationError, GenerationRateLimited
+from assetrag.generation.errors import (
+    GenerationAuthError,
+    GenerationError,
+    GenerationRateLimited,
+    GenerationUnavailable,
+)
 
 if TYPE_CHECKING:
     from assetrag.generation.types import GenerationOptions
@@ -22,6 +27,44 @@ class Verdict:
     error: GenerationError
     retryable: bool = False
     retry_after_s: float | None = None
+
+
+def status_verdict(
+    vendor: str,
+    status: int,
+    detail: str,
+    *,
+    backend: str,
+    model: str,
+    key_hint: str,
+    env_var: str,
+    retry_after_s: float | None = None,
+    rate_hint: str = "wait and try again or lower concurrency",
+) -> Verdict:
+    """How every backend reads an HTTP error status: 401/403 a key problem (`key_hint` says what to set), 429 a
+    rate limit (retried, after `retry_after_s` when the API named a wait), 408/5xx the API failing (retried),
+    404 an unknown model, anything else a rejected request. `detail`: the status and the API's message, shown."""
+    if status in (401, 403):
+        error: GenerationError = GenerationAuthError(
+            f"{vendor} refused the request ({detail}); {key_hint}", env_var=env_var, backend=backend
+        )
+        return Verdict(error)
+    if status == 429:
+        asked = f" (the API asked to wait {retry_after_s:g}s)" if retry_after_s is not None else ""
+        error = GenerationRateLimited(
+            f"{vendor} rate limit reached ({detail}){asked}; {rate_hint}", retry_after_s=retry_after_s, backend=backend
+        )
+        return Verdict(error, retryable=True, retry_after_s=retry_after_s)
+    if status == 408 or status >= 500:
+        error = GenerationUnavailable(
+            f"{vendor} API failed ({detail}); try again later", status_code=status, backend=backend
+        )
+        return Verdict(error, retryable=True)
+    if status == 404:
+        return Verdict(
+            GenerationError(f"{vendor} model {model!r} was not found ({detail}); check the model name", backend=backend)
+        )
+    return Verdict(GenerationError(f"{vendor} rejected the request ({detail})", backend=backend))
 
 
 def call_with_retries(
