@@ -106,9 +106,10 @@ def _lib() -> Library:
 
 
 class RichProgress:
-    """A progress bar with images/s for ingest."""
+    """A progress bar with the rate over the run so far (`unit`: what is counted, per second)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, unit: str = "img/s") -> None:
+        self._unit = unit
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._progress = Progress(
@@ -135,7 +136,7 @@ class RichProgress:
         self._done += n
         elapsed = time.perf_counter() - self._t0
         rate = self._done / elapsed if elapsed > 0 else 0.0
-        self._progress.update(self._task, rate=f"{rate:.1f} img/s" if self._done else "")
+        self._progress.update(self._task, rate=f"{rate:.1f} {self._unit}" if self._done else "")
 
     def stop(self) -> None:
         self._progress.stop()
@@ -714,7 +715,11 @@ def migrate(
     Verified at the end; if it is interrupted, run the same command again."""
     with _lib() as lib:
         report = lib.migrate_to(
-            to, library=to_library, token=to_token, db_name=to_db_name, progress=_bar(progress and not as_json)
+            to,
+            library=to_library,
+            token=to_token,
+            db_name=to_db_name,
+            progress=_bar(progress and not as_json, "assets/s"),
         )
     if _as_json(report, as_json):
         return
@@ -735,7 +740,7 @@ def export(
 ) -> None:
     """Back up the whole library (rows, vectors, model) to one Parquet file; `assetrag import` restores it."""
     with _lib() as lib:
-        report = lib.export(path, progress=_bar(progress and not as_json))
+        report = lib.export(path, progress=_bar(progress and not as_json, "assets/s"))
     if _as_json(report, as_json):
         return
     out.print(f"exported {report.rows} assets ({report.model}, dim {report.dim}) to {report.path} in {report.seconds}s")
@@ -749,15 +754,15 @@ def import_cmd(
 ) -> None:
     """Restore an export into the library (--library; created with the file's model when it is new)."""
     with _lib() as lib:
-        report = lib.import_archive(path, progress=_bar(progress and not as_json))
+        report = lib.import_archive(path, progress=_bar(progress and not as_json, "assets/s"))
     if _as_json(report, as_json):
         return
     out.print(f"imported {report.rows} assets ({report.model}, dim {report.dim}) into library {report.library!r}")
 
 
-def _bar(show: bool) -> RichProgress | None:
+def _bar(show: bool, unit: str = "img/s") -> RichProgress | None:
     """A progress bar on stderr, or None."""
-    return RichProgress(err) if show else None
+    return RichProgress(err, unit) if show else None
 
 
 def _as_json(report: Any, as_json: bool) -> bool:
