@@ -56,6 +56,28 @@ def _ray() -> Any:
     return ray
 
 
+#: Ray waits a fixed 30 s for a local raylet to start; on a busy machine that can fail once and work next time
+START_TRIES = 3
+
+
+def start_ray(ray: Any, address: str | None = None, **kwargs: Any) -> None:
+    """`ray.init(address, **kwargs)`. A local start (no address) that hits Ray's fixed start-up timeout is tried
+    again, up to `START_TRIES` times; then ConfigError says what to do. Other failures propagate."""
+    for attempt in range(1, START_TRIES + 1):
+        try:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, **kwargs)
+            return
+        except Exception as exc:
+            if address is not None or "timed out during startup" not in str(exc):
+                raise
+            ray.shutdown()
+            if attempt == START_TRIES:
+                raise ConfigError(
+                    f"Ray's local cluster did not start in {START_TRIES} tries ({exc}); the machine may be busy: "
+                    "try again, or start Ray once with `ray start --head` and pass --address auto"
+                ) from exc
+
+
 # -- the workers' side (runs in Ray tasks and actors) --------------------------------------------------
 
 
@@ -142,7 +164,7 @@ class RayPipeline:
         self.batch_size = ctx.batch_size
         self.ray = _ray()
         if not self.ray.is_initialized():
-            self.ray.init(address=options.address, ignore_reinit_error=True, log_to_driver=False)
+            start_ray(self.ray, options.address)
         resources = self.ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         cpus = int(resources.get("CPU", 1))
