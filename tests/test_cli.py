@@ -75,6 +75,37 @@ def test_cli_ingest_search_json_sheet_stats_remove(tmp_path, photo_dir):
     assert json.loads(_run("stats", "--json", uri=uri).stdout)["count"] == 3
 
 
+def test_cli_video_hits_name_the_time_in_json_the_table_and_the_contact_sheet(tmp_path, photo_arrays, monkeypatch):
+    import numpy as np
+
+    from assetrag import render
+    from assetrag.video import frame_at
+    from fakes.videos import make_video
+
+    video = make_video(tmp_path / "lib" / "lunar.mp4", [photo_arrays[n] for n in ("cat", "coffee", "rocket")])
+    uri = tmp_path / "cli.db"
+    _run_here("ingest", str(tmp_path / "lib"), uri=uri)
+    tiles: list = []
+    real = render.render_contact_sheet
+    monkeypatch.setattr(
+        render, "render_contact_sheet", lambda title, t, *a, **kw: real(title, tiles.extend(t) or t, *a, **kw)
+    )
+    sheet = tmp_path / "sheet.png"
+    search = ("search", "a rocket", "-k", "3", "--mode", "vector")
+    hits = json.loads(_run_here(*search, "--json", "--sheet", str(sheet), uri=uri).stdout)
+    assert hits[0]["filename"] == "lunar.mp4" and hits[0]["media"] == "video_frame"
+    assert hits[0]["time"] == pytest.approx(4.0) and sorted(h["time"] for h in hits) == pytest.approx([0.0, 2.0, 4.0])
+    # the sheet's first tile is the frame at the hit's time (the rocket, not the cat at 0 s), labelled with it
+    assert tiles[0].label == "lunar.mp4 @ 4.0s" and isinstance(tiles[0].image, Image.Image)
+    rocket = np.asarray(frame_at(video, 4.0).resize(tiles[0].image.size), np.float32)
+    assert np.abs(np.asarray(tiles[0].image.convert("RGB"), np.float32) - rocket).mean() < 1.0
+    assert Image.open(sheet).size[0] > 300
+    assert f"{video} @ 4.0s" in _run_here(*search, uri=uri).stdout
+    grouped = json.loads(_run_here(*search, "--group-videos", "--json", uri=uri).stdout)
+    assert len(grouped) == 1 and grouped[0]["time"] == pytest.approx(4.0)
+    assert sorted(grouped[0]["moments"]) == pytest.approx([0.0, 2.0])
+
+
 def test_cli_user_errors_are_one_clear_line(tmp_path, photo_dir):
     uri = tmp_path / "cli.db"
     res = _run("search", uri=uri, check=False)

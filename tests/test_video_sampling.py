@@ -7,9 +7,10 @@ import av
 import numpy as np
 import pytest
 
+import assetrag.video as video
 from assetrag.errors import BadVideoError, ConfigError
 from assetrag.video import SamplingOptions, frame_at, moment_label, probe, sample_keyframes
-from fakes.videos import make_video
+from fakes.videos import make_long_video, make_video
 
 
 def _grey(level: int) -> np.ndarray:
@@ -42,6 +43,29 @@ def test_the_cap_keeps_room_to_cover_the_end(tmp_path):
     assert len(list(sample_keyframes(path, SamplingOptions(max_keyframes=4, interval=10)))) <= 4
     times = [k.time for k in sample_keyframes(path2, SamplingOptions(max_keyframes=4, interval=10))]
     assert len(times) == 4 and times[-1] >= 30
+
+
+def test_a_three_hour_video_is_sampled_within_the_caps(tmp_path, monkeypatch):
+    """Bounded keyframes and work without a real 3-hour file: 3 h of tiny frames at 0.1 fps, a scene a minute
+    (180 scene changes). The keyframes stay under the cap yet reach the end; the candidates looked at stay
+    under MAX_CANDIDATES; the keyframes come one at a time (a generator), not all decoded first."""
+    path = make_long_video(tmp_path / "3h.mp4", hours=3)
+    assert probe(path).duration == pytest.approx(3 * 3600)
+    looked = []
+    signature = video._signature
+    monkeypatch.setattr(video, "_signature", lambda frame: looked.append(1) or signature(frame))
+    frames = sample_keyframes(path, SamplingOptions(max_keyframes=20, interval=10.0))
+    first = next(frames)
+    assert first.time == 0.0 and len(looked) == 1  # lazy: one candidate decoded for the first keyframe
+    times = [first.time, *(k.time for k in frames)]
+    # the interval widens to 3 h / 20 = 540 s: 20 keyframes spread over the whole video, not the first 20 scenes
+    assert len(times) == 20 and times == sorted(times) and times[-1] >= 3 * 3600 - 540
+    assert len(looked) <= video.MAX_CANDIDATES
+    looked.clear()
+    default = [k.time for k in sample_keyframes(path)]  # the default cap (200)
+    # within one interval (3 h / 200 = 54 s) and one candidate step (10 s at 0.1 fps) of the end
+    assert 0 < len(default) <= 200 and default[-1] >= 3 * 3600 - 54 - 10
+    assert len(looked) <= video.MAX_CANDIDATES
 
 
 def test_settings_come_from_the_environment(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -53,4 +54,32 @@ def make_audio_only(path: Path, seconds: float = 1.0) -> Path:
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+    return path
+
+
+def make_long_video(path: Path, hours: float, *, scene_s: float = 60.0, fps: Fraction = Fraction(1, 10)) -> Path:
+    """A long video that is quick to make: tiny (64×48), few frames a second (`fps`), a new grey level every
+    `scene_s` seconds — a 3-hour one is 1,080 frames at the default 0.1 fps."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height = 64, 48
+        stream.pix_fmt = "yuv420p"
+        for i in range(int(hours * 3600 * fps)):
+            level = int((i / fps) // scene_s) * 37 % 256
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def make_unknown_codec(path: Path) -> Path:
+    """A Matroska file whose video track names a codec no FFmpeg has (the MPEG-4 track's codec id rewritten)."""
+    ok = make_video(path.with_name("ok-" + path.stem + ".mkv"), [np.zeros((16, 16, 3), np.uint8)], seconds=1)
+    data = ok.read_bytes()
+    ok.unlink()
+    assert data.count(b"V_MPEG4/ISO/ASP") == 1
+    path.write_bytes(data.replace(b"V_MPEG4/ISO/ASP", b"V_ZZZZZ/ISO/ASP"))
     return path

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from fractions import Fraction
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from assetrag.ingest.video import hash_video
-from fakes.videos import make_audio_only, make_video
+from fakes.videos import make_audio_only, make_long_video, make_unknown_codec, make_video
 
 pytestmark = pytest.mark.usefixtures("store_uri")  # every test on Milvus Lite and on a server
 
@@ -78,15 +80,30 @@ def test_bad_videos_are_reported_with_a_reason_and_the_run_goes_on(make_library,
     make_audio_only(video_dir / "jingle.mp4")
     (video_dir / "garbage.mp4").write_bytes(b"this is not a video " * 100)
     (video_dir / "empty.webm").write_bytes(b"")
+    make_long_video(video_dir / "day.mp4", hours=25, scene_s=3600, fps=Fraction(1, 600))  # absurd length
+    tiny = np.zeros((16, 16, 3), np.uint8)
+    make_video(video_dir / "wide.webm", [tiny], seconds=0.2, codec="libvpx-vp9", size=(16400, 16))  # absurd size
+    make_unknown_codec(video_dir / "unknown.mkv")  # a codec this FFmpeg lacks
     lib = make_library()
     report = lib.ingest(video_dir)
     assert report.videos == 1 and report.keyframes == 3
     why = {e.path.rsplit("/", 1)[1]: e.reason for e in report.errors}
-    assert set(why) == {"truncated.mp4", "jingle.mp4", "garbage.mp4", "empty.webm"}
+    assert set(why) == {
+        "truncated.mp4",
+        "jingle.mp4",
+        "garbage.mp4",
+        "empty.webm",
+        "day.mp4",
+        "wide.webm",
+        "unknown.mkv",
+    }
     assert "truncated" in why["truncated.mp4"]
     assert "no video stream" in why["jingle.mp4"] and "audio" in why["jingle.mp4"]
     assert "FFmpeg" in why["garbage.mp4"]
     assert "empty" in why["empty.webm"]
+    assert "25.0 hours" in why["day.mp4"] and "24-hour limit" in why["day.mp4"]
+    assert "16400×16" in why["wide.webm"] and "limit" in why["wide.webm"]
+    assert "no decoder" in why["unknown.mkv"]
     assert lib.count() == 3
 
 
@@ -143,3 +160,15 @@ def test_a_byte_identical_copy_is_one_video_with_two_paths(make_library, video_d
     copy.unlink()
     lib.ingest(video_dir, prune=True)
     assert all(list(r["paths"]) == [str(video_dir / "campaign" / "lunar.mp4")] for r in _rows(lib))
+
+
+def test_a_long_video_is_ingested_within_the_keyframe_cap(make_library, tmp_path, monkeypatch):
+    """ASSETRAG_MAX_KEYFRAMES (documented) bounds a 3-hour video's rows; they still cover its whole length."""
+    make_long_video(tmp_path / "long" / "cctv.mp4", hours=3)
+    monkeypatch.setenv("ASSETRAG_MAX_KEYFRAMES", "12")
+    lib = make_library()
+    report = lib.ingest(tmp_path / "long")
+    assert (report.videos, report.keyframes, report.errors) == (1, 12, [])
+    rows = _rows(lib)
+    assert len(rows) == 12 and {r["frames"] for r in rows} == {12}
+    assert rows[-1]["time"] >= 3 * 3600 - 3 * 3600 / 12

@@ -27,6 +27,7 @@ from assetrag.ingest.known import PathUpdates
 from assetrag.ingest.rows import FileError, Item, new_row
 from assetrag.ingest.scan import FileEntry
 from assetrag.ingest.stages import RunContext
+from assetrag.store.migrations import crash_point
 from assetrag.store.schema import MEDIA_VIDEO_FRAME
 from assetrag.video import SamplingOptions, sample_keyframes
 
@@ -95,8 +96,10 @@ class VideoStage:
             ctx.claims.fail(vid, reason)
             report.errors.append(FileError(entry.path, reason))
             return None
+        crash_point("video.embedded")  # tests: a kill -9 after sampling and embedding, before the write
         with ctx.times.timed("write"):
             ctx.store.upsert(rows)  # every keyframe in one upsert: all of the video or none
+        crash_point("video.written")  # tests: a kill -9 after the write, before the run goes on
         report.added += 1
         report.decoded += 1
         report.videos += 1
