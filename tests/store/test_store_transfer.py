@@ -82,6 +82,57 @@ def test_what_cannot_be_copied_is_refused_with_what_to_do(tmp_path, make_store):
     assert e.value.built_model == "model-b" and other.count() == 0
 
 
+def _tampering(dst, change):
+    """`dst.upsert` passing each batch through `change(rows)` first: a destination that loses or alters rows."""
+    real = dst.upsert
+    dst.upsert = lambda rows: real(change([dict(r) for r in rows]))
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda rows: rows[1:] if rows[0]["id"] == f"{0:064x}" else rows, r"1 of 30 rows are missing afterwards"),
+        (lambda rows: [{**r, "vector": [-x for x in r["vector"]]} if r["size"] == 1007 else r for r in rows], "vector"),
+        (lambda rows: [{**r, "tags": ["other"]} if r["size"] == 1007 else r for r in rows], "tags"),
+        (lambda rows: [{**r, "lineage": {}} if r["size"] == 1010 else r for r in rows], "lineage"),
+    ],
+    ids=["missing", "vector", "tags", "lineage"],
+)
+def test_the_check_at_the_end_finds_a_row_missing_or_different(tmp_path, make_store, change, words):
+    """The end of a copy is verified: a destination that lost a row, or holds one with another vector or
+    field, is an error that says to run the copy again — and the run again (untampered) ends identical."""
+    rows = make_rows(30)
+    src = make_store("src", uri=str(tmp_path / "a.db"))
+    src.ensure("model-a", DIM)
+    src.upsert(rows)
+    dst = make_store("dst", uri=str(tmp_path / "b.db"))
+    _tampering(dst, change)
+    with pytest.raises(StoreError, match=rf"(?s){words}.*run the copy again"):
+        copy_library(src, dst, batch=10)
+    del dst.upsert
+    assert copy_library(src, dst, batch=10).destination_rows == 30
+    assert_holds(dst, rows)
+
+
+def test_a_copy_reads_the_source_with_query_iterator_not_offset_paging(tmp_path, make_store, monkeypatch):
+    """Issue #12: the rows are read with pymilvus' iterator (no 16,384-row offset window), never offset/limit."""
+    rows = make_rows(75)
+    src = make_store("src", uri=str(tmp_path / "a.db"))
+    src.ensure("model-a", DIM)
+    src.upsert(rows)
+    calls: list[tuple[str, dict]] = []
+    for method in ("query_iterator", "query"):
+        real = getattr(src.client, method)
+        monkeypatch.setattr(
+            src.client, method, lambda *a, _real=real, _m=method, **kw: calls.append((_m, kw)) or _real(*a, **kw)
+        )
+    dst = make_store("dst", uri=str(tmp_path / "b.db"))
+    assert copy_library(src, dst, batch=20).copied == 75
+    assert ("query_iterator", 20) in {(m, kw.get("batch_size")) for m, kw in calls}
+    assert [kw for m, kw in calls if m == "query" and ("offset" in kw or "limit" in kw)] == []
+    assert_holds(dst, rows)
+
+
 #: where a copy can be killed (store/transfer.py's crash points): after each batch, and after the flush (before
 #: the check at the end). 230 rows in batches of 30 are eight batches (seven full, a short last one): the same
 #: kill points as 2300 rows in batches of 300, a tenth of the data.
