@@ -76,6 +76,34 @@ def test_a_refused_prune_keeps_the_rest_of_the_run(make_library, photo_dir, tmp_
     assert any(p.startswith(str(other)) for p in paths)  # the unmounted root's record is intact
 
 
+def test_a_prune_touches_only_the_roots_of_its_run_even_forced(make_library, photo_dir, photo_arrays):
+    """Records under a root this run did not list stay, however wide the limits: a sibling folder whose name
+    starts like the root's ("library-2" next to "library") is not under it, and a root's subfolder prunes only
+    itself."""
+    sibling = photo_dir.with_name(photo_dir.name + "-2")
+    sibling.mkdir()
+    Image.fromarray(photo_arrays["cat"][::2, ::2]).save(sibling / "small-cat.jpg")
+    Image.fromarray(photo_arrays["rocket"][::3, ::3]).save(sibling / "small-rocket.jpg")
+    lib = make_library()
+    lib.ingest([photo_dir, sibling])
+    assert lib.count() == PHOTOS + 2
+    os.remove(sibling / "small-cat.jpg")
+    os.remove(photo_dir / "people" / "camera.jpg")
+    os.remove(photo_dir / "things" / "space" / "rocket.jpg")
+
+    report = lib.ingest(photo_dir / "people", prune=True, force=True, max_delete="100%")
+    assert (report.pruned, report.refused) == (1, [])  # camera.jpg; rocket.jpg is under another folder
+    assert str(photo_dir / "things" / "space" / "rocket.jpg") in _paths(lib)
+    report = lib.ingest(photo_dir, prune=True, force=True, max_delete="100%")
+    assert (report.pruned, report.refused) == (1, [])  # rocket.jpg, not library-2's small-cat.jpg
+    assert str(sibling / "small-cat.jpg") in _paths(lib) and lib.count() == PHOTOS
+    report = lib.ingest(sibling, prune=True, force=True, max_delete="100%")
+    assert (report.pruned, report.refused) == (1, []) and lib.count() == PHOTOS - 1
+    assert _paths(lib) == {
+        str(p) for p in [*photo_dir.rglob("*.jpg"), *sibling.rglob("*.jpg")]
+    }  # every file still there, and only those
+
+
 def test_max_delete_limits_a_prune_unless_forced(make_library, photo_dir):
     lib = make_library()
     lib.ingest(photo_dir)
