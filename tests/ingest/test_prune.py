@@ -218,6 +218,18 @@ def test_cli_refuses_a_prune_of_an_unmounted_share_with_exit_1(make_library, tmp
     assert res.exit_code == 0 and '"count": 5' in res.output
 
 
+def test_cli_refuses_a_prune_of_an_empty_mount_point_with_exit_1(make_library, tmp_path, photo_dir, cli):
+    _ingested(make_library, tmp_path, photo_dir)
+    photo_dir.rename(tmp_path / "unmounted")
+    photo_dir.mkdir()  # the mount point is there, the share is not
+    res = cli("ingest", str(photo_dir), "--prune")
+    assert res.exit_code == 1, res.output
+    assert "prune refused" in res.output and "holds no images" in res.output and "--force" in res.output
+    assert "pruned 0" in res.output
+    res = cli("stats", "--json")
+    assert res.exit_code == 0 and '"count": 5' in res.output
+
+
 def test_cli_dry_run_and_max_delete(make_library, tmp_path, photo_dir, cli):
     _ingested(make_library, tmp_path, photo_dir)
     shutil.rmtree(photo_dir / "people")
