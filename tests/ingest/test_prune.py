@@ -57,6 +57,42 @@ def test_an_unlistable_root_is_refused(make_library, photo_dir):
     assert len(report.refused) == 1 and "cannot be listed" in report.refused[0]
 
 
+def test_a_root_or_a_folder_that_cannot_be_listed_loses_nothing(make_library, photo_dir, tmp_path, monkeypatch):
+    """As the test above, for any user (root lists a chmod 0 folder): a share that answers EACCES to a listing
+    and whose files cannot be found either. The root: refused; a subfolder: its records kept while the rest of
+    the root is pruned as usual."""
+    lib = make_library()
+    lib.ingest(photo_dir)
+    denied: set[str] = set()
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.path.abspath(os.fspath(path)) in denied:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    away = tmp_path / "away"
+    shutil.move(photo_dir, away)
+    photo_dir.mkdir()
+    denied.add(str(photo_dir))
+    report = lib.ingest(photo_dir, prune=True, max_delete="100%")
+    assert report.pruned == 0 and lib.count() == PHOTOS
+    assert len(report.refused) == 1 and "cannot be listed" in report.refused[0] and "--force" in report.refused[0]
+
+    photo_dir.rmdir()
+    shutil.move(away, photo_dir)
+    people = photo_dir / "people"
+    denied = {str(people)}
+    for child in list(people.iterdir()):  # two photos, gone from view with their folder's listing
+        child.unlink()
+    os.remove(photo_dir / "things" / "space" / "rocket.jpg")
+    report = lib.ingest(photo_dir, prune=True, max_delete="100%")
+    assert report.refused == [] and report.pruned == 1 and lib.count() == PHOTOS - 1  # rocket.jpg only
+    assert {str(people / "astronaut.jpg"), str(people / "camera.jpg")} <= _paths(lib)
+    assert any(e.path == str(people) for e in report.errors), report.errors
+
+
 def test_a_refused_prune_keeps_the_rest_of_the_run(make_library, photo_dir, tmp_path, photo_arrays):
     """Two roots: one unmounted (refused), one listed (its new file added, its deleted file pruned)."""
     other = tmp_path / "other"
