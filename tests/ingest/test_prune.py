@@ -57,6 +57,42 @@ def test_an_unlistable_root_is_refused(make_library, photo_dir):
     assert len(report.refused) == 1 and "cannot be listed" in report.refused[0]
 
 
+def test_a_root_or_a_folder_that_cannot_be_listed_loses_nothing(make_library, photo_dir, tmp_path, monkeypatch):
+    """As the test above, for any user (root lists a chmod 0 folder): a share that answers EACCES to a listing
+    and whose files cannot be found either. The root: refused; a subfolder: its records kept while the rest of
+    the root is pruned as usual."""
+    lib = make_library()
+    lib.ingest(photo_dir)
+    denied: set[str] = set()
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.path.abspath(os.fspath(path)) in denied:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    away = tmp_path / "away"
+    shutil.move(photo_dir, away)
+    photo_dir.mkdir()
+    denied.add(str(photo_dir))
+    report = lib.ingest(photo_dir, prune=True, max_delete="100%")
+    assert report.pruned == 0 and lib.count() == PHOTOS
+    assert len(report.refused) == 1 and "cannot be listed" in report.refused[0] and "--force" in report.refused[0]
+
+    photo_dir.rmdir()
+    shutil.move(away, photo_dir)
+    people = photo_dir / "people"
+    denied = {str(people)}
+    for child in list(people.iterdir()):  # two photos, gone from view with their folder's listing
+        child.unlink()
+    os.remove(photo_dir / "things" / "space" / "rocket.jpg")
+    report = lib.ingest(photo_dir, prune=True, max_delete="100%")
+    assert report.refused == [] and report.pruned == 1 and lib.count() == PHOTOS - 1  # rocket.jpg only
+    assert {str(people / "astronaut.jpg"), str(people / "camera.jpg")} <= _paths(lib)
+    assert any(e.path == str(people) for e in report.errors), report.errors
+
+
 def test_a_refused_prune_keeps_the_rest_of_the_run(make_library, photo_dir, tmp_path, photo_arrays):
     """Two roots: one unmounted (refused), one listed (its new file added, its deleted file pruned)."""
     other = tmp_path / "other"
@@ -74,6 +110,34 @@ def test_a_refused_prune_keeps_the_rest_of_the_run(make_library, photo_dir, tmp_
     paths = _paths(lib)
     assert str(photo_dir / "new-rocket.jpg") in paths and str(photo_dir / "people" / "camera.jpg") not in paths
     assert any(p.startswith(str(other)) for p in paths)  # the unmounted root's record is intact
+
+
+def test_a_prune_touches_only_the_roots_of_its_run_even_forced(make_library, photo_dir, photo_arrays):
+    """Records under a root this run did not list stay, however wide the limits: a sibling folder whose name
+    starts like the root's ("library-2" next to "library") is not under it, and a root's subfolder prunes only
+    itself."""
+    sibling = photo_dir.with_name(photo_dir.name + "-2")
+    sibling.mkdir()
+    Image.fromarray(photo_arrays["cat"][::2, ::2]).save(sibling / "small-cat.jpg")
+    Image.fromarray(photo_arrays["rocket"][::3, ::3]).save(sibling / "small-rocket.jpg")
+    lib = make_library()
+    lib.ingest([photo_dir, sibling])
+    assert lib.count() == PHOTOS + 2
+    os.remove(sibling / "small-cat.jpg")
+    os.remove(photo_dir / "people" / "camera.jpg")
+    os.remove(photo_dir / "things" / "space" / "rocket.jpg")
+
+    report = lib.ingest(photo_dir / "people", prune=True, force=True, max_delete="100%")
+    assert (report.pruned, report.refused) == (1, [])  # camera.jpg; rocket.jpg is under another folder
+    assert str(photo_dir / "things" / "space" / "rocket.jpg") in _paths(lib)
+    report = lib.ingest(photo_dir, prune=True, force=True, max_delete="100%")
+    assert (report.pruned, report.refused) == (1, [])  # rocket.jpg, not library-2's small-cat.jpg
+    assert str(sibling / "small-cat.jpg") in _paths(lib) and lib.count() == PHOTOS
+    report = lib.ingest(sibling, prune=True, force=True, max_delete="100%")
+    assert (report.pruned, report.refused) == (1, []) and lib.count() == PHOTOS - 1
+    assert _paths(lib) == {
+        str(p) for p in [*photo_dir.rglob("*.jpg"), *sibling.rglob("*.jpg")]
+    }  # every file still there, and only those
 
 
 def test_max_delete_limits_a_prune_unless_forced(make_library, photo_dir):
@@ -185,6 +249,18 @@ def test_cli_refuses_a_prune_of_an_unmounted_share_with_exit_1(make_library, tmp
     res = cli("ingest", str(photo_dir), "--prune")
     assert res.exit_code == 1, res.output
     assert "prune refused" in res.output and "does not exist" in res.output and "--force" in res.output
+    assert "pruned 0" in res.output
+    res = cli("stats", "--json")
+    assert res.exit_code == 0 and '"count": 5' in res.output
+
+
+def test_cli_refuses_a_prune_of_an_empty_mount_point_with_exit_1(make_library, tmp_path, photo_dir, cli):
+    _ingested(make_library, tmp_path, photo_dir)
+    photo_dir.rename(tmp_path / "unmounted")
+    photo_dir.mkdir()  # the mount point is there, the share is not
+    res = cli("ingest", str(photo_dir), "--prune")
+    assert res.exit_code == 1, res.output
+    assert "prune refused" in res.output and "holds no images" in res.output and "--force" in res.output
     assert "pruned 0" in res.output
     res = cli("stats", "--json")
     assert res.exit_code == 0 and '"count": 5' in res.output

@@ -123,9 +123,13 @@ def test_cli_generate_failures_exit_2_with_the_reason(make_library, photo_dir, t
         blocked = _cli_generate(uri, fake, DEFAULT_KEY, str(out))
         bad_key = _cli_generate(uri, fake, "wrong-key", str(out))
         assert len(fake.requests) == 2
+        fake.always(fake.rate_limited("0.02s"))  # 429 on every attempt: the default retries wait 1 + 2 + 4 s
+        limited = _cli_generate(uri, fake, DEFAULT_KEY, str(out))
+        assert len(fake.requests) == 2 + 4
+        fake.always(None)
         fake.script(fake.image())  # and the same command succeeds once the API does
         ok = _cli_generate(uri, fake, DEFAULT_KEY, str(out))
-    for res, words in ((blocked, "IMAGE_SAFETY"), (bad_key, "API key not valid")):
+    for res, words in ((blocked, "IMAGE_SAFETY"), (bad_key, "API key not valid"), (limited, "gave up after 4")):
         assert res.returncode == 2, res.stdout + res.stderr
         assert "error:" in res.stderr and words in res.stderr and "Traceback" not in res.stderr
         assert "wrong-key" not in res.stderr + res.stdout

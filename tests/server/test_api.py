@@ -536,8 +536,9 @@ def test_generated_image_comes_back_as_a_synthetic_asset_with_lineage(make_libra
         (lambda f: f.script(f.prompt_blocked("PROHIBITED_CONTENT")), None, "blocked the prompt"),
         (lambda f: None, "wrong-key-0123456789", "API key not valid"),
         (lambda f: f.always(f.server_error(503)), None, "overloaded"),  # the default retries: 1 + 2 + 4 s
+        (lambda f: f.always(f.rate_limited("0.02s")), None, "gave up after 4 attempt(s)"),  # retried the same
     ],
-    ids=["safety", "prompt-blocked", "bad-key", "503"],
+    ids=["safety", "prompt-blocked", "bad-key", "503", "429"],
 )
 def test_a_failed_generation_is_a_failed_job_with_the_reason(
     make_library, photo_dir, app_client, tmp_path, monkeypatch, answer, key, words
@@ -555,7 +556,8 @@ def test_a_failed_generation_is_a_failed_job_with_the_reason(
         r = c.post("/api/generate", json={"brief": "a rocket", "backend": "gemini"})
         assert r.status_code == 202, r.text
         job = wait_job(c, r.json()["id"], timeout=120)
-        assert len(fake.requests) == (4 if "overloaded" in words else 1)  # only a 5xx is retried
+        retried = "overloaded" in words or "gave up" in words
+        assert len(fake.requests) == (4 if retried else 1)  # only a 5xx and a 429 are retried
     assert job["status"] == "failed" and job["result"] is None
     assert words in job["error"], job["error"]
     assert (key or DEFAULT_KEY) not in job["error"]

@@ -209,3 +209,34 @@ def test_thumb_cache_size_comes_from_the_environment(monkeypatch):
     assert ServerConfig.from_env().thumb_cache_bytes == 3 * 1024 * 1024
     monkeypatch.delenv("ASSETRAG_THUMB_CACHE_MB")
     assert ServerConfig.from_env().thumb_cache_bytes == 256 * 1024 * 1024
+
+
+def test_the_sha256_of_a_touched_file_is_computed_once_per_change(tmp_path, monkeypatch):
+    """Same size, another mtime: hashed to compare with the asset id, and the answer remembered by (path,
+    size, mtime) — a second request does not read the file again; a new change is hashed anew."""
+    import hashlib
+
+    from assetrag.server import security
+
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"ingested bytes")
+    asset_id = hashlib.sha256(b"ingested bytes").hexdigest()
+    st = path.stat()
+    hashed = []
+    real = security._sha256_file
+    monkeypatch.setattr(security, "_sha256_file", lambda p: hashed.append(p) or real(p))
+    check = security.IngestedCheck()
+    assert check.same(path, asset_id, st.st_size, st.st_mtime_ns) and hashed == []  # as stored: no hash
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched
+    assert check.same(path, asset_id, st.st_size, st.st_mtime_ns) and len(hashed) == 1
+    assert check.same(path, asset_id, st.st_size, st.st_mtime_ns) and len(hashed) == 1  # remembered
+    path.write_bytes(b"ingested bytez")  # other bytes, the same size, a new mtime
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
+    assert not check.same(path, asset_id, st.st_size, st.st_mtime_ns) and len(hashed) == 2
+    assert not check.same(path, asset_id, st.st_size, st.st_mtime_ns) and len(hashed) == 2
+    assert not check.same(path, asset_id, st.st_size + 1, st.st_mtime_ns) and len(hashed) == 2  # size: no hash
+    small = security.IngestedCheck(max_entries=1)  # bounded: the oldest answer goes first
+    small.same(path, asset_id, st.st_size, None)
+    (tmp_path / "b.jpg").write_bytes(b"ingested bytes")
+    small.same(tmp_path / "b.jpg", asset_id, st.st_size, None)
+    assert len(small._hashes) == 1 and len(hashed) == 4

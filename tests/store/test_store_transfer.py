@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 from store_rows import DIM, assert_holds, make_rows
 
 from assetrag.errors import ModelMismatchError, StoreError
+from assetrag.store.migrations import KILL_ENV
 from assetrag.store.transfer import copy_library
 
 
@@ -80,43 +82,139 @@ def test_what_cannot_be_copied_is_refused_with_what_to_do(tmp_path, make_store):
     assert e.value.built_model == "model-b" and other.count() == 0
 
 
-#: one kill in each phase: after the first batch (a destination just created, part-filled), after the last
-#: batch (every row sent, not flushed; the destination already existed), after the flush (before the check).
-#: A run always copies from the start, upserting by id, so a kill after a middle batch (3, 5) is the same
-#: phase as after the first.
-KILLS = ["transfer.batch.1", "transfer.batch.8", "transfer.copied"]
+def _tampering(dst, change):
+    """`dst.upsert` passing each batch through `change(rows)` first: a destination that loses or alters rows."""
+    real = dst.upsert
+    dst.upsert = lambda rows: real(change([dict(r) for r in rows]))
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda rows: rows[1:] if rows[0]["id"] == f"{0:064x}" else rows, r"1 of 30 rows are missing afterwards"),
+        (lambda rows: [{**r, "vector": [-x for x in r["vector"]]} if r["size"] == 1007 else r for r in rows], "vector"),
+        (lambda rows: [{**r, "tags": ["other"]} if r["size"] == 1007 else r for r in rows], "tags"),
+        (lambda rows: [{**r, "lineage": {}} if r["size"] == 1010 else r for r in rows], "lineage"),
+    ],
+    ids=["missing", "vector", "tags", "lineage"],
+)
+def test_the_check_at_the_end_finds_a_row_missing_or_different(tmp_path, make_store, change, words):
+    """The end of a copy is verified: a destination that lost a row, or holds one with another vector or
+    field, is an error that says to run the copy again — and the run again (untampered) ends identical."""
+    rows = make_rows(30)
+    src = make_store("src", uri=str(tmp_path / "a.db"))
+    src.ensure("model-a", DIM)
+    src.upsert(rows)
+    dst = make_store("dst", uri=str(tmp_path / "b.db"))
+    _tampering(dst, change)
+    with pytest.raises(StoreError, match=rf"(?s){words}.*run the copy again"):
+        copy_library(src, dst, batch=10)
+    del dst.upsert
+    assert copy_library(src, dst, batch=10).destination_rows == 30
+    assert_holds(dst, rows)
+
+
+def test_a_copy_reads_the_source_with_query_iterator_not_offset_paging(tmp_path, make_store, monkeypatch):
+    """Issue #12: the rows are read with pymilvus' iterator (no 16,384-row offset window), never offset/limit."""
+    rows = make_rows(75)
+    src = make_store("src", uri=str(tmp_path / "a.db"))
+    src.ensure("model-a", DIM)
+    src.upsert(rows)
+    calls: list[tuple[str, dict]] = []
+    for method in ("query_iterator", "query"):
+        real = getattr(src.client, method)
+        monkeypatch.setattr(
+            src.client, method, lambda *a, _real=real, _m=method, **kw: calls.append((_m, kw)) or _real(*a, **kw)
+        )
+    dst = make_store("dst", uri=str(tmp_path / "b.db"))
+    assert copy_library(src, dst, batch=20).copied == 75
+    assert ("query_iterator", 20) in {(m, kw.get("batch_size")) for m, kw in calls}
+    assert [kw for m, kw in calls if m == "query" and ("offset" in kw or "limit" in kw)] == []
+    assert_holds(dst, rows)
+
+
+#: where a copy can be killed (store/transfer.py's crash points): after each batch, and after the flush (before
+#: the check at the end). 230 rows in batches of 30 are eight batches (seven full, a short last one): the same
+#: kill points as 2300 rows in batches of 300, a tenth of the data.
+ROWS, BATCH = 230, 30
+KILL_POINTS = [*(f"transfer.batch.{n}" for n in range(1, -(-ROWS // BATCH) + 1)), "transfer.copied"]
+#: kills per copy (≥ 5): the first after the first batch (a destination just created, part-filled: the test
+#: checks it stopped part-way), then, in a seeded random order, three other batches drawn at random and the
+#: point after the flush (its own phase: every row sent, not yet checked). ASSETRAG_TEST_KILL_SEED=<n> draws
+#: others; every message names the points and the seed.
+KILLS = 5
+KILL_SEED = int(os.environ.get("ASSETRAG_TEST_KILL_SEED", "12"))
+
+
+def draw_kill_points(rng: random.Random) -> list[str]:
+    rest = [*rng.sample(KILL_POINTS[1:-1], KILLS - 2), KILL_POINTS[-1]]
+    rng.shuffle(rest)
+    return [KILL_POINTS[0], *rest]
+
+
+def copy_killed_then_finished(src: tuple[str, str], dst: tuple[str, str], points: list[str], count) -> str:
+    """Run `copy_library` from `src` to `dst` ((uri, library name)) in a child process SIGKILLed at each of
+    `points` in turn (as kill -9 would), then once to the end; returns what was run, for messages."""
+    code = (
+        "import json\n"
+        "from assetrag.store import Store\n"
+        "from assetrag.store.transfer import copy_library\n"
+        f"src, dst = Store({src[0]!r}, {src[1]!r}), Store({dst[0]!r}, {dst[1]!r})\n"
+        f"print(json.dumps(copy_library(src, dst, batch={BATCH}).to_dict()))\n"
+    )
+    where = f"{src[1]} -> {dst[1]} killed at {points} (ASSETRAG_TEST_KILL_SEED={KILL_SEED})"
+    plain = {k: v for k, v in os.environ.items() if k != KILL_ENV}
+    for i, point in enumerate([*points, None]):
+        env = {**plain, KILL_ENV: point} if point else plain
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == (-9 if point else 0), f"{where}: run {i} ({point}): {res.stdout}{res.stderr}"
+        if i == 0:
+            held = count()
+            assert 0 < held < ROWS, f"{where}: the first kill did not stop it part-way ({held} rows copied)"
+    report = json.loads(res.stdout.splitlines()[-1])
+    assert (report["rows"], report["destination_rows"]) == (ROWS, ROWS), f"{where}: {report}"
+    return where
+
+
+def holds(store, rows: list[dict], where: str) -> None:
+    """`assert_holds`, its failure naming the kill points that led to it."""
+    try:
+        assert_holds(store, rows)
+    except AssertionError as e:
+        raise AssertionError(f"{where}: {e}") from e
 
 
 def test_a_copy_killed_anywhere_and_run_again_ends_identical(tmp_path, make_store, store_uri):
-    """SIGKILL (the process dies as with kill -9) after the first batch, the last one, and after the copy;
-    a run to the end then leaves exactly the source's rows. 230 rows in batches of 30 are the same eight
-    batches (seven full, a short last one) as 2300 in batches of 300: the same kill points, a tenth of the data."""
-    rows = make_rows(230, seed=3)
+    """A copy SIGKILLed at 5 points (the first batch, then three more batches drawn at random and the point
+    after the flush, in random order) and run again leaves exactly the source's rows. On the server backend
+    that is Lite -> server, and then server -> a new Lite file, killed 5 times too, which must hold exactly
+    the original rows (ids, vectors, every field)."""
+    rng = random.Random(KILL_SEED)
+    rows = make_rows(ROWS, seed=3)
     src = make_store("src", uri=str(tmp_path / "src.db"))
     src.ensure("model-a", DIM)
     src.upsert(rows)
     src.close()
     dst = make_store("dst")  # on the test's backend (a second Lite file, or the server)
-    dst_uri, dst_name = dst.uri, dst.name
     dst.close()
-    code = (
-        "import json\n"
-        "from assetrag.store import Store\n"
-        "from assetrag.store.transfer import copy_library\n"
-        f"src, dst = Store({src.uri!r}, 'src'), Store({dst_uri!r}, {dst_name!r})\n"
-        "print(json.dumps(copy_library(src, dst, batch=30).to_dict()))\n"
-    )
-    counts = []
-    for point in [*KILLS, None]:
-        env = {**os.environ, "ASSETRAG_TEST_KILL_AT": point} if point else dict(os.environ)
-        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-        assert res.returncode == (-9 if point else 0), res.stdout + res.stderr
-        if point == "transfer.batch.1":
-            probe = make_store("dst")
-            counts.append(probe.count())
-            probe.close()
-    assert 0 < counts[0] < 230  # the first kill did stop it part-way
-    report = json.loads(res.stdout.splitlines()[-1])
-    assert (report["rows"], report["destination_rows"]) == (230, 230)
+
+    def count(store_name: str, uri: str | None = None):
+        def probe() -> int:
+            store = make_store(store_name, uri=uri)
+            n = store.count()
+            store.close()
+            return n
+
+        return probe
+
+    there = draw_kill_points(rng)
+    where = copy_killed_then_finished((src.uri, src.name), (dst.uri, dst.name), there, count("dst"))
     final = make_store("dst")
-    assert_holds(final, rows)
+    holds(final, rows, where)
+    final.close()
+    if not dst.is_server:
+        return
+    back_uri = str(tmp_path / "back.db")
+    back = draw_kill_points(rng)
+    where = copy_killed_then_finished((dst.uri, dst.name), (back_uri, "back"), back, count("back", back_uri))
+    holds(make_store("back", uri=back_uri), rows, where)
