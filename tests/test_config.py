@@ -74,6 +74,8 @@ def test_the_project_file_overrides_the_users(project):
         ('token = "root:Milvus"\n', "secret.*ASSETRAG_MILVUS_TOKEN"),
         ('colour = "red"\n', "unknown setting 'colour'"),
         ('batch_size = "big"\n', "batch_size must be a whole number"),
+        ('generation_timeout_s = "slow"\n', "generation_timeout_s must be a number"),
+        ("generation_timeout_s = 0\n", "generation timeout must be a number of seconds > 0.*got 0"),
         ("library = [\n", "cannot read config file"),
         ('library = "bad name!"\n', "library"),
     ],
@@ -82,6 +84,23 @@ def test_bad_files_say_what_to_fix(project, text, message):
     (project / "assetrag.toml").write_text(text)
     with pytest.raises(ConfigError, match=message):
         Settings.load()
+
+
+def test_the_generation_timeout_comes_from_the_file_the_env_or_the_default(project, monkeypatch):
+    monkeypatch.delenv("ASSETRAG_GENERATION_TIMEOUT", raising=False)
+    s = Settings.load()
+    assert s.generation_timeout_s == 120 and s.sources["generation_timeout_s"] == "default"
+    (project / "assetrag.toml").write_text("generation_timeout_s = 45\n")
+    s = Settings.load()
+    assert s.generation_timeout_s == 45 and s.sources["generation_timeout_s"].endswith("assetrag.toml")
+    monkeypatch.setenv("ASSETRAG_GENERATION_TIMEOUT", "2.5")
+    s = Settings.load()
+    assert s.generation_timeout_s == 2.5 and s.sources["generation_timeout_s"] == "env ASSETRAG_GENERATION_TIMEOUT"
+    for bad, words in (("soon", "'soon' is not a number"), ("0", "> 0"), ("-3", "> 0"), ("nan", "> 0")):
+        monkeypatch.setenv("ASSETRAG_GENERATION_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match="ASSETRAG_GENERATION_TIMEOUT") as info:
+            Settings.load()
+        assert words in str(info.value)
 
 
 def test_a_missing_config_file_is_refused(project):
@@ -107,7 +126,7 @@ def test_global_options_may_follow_the_command():
 def test_the_command_line_reads_options_after_the_verb_and_the_doctor_says_where_settings_came_from(project, photo_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSETRAG_")}
     env |= {"ASSETRAG_TORCH_THREADS": "2", "XDG_CONFIG_HOME": str(project / "xdg")}
-    (project / "assetrag.toml").write_text('library = "from_file"\n')
+    (project / "assetrag.toml").write_text('library = "from_file"\ngeneration_timeout_s = 45\n')
     db = project / "after.db"
     cli = [sys.executable, "-m", "assetrag.cli"]
     done = subprocess.run(
@@ -122,3 +141,4 @@ def test_the_command_line_reads_options_after_the_verb_and_the_doctor_says_where
     doctor = run_in_process("doctor", "--uri", str(db), env=env, cwd=project)
     line = next(x for x in doctor.stdout.splitlines() if "settings" in x)
     assert f"uri={db} (flag)" in line and f"library=from_file ({Path(project) / 'assetrag.toml'})" in line
+    assert f"generation_timeout_s=45 ({Path(project) / 'assetrag.toml'})" in line

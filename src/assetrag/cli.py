@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -15,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from assetrag import objects
-from assetrag.config import DEFAULT_MAX_DELETE, Settings
+from assetrag.config import DEFAULT_GENERATION_TIMEOUT_S, DEFAULT_MAX_DELETE, Settings
 from assetrag.errors import AssetragError, BadVideoError, ConfigError
 from assetrag.library import NEAR_DUPLICATE_DISTANCE, Library, lean_process
 from assetrag.search import DEFAULT_MODE, DEFAULT_RERANK, DEFAULT_RERANK_N, SearchHit
@@ -428,6 +429,13 @@ def generate(
     aspect_ratio: Annotated[str | None, typer.Option(help="e.g. 16:9 (the backend says which it takes)")] = None,
     size: Annotated[str | None, typer.Option(help="backend-specific size, e.g. 1024x1024")] = None,
     seed: Annotated[int | None, typer.Option(help="seed (backends that take one)")] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="seconds one request to the backend may take; a request that runs past it fails and is not "
+            f"retried (env ASSETRAG_GENERATION_TIMEOUT, default {DEFAULT_GENERATION_TIMEOUT_S:g})"
+        ),
+    ] = None,
     min_fidelity: Annotated[float | None, typer.Option(help="flag outputs less similar to their references")] = None,
     dry_run: Annotated[bool, typer.Option(help="print the plan and write the reference board; call no API")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print plan/result as JSON")] = False,
@@ -438,6 +446,8 @@ def generate(
 
     if refs != "auto" and not refs.isdigit():
         raise typer.BadParameter("--refs takes 'auto' or a number")
+    if timeout is not None and not 0 < timeout < math.inf:
+        raise typer.BadParameter(f"--timeout takes a number of seconds > 0, got {timeout:g}")
     with _lib() as lib:
         p = rag.plan(
             lib,
@@ -460,7 +470,12 @@ def generate(
         result = rag.run(
             lib,
             p,
-            options=GenerationOptions(aspect_ratio=aspect_ratio, size=size, seed=seed),
+            options=GenerationOptions(
+                aspect_ratio=aspect_ratio,
+                size=size,
+                seed=seed,
+                timeout_s=timeout if timeout is not None else state.settings.generation_timeout_s,
+            ),
             out=output,
             min_fidelity=min_fidelity,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import unicodedata
@@ -30,6 +31,9 @@ DEFAULT_BULK_THRESHOLD = 50_000
 #: `assetrag.embedding.runtime`
 RUNTIME_CHOICES = ("auto", "onnx", "torch")
 QUANTIZE_CHOICES = ("auto", "none", "int8")
+#: seconds one generation request may take before it counts as failed (`assetrag generate --timeout`,
+#: ASSETRAG_GENERATION_TIMEOUT, the API's `timeout_s`); a request that times out is not retried
+DEFAULT_GENERATION_TIMEOUT_S = 120.0
 
 
 #: what a Milvus server accepts as a collection name (Milvus Lite accepts more, e.g. '-': a library made there
@@ -72,6 +76,16 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not an integer; set it to a whole number or unset it") from exc
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. 30 or 2.5, or unset it") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the library lives, which model embeds it and how hard to work.
@@ -103,6 +117,9 @@ class Settings:
     bulk_stage: str | None = None
     bulk_server_path: str | None = None
     bulk_threshold: int = DEFAULT_BULK_THRESHOLD
+    #: seconds one generation request may take (the default of `assetrag generate --timeout` and of the API's
+    #: `timeout_s`); a timed-out request is not retried
+    generation_timeout_s: float = DEFAULT_GENERATION_TIMEOUT_S
     #: where each setting came from: "flag", "env ASSETRAG_…", "<file> [profile.x]" or "default"
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -148,6 +165,7 @@ class Settings:
             bulk_stage=os.environ.get("ASSETRAG_BULK_STAGE") or None,
             bulk_server_path=os.environ.get("ASSETRAG_BULK_SERVER_PATH") or None,
             bulk_threshold=_env_int("ASSETRAG_BULK_THRESHOLD", DEFAULT_BULK_THRESHOLD),
+            generation_timeout_s=_env_float("ASSETRAG_GENERATION_TIMEOUT", DEFAULT_GENERATION_TIMEOUT_S),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         settings = replace(base, **clean)
@@ -179,6 +197,11 @@ class Settings:
             )
         if self.bulk_threshold < 1:
             raise ConfigError(f"bulk threshold must be ≥ 1, got {self.bulk_threshold}")
+        if not (0 < self.generation_timeout_s < math.inf):  # also refuses NaN
+            raise ConfigError(
+                f"generation timeout must be a number of seconds > 0 (ASSETRAG_GENERATION_TIMEOUT, "
+                f"generation_timeout_s in {CONFIG_NAME}, or --timeout), got {self.generation_timeout_s}"
+            )
         check_library_name(self.library)
 
     @property
@@ -214,11 +237,13 @@ ENV_VARS = {
     "bulk_stage": "ASSETRAG_BULK_STAGE",
     "bulk_server_path": "ASSETRAG_BULK_SERVER_PATH",
     "bulk_threshold": "ASSETRAG_BULK_THRESHOLD",
+    "generation_timeout_s": "ASSETRAG_GENERATION_TIMEOUT",
 }
 #: settings a file may not hold (secrets come from the environment only)
 SECRETS = frozenset({"token"})
 CONFIG_NAME = "assetrag.toml"
 _INTS = frozenset({"batch_size", "workers", "torch_threads", "bulk_threshold"})
+_NUMBERS = frozenset({"generation_timeout_s"})  # an int or a float
 
 
 def config_files(config: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -278,5 +303,7 @@ def _check_key(key: str, value: object, where: str) -> None:
         raise ConfigError(f"{where}: unknown setting {key!r}; known: {known}")
     if key in _INTS and (not isinstance(value, int) or isinstance(value, bool)):
         raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
-    if key not in _INTS and not isinstance(value, str):
+    if key in _NUMBERS and (not isinstance(value, int | float) or isinstance(value, bool)):
+        raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+    if key not in _INTS | _NUMBERS and not isinstance(value, str):
         raise ConfigError(f"{where}: {key} must be a string, got {value!r}")

@@ -435,8 +435,13 @@ class Library:
         options: Any = None,
         generator_options: dict[str, Any] | None = None,
     ) -> Any:
-        """Plan, generate, save and store back a new image grounded on this library (`GenerationResult`)."""
+        """Plan, generate, save and store back a new image grounded on this library (`GenerationResult`).
+        `options` default: `GenerationOptions` with this library's `settings.generation_timeout_s`."""
         from assetrag import rag
+        from assetrag.generation import GenerationOptions
+
+        if options is None:
+            options = GenerationOptions(timeout_s=self.settings.generation_timeout_s)
 
         p = rag.plan(
             self,

@@ -21,6 +21,7 @@ from assetrag.generation import (
     GenerationRateLimited,
     GenerationUnavailable,
 )
+from cli_support import run_in_process
 from fakes.gemini_server import DEFAULT_KEY, FakeGemini
 
 FAST = GenerationOptions(timeout_s=5, max_retries=2, retry_backoff_s=0.01, max_retry_wait_s=2)
@@ -57,7 +58,7 @@ FAILURES = {
         DEFAULT_KEY,
         replace(FAST, timeout_s=0.3),
         GenerationUnavailable,
-        "timeout_s=0.3",
+        "timed out: no answer within timeout_s=0.3",
         1,
     ),
     "bad key": (lambda f: None, "wrong-key", FAST, GenerationAuthError, "API key not valid", 1),
@@ -98,7 +99,7 @@ def test_a_generation_failure_through_rag_run_leaves_nothing_behind(lib, tmp_pat
     assert lib.search("a cat", k=10, where='source == "synthetic"') == []
 
 
-def _cli_generate(uri: str, fake: FakeGemini, key: str, out: str) -> subprocess.CompletedProcess[str]:
+def _cli_env(uri: str, fake: FakeGemini, key: str, **more: str) -> dict[str, str]:
     env = {
         **os.environ,
         "ASSETRAG_URI": uri,
@@ -106,10 +107,23 @@ def _cli_generate(uri: str, fake: FakeGemini, key: str, out: str) -> subprocess.
         "ASSETRAG_TORCH_THREADS": "2",
         "GEMINI_API_KEY": key,
         "ASSETRAG_GEMINI_BASE_URL": fake.base_url,
+        **more,
     }
     env.pop("GOOGLE_API_KEY", None)
+    return env
+
+
+def _cli_generate(uri: str, fake: FakeGemini, key: str, out: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "assetrag.cli", "generate", "a cat", "--backend", "gemini", "-o", out]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(cmd, capture_output=True, text=True, env=_cli_env(uri, fake, key), timeout=300)
+
+
+def _cli_generate_in_process(
+    uri: str, fake: FakeGemini, out: str, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The same command in this process (no interpreter start): for the cases a real process adds nothing to."""
+    cli = ("generate", "a cat", "--backend", "gemini", "-o", out, *args)
+    return run_in_process(*cli, env=_cli_env(uri, fake, DEFAULT_KEY, **env))
 
 
 def test_cli_generate_failures_exit_2_with_the_reason(make_library, photo_dir, tmp_path):
@@ -127,11 +141,27 @@ def test_cli_generate_failures_exit_2_with_the_reason(make_library, photo_dir, t
         limited = _cli_generate(uri, fake, DEFAULT_KEY, str(out))
         assert len(fake.requests) == 2 + 4
         fake.always(None)
+        # a vendor slower than the timeout: the setting's (ASSETRAG_GENERATION_TIMEOUT), then --timeout over it;
+        # a timed-out request is not retried
+        fake.script(fake.slow(4.0), fake.slow(4.0))
+        slow_env = _cli_generate_in_process(uri, fake, str(out), ASSETRAG_GENERATION_TIMEOUT="1.5")
+        slow_flag = _cli_generate_in_process(uri, fake, str(out), "--timeout", "1", ASSETRAG_GENERATION_TIMEOUT="600")
+        assert len(fake.requests) == 2 + 4 + 2
+        bad_flag = _cli_generate_in_process(uri, fake, str(out), "--timeout", "0")
+        assert len(fake.requests) == 2 + 4 + 2
+        assert not out.exists()  # no failure wrote anything
         fake.script(fake.image())  # and the same command succeeds once the API does
         ok = _cli_generate(uri, fake, DEFAULT_KEY, str(out))
-    for res, words in ((blocked, "IMAGE_SAFETY"), (bad_key, "API key not valid"), (limited, "gave up after 4")):
+    for res, words in (
+        (blocked, "IMAGE_SAFETY"),
+        (bad_key, "API key not valid"),
+        (limited, "gave up after 4"),
+        (slow_env, "Gemini timed out: no answer within timeout_s=1.5 s"),
+        (slow_flag, "Gemini timed out: no answer within timeout_s=1 s"),
+    ):
         assert res.returncode == 2, res.stdout + res.stderr
         assert "error:" in res.stderr and words in res.stderr and "Traceback" not in res.stderr
         assert "wrong-key" not in res.stderr + res.stdout
+    assert bad_flag.returncode == 2 and "--timeout takes a number of seconds > 0" in bad_flag.stderr
     assert ok.returncode == 0, ok.stderr
     assert out.is_file() and "stored as" in ok.stdout

@@ -530,30 +530,41 @@ def test_generated_image_comes_back_as_a_synthetic_asset_with_lineage(make_libra
 
 
 @pytest.mark.parametrize(
-    ("answer", "key", "words"),
+    ("answer", "key", "words", "timeouts"),
     [
-        (lambda f: f.script(f.finish("IMAGE_SAFETY")), None, "IMAGE_SAFETY"),
-        (lambda f: f.script(f.prompt_blocked("PROHIBITED_CONTENT")), None, "blocked the prompt"),
-        (lambda f: None, "wrong-key-0123456789", "API key not valid"),
-        (lambda f: f.always(f.server_error(503)), None, "overloaded"),  # the default retries: 1 + 2 + 4 s
-        (lambda f: f.always(f.rate_limited("0.02s")), None, "gave up after 4 attempt(s)"),  # retried the same
+        (lambda f: f.script(f.finish("IMAGE_SAFETY")), None, "IMAGE_SAFETY", {}),
+        (lambda f: f.script(f.prompt_blocked("PROHIBITED_CONTENT")), None, "blocked the prompt", {}),
+        (lambda f: None, "wrong-key-0123456789", "API key not valid", {}),
+        (lambda f: f.always(f.server_error(503)), None, "overloaded", {}),  # the default retries: 1 + 2 + 4 s
+        (lambda f: f.always(f.rate_limited("0.02s")), None, "gave up after 4 attempt(s)", {}),  # retried the same
+        # slower than the server's setting (ASSETRAG_GENERATION_TIMEOUT), or than the request's timeout_s over it
+        (lambda f: f.script(f.slow(4.0)), None, "timed out: no answer within timeout_s=1.5 s", {"env": "1.5"}),
+        (lambda f: f.script(f.slow(4.0)), None, "timed out: no answer within timeout_s=1 s", {"env": "600", "body": 1}),
     ],
-    ids=["safety", "prompt-blocked", "bad-key", "503", "429"],
+    ids=["safety", "prompt-blocked", "bad-key", "503", "429", "timeout-setting", "timeout-request"],
 )
 def test_a_failed_generation_is_a_failed_job_with_the_reason(
-    make_library, photo_dir, app_client, tmp_path, monkeypatch, answer, key, words
+    make_library, photo_dir, app_client, tmp_path, monkeypatch, answer, key, words, timeouts
 ):
     from fakes.gemini_server import DEFAULT_KEY, FakeGemini
 
+    if "env" in timeouts:
+        monkeypatch.setenv("ASSETRAG_GENERATION_TIMEOUT", timeouts["env"])  # read by the library's Settings
     lib = make_library()
     lib.ingest(photo_dir)
     config = server_config(tmp_path, roots=(photo_dir,))
     c = app_client(lib, config)
+    body = {"brief": "a rocket", "backend": "gemini"}
+    if "body" in timeouts:
+        for out_of_bounds in (0, 0.5, 601):
+            r = c.post("/api/generate", json={**body, "timeout_s": out_of_bounds})
+            assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["timeout_s"], r.text
+        body["timeout_s"] = timeouts["body"]
     with FakeGemini() as fake:
         monkeypatch.setenv("GEMINI_API_KEY", key or DEFAULT_KEY)
         monkeypatch.setenv("ASSETRAG_GEMINI_BASE_URL", fake.base_url)
         answer(fake)
-        r = c.post("/api/generate", json={"brief": "a rocket", "backend": "gemini"})
+        r = c.post("/api/generate", json=body)
         assert r.status_code == 202, r.text
         job = wait_job(c, r.json()["id"], timeout=120)
         retried = "overloaded" in words or "gave up" in words

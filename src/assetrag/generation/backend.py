@@ -162,8 +162,8 @@ class RemoteBackend(Backend):
         """No answer within `timeout_s` (not retried)."""
         return Verdict(
             GenerationUnavailable(
-                f"{self.label} did not answer within timeout_s={opts.timeout_s:g}; "
-                "raise the timeout or try again later",
+                f"{self.label} timed out: no answer within timeout_s={opts.timeout_s:g} s; raise the timeout "
+                "(assetrag generate --timeout, ASSETRAG_GENERATION_TIMEOUT, the API's timeout_s) or try again later",
                 timed_out=True,
                 backend=self.name,
             )

@@ -203,8 +203,9 @@ class DiffusersGenerator(Backend):
                 )
         except _Timeout:
             raise GenerationUnavailable(
-                f"the local pipeline ran past timeout_s={opts.timeout_s:g}; raise it, lower "
-                "num_inference_steps or the size",
+                f"the local pipeline timed out: it ran past timeout_s={opts.timeout_s:g} s; raise it (assetrag "
+                "generate --timeout, ASSETRAG_GENERATION_TIMEOUT, the API's timeout_s), lower num_inference_steps "
+                "or the size",
                 timed_out=True,
                 backend=BACKEND,
             ) from None

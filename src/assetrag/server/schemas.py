@@ -14,6 +14,8 @@ from assetrag.search import Understood as _Understood
 T = TypeVar("T")
 
 MAX_LIMIT = 200
+#: the bounds of a generate request's `timeout_s` (seconds)
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 1, 600
 
 
 def model_of(cls: type, name: str, doc: str, *, config: ConfigDict | None = None, **extra: Any) -> type[BaseModel]:
@@ -124,6 +126,13 @@ class GenerateRequest(PlanRequest):
     aspect_ratio: str | None = None
     size: str | None = None
     seed: int | None = None
+    timeout_s: float | None = Field(
+        None,
+        ge=MIN_TIMEOUT_S,
+        le=MAX_TIMEOUT_S,
+        description="seconds one request to the backend may take (a request that runs past it fails the job and is "
+        "not retried); default: the server's ASSETRAG_GENERATION_TIMEOUT (120 unless set)",
+    )
     min_fidelity: float | None = Field(None, ge=-1.0, le=1.0, description="flag results below this fidelity")
     store_back: bool | None = Field(
         None, description="add the result to the library as a synthetic asset (default: yes, except for board)"

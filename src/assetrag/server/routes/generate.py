@@ -5,6 +5,8 @@ The RAG loop is `assetrag.rag`; this module calls
     plan = rag.plan(lib, brief, backend=, refs=<cap>, collection=, style_collection=, include_synthetic=)
     result = rag.run(lib, plan, options=GenerationOptions, out=<file>, min_fidelity=, store_back=)
 
+`GenerationOptions.timeout_s` is the request's `timeout_s`, else the server's `generation_timeout_s` setting.
+
 The page lets the user swap or remove references; it sends its choice back as `refs` (brief item →
 asset ids). The server re-plans and replaces the plan's chosen references with those assets, each
 looked up in the library by id: a client can only ever point at stored assets, never at a file path.
@@ -248,12 +250,12 @@ async def generate(request: Request, state: Annotated[AppState, Depends(get_stat
     given = await save_given(state, files, Path(state.config.generated_dir) / "given")
     # a bad choice is a 400 now, not a failed job
     planned = await run_in_threadpool(make_plan, state, body, given)
-    opts = {k: v for k, v in (("aspect_ratio", body.aspect_ratio), ("size", body.size), ("seed", body.seed)) if v}
-    options = None
-    if opts:
-        from assetrag.generation import GenerationOptions
+    from assetrag.generation import GenerationOptions
 
-        options = GenerationOptions(**opts)
+    opts = {k: v for k, v in (("aspect_ratio", body.aspect_ratio), ("size", body.size), ("seed", body.seed)) if v}
+    # the request's timeout, else the server's setting (ASSETRAG_GENERATION_TIMEOUT)
+    timeout_s = body.timeout_s if body.timeout_s is not None else state.library.settings.generation_timeout_s
+    options = GenerationOptions(timeout_s=timeout_s, **opts)
 
     def work(job: Job) -> dict[str, Any]:
         job.step(f"generating with {planned.backend}")
