@@ -577,6 +577,28 @@ def test_a_failed_generation_is_a_failed_job_with_the_reason(
     assert not config.generated_dir.exists() or not any(config.generated_dir.rglob("*.png"))
 
 
+@pytest.mark.parametrize("seed", [0, 7])
+def test_a_generation_request_passes_its_options_to_the_vendor(
+    make_library, photo_dir, app_client, tmp_path, monkeypatch, seed
+):
+    """The request's seed (0 included), aspect ratio and timeout reach the vendor's request."""
+    from fakes.gemini_server import DEFAULT_KEY, FakeGemini
+
+    lib = make_library()
+    lib.ingest(photo_dir)
+    c = app_client(lib, server_config(tmp_path, roots=(photo_dir,)))
+    with FakeGemini() as fake:
+        monkeypatch.setenv("GEMINI_API_KEY", DEFAULT_KEY)
+        monkeypatch.setenv("ASSETRAG_GEMINI_BASE_URL", fake.base_url)
+        body = {"brief": "a rocket", "backend": "gemini", "seed": seed, "aspect_ratio": "16:9", "timeout_s": 30}
+        r = c.post("/api/generate", json=body)
+        assert r.status_code == 202, r.text
+        job = wait_job(c, r.json()["id"], timeout=120)
+        assert job["status"] == "done", job["error"]
+        config = fake.requests[0].json["generationConfig"]
+    assert config["seed"] == seed and config["imageConfig"]["aspectRatio"] == "16:9", config
+
+
 def test_generate_backends_say_which_can_run_and_why_not(client, monkeypatch, tmp_path):
     for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ASSETRAG_DIFFUSERS_CHECKPOINT"):
         monkeypatch.delenv(var, raising=False)

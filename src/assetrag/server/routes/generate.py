@@ -252,7 +252,9 @@ async def generate(request: Request, state: Annotated[AppState, Depends(get_stat
     planned = await run_in_threadpool(make_plan, state, body, given)
     from assetrag.generation import GenerationOptions
 
-    opts = {k: v for k, v in (("aspect_ratio", body.aspect_ratio), ("size", body.size), ("seed", body.seed)) if v}
+    opts: dict[str, Any] = {k: v for k, v in (("aspect_ratio", body.aspect_ratio), ("size", body.size)) if v}
+    if body.seed is not None:  # 0 is a seed like any other
+        opts["seed"] = body.seed
     # the request's timeout, else the server's setting (ASSETRAG_GENERATION_TIMEOUT)
     timeout_s = body.timeout_s if body.timeout_s is not None else state.library.settings.generation_timeout_s
     options = GenerationOptions(timeout_s=timeout_s, **opts)
