@@ -54,6 +54,30 @@ def test_a_video_hit_has_its_time_a_play_url_a_range_served_original_and_a_frame
         assert len(grouped["items"]) == 1 and grouped["items"][0]["moments"] == [pytest.approx(0.0)]
 
 
+def test_a_touched_video_is_still_served_and_one_with_other_bytes_is_a_409(tmp_path, photo_arrays, offline_embedder):
+    """The same bytes with a new mtime (touched, restored from a backup) are the ingested video: its keyframes
+    are compared by the video's sha256 (`video_id`), not by their own ids."""
+    root = tmp_path / "roots" / "library"
+    video = make_video(root / "films" / "promo.mp4", [photo_arrays["cat"], photo_arrays["rocket"]])
+    original = video.read_bytes()
+    with Library(tmp_path / "lib.db", library="assets", embedder=offline_embedder) as lib:
+        assert lib.ingest(root).keyframes == 2
+        with TestClient(create_app(lib, server_config(tmp_path))) as client:
+            hits = client.get("/api/search", params={"q": "a rocket", "limit": 5, "mode": "vector"}).json()["items"]
+            assert {h["media"] for h in hits} == {"video_frame"} and len(hits) == 2
+            later = video.stat().st_mtime + 60
+            os.utime(video, (later, later))  # touched: the same bytes
+            for hit in hits:
+                assert client.get(hit["image_url"], headers={"Range": "bytes=0-99"}).status_code == 206
+                assert client.get(hit["thumb_url"]).status_code == 200
+            changed = bytearray(original)
+            changed[len(changed) // 2] ^= 0xFF  # other bytes, the same size
+            video.write_bytes(bytes(changed))
+            os.utime(video, (later + 60, later + 60))
+            res = client.get(hits[0]["image_url"])
+            assert res.status_code == 409 and "changed since ingest" in res.json()["detail"]
+
+
 def lib_frame_reference(base: Path) -> np.ndarray:
     from assetrag.video import frame_at
 

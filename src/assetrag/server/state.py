@@ -109,7 +109,8 @@ class AppState:
             real = safe_asset_file([stored], self.config.roots, self.own_dirs)
             if real is None:
                 continue
-            if self.ingested.same(real, hit.id, size, mtimes.get(stored)):
+            # a keyframe's id is not its file's sha256: its video's is (`video_id`)
+            if self.ingested.same(real, hit.video_id or hit.id, size, mtimes.get(stored)):
                 return real
             changed = True
         if changed:
