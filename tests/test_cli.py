@@ -118,6 +118,25 @@ def test_cli_user_errors_are_one_clear_line(tmp_path, photo_dir):
     assert "use e.g. 'my_assets'" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_cli_prints_bracketed_names_as_text_not_markup(tmp_path, photo_arrays):
+    """Paths, tags, queries and error messages are the user's words: '[final]' is printed, '[b]' is not eaten as
+    bold, and '[/x]' (a closing tag Rich cannot match) is not a traceback."""
+    folder = tmp_path / "lib" / "[final]"
+    folder.mkdir(parents=True)
+    Image.fromarray(photo_arrays["coffee"]).save(folder / "coffee [red].jpg")
+    (folder / "broken [b].jpg").write_bytes(b"not an image")
+    uri = tmp_path / "cli.db"
+    res = _run_here("ingest", str(tmp_path / "lib"), uri=uri)
+    assert "errors 1" in res.stdout and "broken [b].jpg" in res.stdout
+    res = _run_here("search", "a [/b] cup", "-k", "1", "--mode", "vector", uri=uri)
+    assert str(folder / "coffee [red].jpg") in res.stdout and "[final]" in res.stdout and "a [/b] cup" in res.stdout
+    assert "[final]" in _run_here("stats", uri=uri).stdout
+    res = _run_here("search", "--image", str(tmp_path / "[/x]nope.png"), uri=uri, check=False)
+    assert res.returncode == 2 and "[/x]nope.png does not exist" in res.stderr and "Traceback" not in res.stderr
+    res = _run_here("ingest", "--help", uri=uri)
+    assert "assetrag[ray]" in res.stdout.replace("\n", "").replace(" ", "").replace("│", "")
+
+
 def test_cli_duplicates_index_and_doctor(tmp_path, photo_dir):
     """In this process: the CLI's start as a process is covered by the other tests here."""
     uri = tmp_path / "cli.db"

@@ -79,7 +79,7 @@ def _global(
         typer.Option(help="settings file (default: ./assetrag.toml over ~/.config/assetrag/assetrag.toml)"),
     ] = None,
     profile: Annotated[
-        str | None, typer.Option(help="a [profile.NAME] table of the settings file (env ASSETRAG_PROFILE)")
+        str | None, typer.Option(help="a \\[profile.NAME] table of the settings file (env ASSETRAG_PROFILE)")
     ] = None,
 ) -> None:
     """Global options may also follow the command (`assetrag ingest --uri x.db photos/`). Precedence: flags >
@@ -103,7 +103,7 @@ def _global(
 
 
 def _lib() -> Library:
-    return Library(settings=state.settings, announce=lambda msg: err.print(f"[yellow]{msg}[/]"))
+    return Library(settings=state.settings, announce=lambda msg: err.print(f"[yellow]{escape(msg)}[/]"))
 
 
 class RichProgress:
@@ -183,7 +183,7 @@ def ingest(
     ] = None,
     engine: Annotated[
         str,
-        typer.Option(help="local | ray: read, decode and embed on a Ray cluster (pip install 'assetrag[ray]')"),
+        typer.Option(help="local | ray: read, decode and embed on a Ray cluster (pip install 'assetrag\\[ray]')"),
     ] = "local",
     address: Annotated[
         str | None,
@@ -289,7 +289,7 @@ def _print_done(report: Any, verbose: bool) -> None:
     if report.errors:
         table = Table("file", "problem", title=f"{len(report.errors)} file(s) not ingested", title_justify="left")
         for e in report.errors[:50]:
-            table.add_row(e.path, e.reason)
+            table.add_row(escape(e.path), escape(e.reason))
         out.print(table)
         if len(report.errors) > 50:
             out.print(f"… and {len(report.errors) - 50} more (use --errors FILE for the full list)")
@@ -378,9 +378,9 @@ def search(
         )
     if not as_json:
         if hits.understood:
-            err.print(f"[cyan]{hits.understood.describe()}[/] (--no-understand searches the words as given)")
+            err.print(f"[cyan]{escape(hits.understood.describe())}[/] (--no-understand searches the words as given)")
         for note in hits.notes:
-            err.print(f"[cyan]{note}[/]")
+            err.print(f"[cyan]{escape(note)}[/]")
     title = " + ".join(x for x in (f'"{text}"' if text else "", f"image {image.name}" if image else "") if x)
     if sheet:
         from assetrag.render import SheetTile, render_contact_sheet
@@ -391,13 +391,21 @@ def search(
     else:
         fused = any(h.fused_score is not None for h in hits)
         cols = ["#", "score", *(["match"] if fused else []), "path", "collection", "tags"]
-        table = Table(*cols, title=title, title_justify="left")
+        table = Table(*cols, title=escape(title), title_justify="left")
         for i, h in enumerate(hits):
             match = [_match(h)] if fused else []
             if i == hits.weak_from:  # the calibrated "no good match" line (docs/quality.md)
                 table.add_row("", "", *([""] if fused else []), f"[yellow]{hits.weak_line()}[/]", "", "")
             where = moment_label(h.path, h.time)
-            row = (str(h.rank), f"{h.score:.3f}", *match, where, h.collection, ", ".join(h.tags))
+            # paths, collections and tags are the user's words: "[draft]" or "[/b]" is text, not markup
+            row = (
+                str(h.rank),
+                f"{h.score:.3f}",
+                *match,
+                escape(where),
+                escape(h.collection),
+                escape(", ".join(h.tags)),
+            )
             table.add_row(*row, style="dim" if h.weak else None)
         out.print(table if hits else "no results")
     if sheet:
@@ -465,7 +473,7 @@ def generate(
                 _print_json({"plan": p.to_dict(), "board": board.metadata["output_path"]})
             else:
                 out.print(p.describe(), markup=False, highlight=False)
-                out.print(f"reference board: {board.metadata['output_path']}")
+                out.print(f"reference board: {board.metadata['output_path']}", markup=False)
             return
         result = rag.run(
             lib,
@@ -488,10 +496,11 @@ def generate(
     out.print(
         f"image: {meta['output_path']} · model {result.model}"
         + (f" · fidelity {fid:.3f}" if fid is not None else "")
-        + (f" · stored as {meta['asset_id']}" if meta.get("asset_id") else "")
+        + (f" · stored as {meta['asset_id']}" if meta.get("asset_id") else ""),
+        markup=False,
     )
     for w in result.warnings:
-        err.print(f"[yellow]warning:[/] {w}")
+        err.print(f"[yellow]warning:[/] {escape(w)}")
 
 
 def _print_json(data: Any) -> None:
@@ -547,7 +556,7 @@ def eval_(
             root=base_root,
             ingest=ingest_root,
             depth=depth,
-            announce=lambda msg: err.print(f"[yellow]{msg}[/]"),
+            announce=lambda msg: err.print(f"[yellow]{escape(msg)}[/]"),
         )
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -579,7 +588,7 @@ def eval_(
     for r in reports:
         missing = sorted({m for q in r.queries for m in q.missing})
         if missing:
-            err.print(f"[yellow]{len(missing)} relevant path(s) are not in the library, e.g. {missing[0]}[/]")
+            err.print(f"[yellow]{len(missing)} relevant path(s) are not in the library, e.g. {escape(missing[0])}[/]")
         empty = [q.id for q in r.queries if not q.relevant]
         if empty:
             err.print(f"[yellow]{len(empty)} query(ies) have no relevant asset in the library and are not scored[/]")
@@ -594,7 +603,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         out.print_json(json.dumps(info))
         return
     for key, value in info.items():
-        out.print(f"[bold]{key}[/]: {value}")
+        out.print(f"[bold]{key}[/]: {escape(str(value))}")
 
 
 @app.command()
@@ -672,7 +681,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     else:
         for c in checks:
             mark = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}[c.status]
-            out.print(f"{mark} [bold]{c.name}[/]: {c.detail}")
+            out.print(f"{mark} [bold]{c.name}[/]: {escape(c.detail)}")
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
 
@@ -741,10 +750,13 @@ def migrate(
     extra = f" ({report.extra} more were already there)" if report.extra else ""
     out.print(
         f"copied {report.rows} assets ({report.model}, dim {report.dim}) to {report.destination}{extra} in "
-        f"{report.seconds}s; verified: every id present, {report.sampled} rows compared field by field"
+        f"{report.seconds}s; verified: every id present, {report.sampled} rows compared field by field",
+        markup=False,
     )
     name = to_library or state.settings.library
-    out.print(f"use it with: --uri {to} --library {name}   (or ASSETRAG_URI={to} ASSETRAG_LIBRARY={name})")
+    out.print(
+        f"use it with: --uri {to} --library {name}   (or ASSETRAG_URI={to} ASSETRAG_LIBRARY={name})", markup=False
+    )
 
 
 @app.command()
@@ -758,7 +770,10 @@ def export(
         report = lib.export(path, progress=_bar(progress and not as_json, "assets/s"))
     if _as_json(report, as_json):
         return
-    out.print(f"exported {report.rows} assets ({report.model}, dim {report.dim}) to {report.path} in {report.seconds}s")
+    out.print(
+        f"exported {report.rows} assets ({report.model}, dim {report.dim}) to {report.path} in {report.seconds}s",
+        markup=False,
+    )
 
 
 @app.command("import")
@@ -772,7 +787,10 @@ def import_cmd(
         report = lib.import_archive(path, progress=_bar(progress and not as_json, "assets/s"))
     if _as_json(report, as_json):
         return
-    out.print(f"imported {report.rows} assets ({report.model}, dim {report.dim}) into library {report.library!r}")
+    out.print(
+        f"imported {report.rows} assets ({report.model}, dim {report.dim}) into library {report.library!r}",
+        markup=False,
+    )
 
 
 def _bar(show: bool, unit: str = "img/s") -> RichProgress | None:
@@ -830,7 +848,7 @@ def main() -> None:
     try:
         command(args=hoist_global_options(sys.argv[1:], command))
     except AssetragError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
 
 
