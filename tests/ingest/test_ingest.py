@@ -43,12 +43,16 @@ def test_moved_file_keeps_its_id_and_gets_the_new_path(make_library, photo_dir):
     new = photo_dir / "animals" / "archive" / "kitty.jpg"
     new.parent.mkdir()
     shutil.move(photo_dir / "animals" / "cats" / "cat.jpg", new)
+    os.remove(photo_dir / "things" / "space" / "rocket.jpg")
     report = lib.ingest(photo_dir)
     assert report.decoded == 0 and report.updated == 1
+    # the moved file is not "gone from disk" (its record has the new path): only the deleted one is
+    assert report.missing == 1
     after = lib.get(before.id)
     assert after.paths == [str(new)] and after.path == str(new)
     assert "archive" in after.tags and "cats" not in after.tags
     assert lib.stats()["count"] == 5
+    assert lib.ingest(photo_dir).missing == 1
 
 
 def test_byte_identical_duplicates_are_one_entry_with_all_paths(make_library, photo_dir):

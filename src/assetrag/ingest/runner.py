@@ -268,8 +268,8 @@ class Ingestor:
                 report.refused = plan.refused
                 for path, pid in plan.paths:
                     updates.remove(pid, path)
-            else:
-                report.missing = len(known.gone(seen, roots))
+            else:  # a moved record's old path goes with its new one (`known._with_paths`): not missing
+                report.missing = sum(1 for _, rid in known.gone(seen, roots) if rid not in moved)
             apply(mid_run=False)
             if report.added or report.updated or report.pruned:
                 with times.timed("flush"):
