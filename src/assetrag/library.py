@@ -39,6 +39,7 @@ from assetrag.search.lexical import invalidate as invalidate_lexical
 from assetrag.search.lexical import lexical_path
 from assetrag.store import SCALAR_FIELDS, Store
 from assetrag.store import filters as F
+from assetrag.store.schema import MEDIA_VIDEO_FRAME
 
 if TYPE_CHECKING:  # the ingest package loads when something is ingested, not for a search
     from assetrag.ingest import IngestReport
@@ -527,10 +528,11 @@ class Library:
             return out
         if rehash:
             out["rehashed"] = self.rehash()
-        rows = list(self.iterate(("id", "path", "paths", "filename", "phash")))
+        rows = list(self.iterate(("id", "path", "paths", "filename", "phash", "media")))
         out["exact"] = [{"id": r["id"], "paths": list(r["paths"])} for r in rows if len(r.get("paths") or []) > 1]
         hashed = [r for r in rows if r.get("phash")]
-        out["not_hashed"] = len(rows) - len(hashed)
+        # a video's keyframes have no perceptual hash (none is computed for them): not "stored before hashes"
+        out["not_hashed"] = sum(1 for r in rows if not r.get("phash") and r.get("media") != MEDIA_VIDEO_FRAME)
         near_pairs = _hash_pairs([r["phash"] for r in hashed], distance)
         out["near"] = _groups(hashed, near_pairs, "distance")
         if embedding:
@@ -561,7 +563,11 @@ class Library:
         files; returns how many were hashed (a missing or unreadable file is skipped)."""
         from assetrag.decode import hash_bytes
 
-        todo = [r["id"] for r in self.iterate(("id", "phash")) if not r.get("phash")]
+        todo = [
+            r["id"]
+            for r in self.iterate(("id", "phash", "media"))
+            if not r.get("phash") and r.get("media") != MEDIA_VIDEO_FRAME  # (a video's file is no image)
+        ]
         done = 0
         for start in range(0, len(todo), 256):
             rows = self.store.get(todo[start : start + 256], (*SCALAR_FIELDS, "vector"))

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from assetrag.decode import hash_distance, perceptual_hash
 from assetrag.library import DUPLICATE_COSINE, NEAR_DUPLICATE_DISTANCE
 from assetrag.store import SCALAR_FIELDS
+from assetrag.store.schema import MEDIA_VIDEO_FRAME
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "library"
 LOOK_ALIKE_NOISE = [  # distinct things the offline model puts at cosine > 0.95
@@ -107,3 +108,24 @@ def test_assets_stored_before_hashes_are_reported_then_rehashed(make_library, tm
     assert found["not_hashed"] == len(rows) and found["near"] == []
     again = lib.duplicates(embedding=False, rehash=True)
     assert again["rehashed"] == len(rows) and again["not_hashed"] == 0 and len(again["near"]) == 1
+
+
+def test_video_keyframes_are_not_reported_unhashed_nor_read_by_rehash(
+    make_library, tmp_path, photo_arrays, monkeypatch
+):
+    """A keyframe has no perceptual hash by design: `duplicates` does not count it as "stored before hashes
+    existed" (and send the user to --rehash, every time), and --rehash does not read the video as an image."""
+    from fakes.videos import make_video
+
+    make_video(tmp_path / "lib" / "films" / "promo.mp4", [photo_arrays["cat"], photo_arrays["rocket"]])
+    Image.fromarray(photo_arrays["coffee"]).save(tmp_path / "lib" / "coffee.jpg")
+    lib = make_library()
+    assert lib.ingest(tmp_path / "lib").keyframes == 2
+    found = lib.duplicates(embedding=False)
+    assert found["not_hashed"] == 0
+    read: list[str] = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self.name) or real(self))
+    again = lib.duplicates(embedding=False, rehash=True)
+    assert again["rehashed"] == 0 and again["not_hashed"] == 0 and "promo.mp4" not in read
+    assert all(r["media"] == MEDIA_VIDEO_FRAME for r in lib.iterate(("phash", "media")) if not r["phash"])
