@@ -206,7 +206,8 @@ def ingest(
     ] = None,
 ) -> None:
     """Add or refresh the images under PATHS — folders, files or bucket prefixes (s3://bucket/prefix, gs://…,
-    az://…) — incremental: unchanged files are skipped."""
+    az://…) — incremental: unchanged files are skipped. Exit status 1 when a PATH does not exist or cannot be
+    listed, or a prune was refused (bad files are reported and do not change it)."""
     with _lib() as lib:
         sink = _bar(progress and not as_json)
         report = lib.ingest(
@@ -226,7 +227,7 @@ def ingest(
             bulk_stage=bulk_stage,
         )
     _print_ingest(report, errors=errors, as_json=as_json, verbose=verbose, prune=prune)
-    if report.refused:
+    if report.refused or report.missing_roots:
         raise typer.Exit(1)
 
 
@@ -264,11 +265,26 @@ def _print_ingest(report: Any, *, errors: Path | None, as_json: bool, verbose: b
     _print_refused(report)
 
 
+#: held-back paths listed after a refused prune (all of them are in --json)
+HELD_BACK_SHOWN = 20
+
+
 def _print_refused(report: Any) -> None:
     for note in getattr(report, "notes", ()):
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for why in report.refused:
         err.print(f"[red]prune refused:[/] {escape(why)}", highlight=False)
+    held = getattr(report, "held_back", ())
+    if held:
+        err.print(f"held back ({len(held)} path(s) gone from disk that --force would prune):", highlight=False)
+        for path in held[:HELD_BACK_SHOWN]:
+            err.print(f"  {path}", markup=False, highlight=False)
+        if len(held) > HELD_BACK_SHOWN:
+            err.print(f"  … and {len(held) - HELD_BACK_SHOWN} more (--json lists them all)", highlight=False)
+    for root in getattr(report, "missing_roots", ()):
+        err.print(
+            f"[red]not found:[/] {escape(root)} does not exist or cannot be listed; check the path", highlight=False
+        )
 
 
 def _print_done(report: Any, verbose: bool) -> None:

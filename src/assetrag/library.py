@@ -206,13 +206,14 @@ class Library:
         collection: str | Sequence[str] | None = None,
         tags: Sequence[str] = (),
         source: str | None = None,
+        media: str | None = None,
         limit: int = 24,
         offset: int = 0,
     ) -> tuple[int, list[SearchHit]]:
         """(how many assets pass the filters, one page of them with score 1.0): browsing without a query."""
         if not self.exists():
             return 0, []
-        expr = Query(collection=collection or None, tags=tags, source=source).filter()
+        expr = Query(collection=collection or None, tags=tags, source=source, media=media).filter()
         total = int(self.store.query(expr, ("count(*)",))[0]["count(*)"])
         rows = self.store.query(expr, SCALAR_FIELDS, limit=limit, offset=offset) if offset < total else []
         return total, [SearchHit.from_fields(offset + i + 1, r["id"], 1.0, r) for i, r in enumerate(rows)]

@@ -272,6 +272,7 @@ def test_cli_dry_run_and_max_delete(make_library, tmp_path, photo_dir, cli):
     res = cli("ingest", str(photo_dir), "--prune", "--dry-run")
     assert res.exit_code == 1, res.output  # 2 of 5 is over 10%: said, even in a dry run
     assert "would prune 0" in res.output and "2 of 5" in res.output
+    assert "held back (2 path(s)" in res.output and str(photo_dir / "people" / "camera.jpg") in res.output
     res = cli("ingest", str(photo_dir), "--prune", "--dry-run", "--max-delete", "40%")
     assert res.exit_code == 0, res.output
     assert "would prune 2 path(s), deleting 2 asset(s)" in res.output
@@ -282,3 +283,39 @@ def test_cli_dry_run_and_max_delete(make_library, tmp_path, photo_dir, cli):
     res = cli("ingest", str(photo_dir), "--prune", "--max-delete", "2")
     assert res.exit_code == 0 and "pruned 2" in res.output, res.output
     assert '"count": 3' in cli("stats", "--json").output
+
+
+def test_a_dry_run_tells_moved_files_from_deleted_ones(make_library, photo_dir):
+    """Moves are path updates, not deletions — in a dry run as in the real run it previews (it reads the new
+    files' bytes to know): no false refusal over --max-delete, and what it says is what the run then does."""
+    lib = make_library()
+    lib.ingest(photo_dir)
+    (photo_dir / "moved").mkdir()
+    for name in ("astronaut.jpg", "camera.jpg"):
+        os.rename(photo_dir / "people" / name, photo_dir / "moved" / name)
+    os.remove(photo_dir / "things" / "space" / "rocket.jpg")
+    dry = lib.ingest(photo_dir, prune=True, dry_run=True, max_delete="1")
+    assert dry.refused == [] and dry.held_back == [] and lib.count() == PHOTOS
+    assert dry.would_delete == 1 and len(dry.would_prune) == 3  # rocket deleted; two old paths of moved files
+    real = lib.ingest(photo_dir, prune=True, max_delete="1")
+    assert real.refused == [] and real.pruned == 1 and lib.count() == PHOTOS - 1
+    assert str(photo_dir / "moved" / "camera.jpg") in _paths(lib)
+
+
+def test_a_refused_prune_says_which_paths_it_held_back(make_library, photo_dir):
+    lib = make_library()
+    lib.ingest(photo_dir)
+    shutil.rmtree(photo_dir / "people")
+    for dry_run in (True, False):
+        report = lib.ingest(photo_dir, prune=True, dry_run=dry_run)  # 2 of 5: over the default 10%
+        assert len(report.refused) == 1 and report.would_prune == [] and lib.count() == PHOTOS
+        assert report.held_back == sorted(str(photo_dir / "people" / n) for n in ("astronaut.jpg", "camera.jpg"))
+
+
+def test_cli_ingest_of_a_path_that_does_not_exist_exits_1(make_library, tmp_path, photo_dir, cli):
+    _ingested(make_library, tmp_path, photo_dir)
+    res = cli("ingest", str(photo_dir / "typo"))
+    assert res.exit_code == 1, res.output
+    assert "not found:" in res.output and str(photo_dir / "typo") in res.output
+    res = cli("ingest", str(photo_dir))  # bad files alone do not change the exit status
+    assert res.exit_code == 0, res.output

@@ -120,3 +120,24 @@ def test_the_result_card_plays_the_video_from_the_hit(live_server):
         assert page.locator("#results .asset").count() >= 1
         browser.close()
         assert errors == [], errors
+
+
+def test_the_api_filters_by_media_like_the_cli(tmp_path, photo_arrays, offline_embedder):
+    """`media=image|video_frame` on text search, image search and browsing (the CLI's --media)."""
+    root = tmp_path / "roots" / "library"
+    make_video(root / "films" / "promo.mp4", [photo_arrays["cat"], photo_arrays["rocket"]])
+    (root / "stills").mkdir(parents=True)
+    Image.fromarray(photo_arrays["rocket"]).save(root / "stills" / "rocket.jpg")
+    with Library(tmp_path / "lib.db", library="assets", embedder=offline_embedder) as lib:
+        assert lib.ingest(root).keyframes == 2
+        with TestClient(create_app(lib, server_config(tmp_path))) as client:
+            for media, expected in (("image", {"image"}), ("video_frame", {"video_frame"}), (None, None)):
+                params = {"q": "a rocket", "limit": 10, "mode": "vector", **({"media": media} if media else {})}
+                hits = client.get("/api/search", params=params).json()["items"]
+                assert {h["media"] for h in hits} == (expected or {"image", "video_frame"}), hits
+                browsed = client.get("/api/assets", params={"media": media} if media else {}).json()
+                assert browsed["total"] == {"image": 1, "video_frame": 2, None: 3}[media]
+            with (root / "stills" / "rocket.jpg").open("rb") as fh:
+                by_image = client.post("/api/search", files={"image": fh}, data={"media": "video_frame"}).json()
+            assert {h["media"] for h in by_image["items"]} == {"video_frame"}
+            assert client.get("/api/search", params={"q": "a rocket", "media": "audio"}).status_code == 422

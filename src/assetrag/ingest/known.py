@@ -138,18 +138,20 @@ class DeleteLimit:
 @dataclass
 class PrunePlan:
     """The stored paths a prune takes off (`paths`: (path, id)), how many records that deletes (no path left),
-    and why anything was held back (`refused`; empty when the whole prune may go ahead)."""
+    why anything was held back (`refused`; empty when the whole prune may go ahead) and the gone paths a refusal
+    kept (`held_back`: what `--force` would also take off)."""
 
     paths: list[tuple[str, str]] = field(default_factory=list)
     deletes: int = 0
     refused: list[str] = field(default_factory=list)
+    held_back: list[str] = field(default_factory=list)
 
 
 #: why a root's stored records are not trusted to be gone
 _ROOT_PROBLEM = {
     "missing": "does not exist (an unmounted share or a moved folder?)",
     "unreadable": "cannot be listed (permissions? an unreachable share?)",
-    "empty": "holds no images (an empty mount point?)",
+    "empty": "holds no images or videos (an empty mount point?)",
 }
 
 
@@ -181,6 +183,7 @@ def plan_prune(
                 f"{listing.path} {_ROOT_PROBLEM[problem]}, yet {len(stored)} stored file(s) are under it: nothing "
                 "under it was pruned (check the folder; --force prunes them anyway)"
             )
+            plan.held_back.extend(p for p, _ in gone)
             continue
         taken.update(gone)
     paths_of: dict[str, set[str]] = {}
@@ -195,6 +198,8 @@ def plan_prune(
             f"the prune would delete {deletes} of {total} assets ({share}), over the limit of {limit.text} "
             f"(--max-delete): nothing was pruned (raise --max-delete, or --force, if that is right)"
         )
+        plan.held_back.extend(taken)
+        plan.held_back.sort()
         return plan
     plan.paths = sorted(taken.items())
     plan.deletes = deletes

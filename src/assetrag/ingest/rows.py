@@ -27,8 +27,9 @@ class IngestReport:
     holds the seconds each stage took (summed over the threads that ran it).
 
     A prune that was held back lists why in `refused` (the rest of the run — new and changed files — was
-    still done); `dry_run` runs change nothing and list in `would_prune` the stored paths a prune would take
-    off (`would_delete`: the records left with no path, which would be deleted)."""
+    still done) and the gone paths it kept in `held_back`; `dry_run` runs change nothing and list in
+    `would_prune` the stored paths a prune would take off (`would_delete`: the records left with no path, which
+    would be deleted). `missing_roots`: roots given that do not exist or cannot be listed."""
 
     scanned: int = 0
     added: int = 0
@@ -43,6 +44,8 @@ class IngestReport:
     video_seconds: float = 0.0  # their length
     errors: list[FileError] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    held_back: list[str] = field(default_factory=list)
+    missing_roots: list[str] = field(default_factory=list)
     dry_run: bool = False
     would_prune: list[str] = field(default_factory=list)
     would_delete: int = 0

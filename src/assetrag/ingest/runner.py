@@ -35,12 +35,12 @@ from assetrag.errors import ConfigError
 from assetrag.ingest.fast import DECODE_POOLS, GPU_DECODE, FastOptions, FastPipeline
 from assetrag.ingest.known import Claims, DeleteLimit, Known, PathUpdates, apply_updates, plan_prune
 from assetrag.ingest.ray_engine import RayOptions
-from assetrag.ingest.read import sha256_bytes
+from assetrag.ingest.read import read_file, sha256_bytes
 from assetrag.ingest.rows import FileError, IngestReport, Item, new_row
 from assetrag.ingest.scan import FileEntry, scan
 from assetrag.ingest.simple import SimplePipeline
 from assetrag.ingest.stages import RunContext, StageTimes
-from assetrag.ingest.video import VideoStage
+from assetrag.ingest.video import VideoStage, hash_video
 from assetrag.progress import ProgressSink
 from assetrag.store import Store
 from assetrag.store.bulk import ROWS_PER_FILE, BulkLoader, BulkStage, supported, wait_for_imports
@@ -169,6 +169,7 @@ class Ingestor:
                 roots, collection=collection, tags=tags, follow_symlinks=follow_symlinks
             )
         report.errors.extend(FileError(e.path, e.reason) for e in scan_errors)
+        report.missing_roots = [listing.path for listing in listings if not listing.listed]
         report.scanned = len(entries)
         with times.timed("known"):
             if not dry_run:
@@ -183,11 +184,12 @@ class Ingestor:
                 (videos if e.is_video else todo).append(e)
         seen = {e.path for e in entries}
         if dry_run:
-            if prune:
-                plan = plan_prune(known, seen, listings, limit=limit, force=force)
+            if prune:  # files read (not decoded) to tell a move from a deletion, as the real run would
+                moved = stored_again([*todo, *videos], known.ids)
+                plan = plan_prune(known, seen, listings, limit=limit, force=force, keep_ids=moved)
                 report.would_prune = [p for p, _ in plan.paths]
                 report.would_delete = plan.deletes
-                report.refused = plan.refused
+                report.refused, report.held_back = plan.refused, plan.held_back
             else:
                 report.missing = len(known.gone(seen, roots))
             report.elapsed_s = time.perf_counter() - t0
@@ -265,7 +267,7 @@ class Ingestor:
                         self.progress.advance(1)
             if prune:
                 plan = plan_prune(known, seen, listings, limit=limit, force=force, keep_ids=moved)
-                report.refused = plan.refused
+                report.refused, report.held_back = plan.refused, plan.held_back
                 for path, pid in plan.paths:
                     updates.remove(pid, path)
             else:  # a moved record's old path goes with its new one (`known._with_paths`): not missing
@@ -363,3 +365,15 @@ def add_file(
     row["lineage"] = lineage or {}
     store.upsert([row])
     return row["id"]
+
+
+def stored_again(entries: Sequence[FileEntry], known_ids: set[str]) -> set[str]:
+    """Record keys of stored bytes that these new or changed files hold again (moves and copies): each file is
+    read and hashed (a video in chunks), nothing is decoded. What a dry run reads to tell a move from a
+    deletion, as the real run does."""
+    found: set[str] = set()
+    for e in entries:
+        rid = hash_video(e.path)[0] if e.is_video else read_file(e.path)[1]
+        if rid in known_ids:
+            found.add(rid)
+    return found

@@ -41,7 +41,7 @@ def list_assets(
     state: Annotated[AppState, Depends(get_state)],
 ) -> dict:
     total, hits = state.library.page(
-        collection=f.collection or None, tags=f.tags, source=f.source, limit=p.limit, offset=p.offset
+        collection=f.collection or None, tags=f.tags, source=f.source, media=f.media, limit=p.limit, offset=p.offset
     )
     return p.page([state.hit_dict(h) for h in hits], total=total)
 

@@ -41,6 +41,7 @@ class Filters:
     tags: list[str]
     source: str | None
     min_score: float | None
+    media: str | None = None
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `Library.search` / `Query`."""
@@ -49,6 +50,7 @@ class Filters:
             "tags": self.tags,
             "source": self.source,
             "min_score": self.min_score,
+            "media": self.media,
         }
 
 
@@ -57,8 +59,11 @@ def filters(
     tag: Annotated[list[str] | None, Param(description="only assets with all these tags (repeatable)")] = None,
     source: Annotated[str | None, Param(pattern="^(ingested|synthetic)$")] = None,
     min_score: Annotated[float | None, Param(ge=-1.0, le=1.0, description="drop hits below this")] = None,
+    media: Annotated[
+        str | None, Param(pattern="^(image|video_frame)$", description="only stills (image) or video keyframes")
+    ] = None,
 ) -> Filters:
-    return Filters(_clean(collection), _clean(tag), source or None, min_score)
+    return Filters(_clean(collection), _clean(tag), source or None, min_score, media or None)
 
 
 def _clean(values: list[str] | None) -> list[str]:

@@ -61,8 +61,8 @@ def start_ingest(
         out["errors"] = [
             {"path": state.client_text(e.path), "reason": state.client_text(e.reason)} for e in report.errors
         ]
-        out["refused"] = [state.client_text(r) for r in report.refused]
-        out["would_prune"] = [state.client_text(p) for p in report.would_prune]
+        for key in ("refused", "would_prune", "held_back", "missing_roots"):
+            out[key] = [state.client_text(text) for text in getattr(report, key)]
         out.update(extra or {})
         if report.refused:
             raise PruneRefused("prune refused: " + "; ".join(out["refused"]), result=out)
@@ -74,12 +74,13 @@ def start_ingest(
 INGEST_HELP = """Ingest a folder inside the server's roots as a background job; poll `/api/jobs/{id}`.
 
 `prune: true` also removes stored files gone from disk, but only under a folder that could be listed in this
-run and that holds images, and at most `max_delete` assets (`N` or `P%` of the library, default 10%). When a
+run and that holds images or videos, and at most `max_delete` assets (`N` or `P%` of the library, default 10%). When a
 prune is held back (a missing, unreadable or empty folder; too many deletions) the job ends with status
 `failed`, `error` says why (and that `force: true` prunes anyway), and `result` is the ingest report — new and
-changed files were still ingested; `result.refused` lists the reasons. `dry_run: true` changes nothing and lists
-in `result.would_prune` what a prune would remove. Paths in results and errors are relative to the server's
-roots."""
+changed files were still ingested; `result.refused` lists the reasons and `result.held_back` the paths kept.
+`dry_run: true` changes nothing (it reads new files' bytes, as a real run would, to tell a moved file from a
+deleted one) and lists in `result.would_prune` what a prune would remove. Paths in results and errors are
+relative to the server's roots."""
 
 
 @router.post(

@@ -106,6 +106,7 @@ async def search_image(
     tag: Annotated[list[str] | None, Form()] = None,
     source: Annotated[str | None, Form(pattern="^(ingested|synthetic)$")] = None,
     min_score: Annotated[float | None, Form(ge=-1.0, le=1.0)] = None,
+    media: Annotated[str | None, Form(pattern="^(image|video_frame)$")] = None,
     text_weight: Annotated[float, Form(ge=0.0, le=1.0, description="text share when both are given")] = 0.5,
     mode: Annotated[Mode, Form(description=MODE_HELP)] = DEFAULT_MODE,
     understand: Annotated[bool, Form(description=UNDERSTAND_HELP)] = True,
@@ -129,7 +130,7 @@ async def search_image(
         query_image = decode_bytes(data, name).image
     if query_image is None and not (q and q.strip()):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "give a text query, an image, or both")
-    f = filters(collection, tag, source, min_score)
+    f = filters(collection, tag, source, min_score, media)
     return await run_in_threadpool(
         _search,
         state,
