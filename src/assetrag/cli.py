@@ -627,13 +627,14 @@ def remove(
     targets: Annotated[list[str], typer.Argument(help="asset ids, file paths or folders")],
     dry_run: Annotated[bool, typer.Option(help="list what would be removed; remove nothing")] = False,
 ) -> None:
-    """Remove assets from the library (files on disk are not touched)."""
+    """Remove assets from the library (files on disk are not touched); a video goes with all its keyframes."""
     with _lib() as lib:
         if dry_run:
             found = lib.to_remove(targets)
             out.print(f"would remove {len(found)} asset(s) (dry run: nothing was removed)")
             for r in found:
-                out.print(f"  {r['id'][:12]}  {r['path']}", markup=False, highlight=False)
+                frames = f"  (video, {len(r['rows'])} keyframes)" if r["id"] not in r["rows"] else ""
+                out.print(f"  {r['id'][:12]}  {r['path']}{frames}", markup=False, highlight=False)
             return
         n = lib.remove(targets)
     out.print(f"removed {n} asset(s)")

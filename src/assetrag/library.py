@@ -461,31 +461,41 @@ class Library:
         )
 
     def remove(self, targets: Sequence[str], *, dry_run: bool = False) -> int:
-        """Remove assets by id, by file path, or every asset under a folder path. Returns how many
-        (`dry_run`: how many would go; nothing is deleted — `to_remove` lists them)."""
-        ids = [r["id"] for r in self.to_remove(targets)]
-        if dry_run or not ids:
-            return len(ids)
-        self.store.delete(ids)
-        invalidate_lexical(self.store)
-        return len(ids)
+        """Remove assets by id, by file path, or every asset under a folder path; a video goes whole (all its
+        keyframes), whichever of them was named. Returns how many assets (a video counts once; `dry_run`: how
+        many would go, nothing is deleted — `to_remove` lists them)."""
+        found = self.to_remove(targets)
+        rows = [rid for record in found for rid in record["rows"]]
+        if not dry_run and rows:
+            self.store.delete(rows)
+            invalidate_lexical(self.store)
+        return len(found)
 
     def to_remove(self, targets: Sequence[str]) -> list[dict[str, Any]]:
-        """The assets `remove(targets)` would delete ({id, path}, by path), deleting nothing."""
+        """The assets `remove(targets)` would delete, by path, deleting nothing: {id, path, rows} — for a video
+        `id` is its `video_id` and `rows` its keyframes' ids (an image's `rows` is its own id)."""
         if not self.exists():
             return []
-        found: dict[str, str] = {}
+        fields = ("id", "path", "video_id")
+        found: dict[str, dict[str, Any]] = {}
         for t in targets:
             if len(t) == 64 and all(c in "0123456789abcdef" for c in t):
-                rows = self.store.get([t], ("id", "path"))
+                rows = self.store.get([t], fields) or self.store.query(F.eq("video_id", t), fields)
             else:
                 p = os.path.abspath(t)
                 if os.path.isdir(p) or t.endswith(os.sep):
-                    rows = self.store.query(F.path_under(p.rstrip(os.sep) + os.sep), ("id", "path"))
+                    rows = self.store.query(F.path_under(p.rstrip(os.sep) + os.sep), fields)
                 else:
-                    rows = self.store.query(F.has_tag(p, field="paths"), ("id", "path"))
-            found.update((r["id"], r["path"]) for r in rows)
-        return [{"id": rid, "path": path} for rid, path in sorted(found.items(), key=lambda kv: kv[1])]
+                    rows = self.store.query(F.has_tag(p, field="paths"), fields)
+            found.update((r["id"], r) for r in rows)
+        videos = sorted({r["video_id"] for r in found.values() if r.get("video_id")})
+        if videos:  # every keyframe of a named video, even those not named
+            found.update((r["id"], r) for r in self.store.query(F.one_of("video_id", videos), fields))
+        records: dict[str, dict[str, Any]] = {}
+        for r in sorted(found.values(), key=lambda r: r["id"]):
+            key = r.get("video_id") or r["id"]
+            records.setdefault(key, {"id": key, "path": r["path"], "rows": []})["rows"].append(r["id"])
+        return sorted(records.values(), key=lambda rec: rec["path"])
 
     def ingested_file(self, asset_id: str) -> dict[str, Any] | None:
         """What ingest saw of an asset's files: {paths, mtimes (ns, one a path), size, id} (None: no asset)."""

@@ -172,3 +172,24 @@ def test_a_long_video_is_ingested_within_the_keyframe_cap(make_library, tmp_path
     rows = _rows(lib)
     assert len(rows) == 12 and {r["frames"] for r in rows} == {12}
     assert rows[-1]["time"] >= 3 * 3600 - 3 * 3600 / 12
+
+
+def test_remove_takes_a_video_whole_and_counts_it_once(make_library, tmp_path, photo_arrays):
+    """A video is one asset to `remove` as to prune: named by its path, its folder, its video_id or any one of its
+    keyframes' ids, all its keyframes go (a keyframe left alone would make it look half-written)."""
+    root = tmp_path / "library"
+    make_video(root / "films" / "promo.mp4", [photo_arrays["cat"], photo_arrays["rocket"], photo_arrays["astronaut"]])
+    Image.fromarray(photo_arrays["camera"]).save(root / "camera.jpg")
+    lib = make_library()
+    report = lib.ingest(root)
+    assert report.keyframes == 3 and lib.count() == 4
+    frames = [r for r in lib.iterate(("id", "video_id")) if r["video_id"]]
+    for target in (str(root / "films"), str(root / "films" / "promo.mp4"), frames[0]["video_id"], frames[1]["id"]):
+        found = lib.to_remove([target])
+        assert [(r["id"], sorted(r["rows"])) for r in found] == [
+            (frames[0]["video_id"], sorted(f["id"] for f in frames))
+        ], target
+        assert lib.remove([target], dry_run=True) == 1 and lib.count() == 4
+    assert lib.remove([str(root)], dry_run=True) == 2  # the video and the still
+    assert lib.remove([frames[2]["id"]]) == 1 and lib.count() == 1
+    assert lib.ingest(root).keyframes == 3  # sampled again as a whole video, nothing half-left
