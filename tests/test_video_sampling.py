@@ -3,6 +3,8 @@ interval, the cap, and the frame at a time."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
@@ -161,3 +163,27 @@ def test_an_intra_only_video_decodes_nothing_twice(tmp_path, photo_arrays, monke
     times, stats, every = _times_both_ways(path, monkeypatch)
     assert times == every == pytest.approx([0.0, 5.5])
     assert stats.method == "key frames" and stats.decoded == 0 and stats.key_frames <= 24, stats
+
+
+def test_a_three_hour_video_with_one_key_frame_is_decoded_once_to_its_end(tmp_path):
+    """One key frame in 3 hours (x264, keyint infinite; 0.1 fps, a new grey level a minute): the GOP is decoded
+    forward once — every frame, well within MAX_DECODED_FRAMES — and the keyframes reach the end (seeking to each
+    candidate would decode from the start every time, and run out of the budget an hour in)."""
+    if "libx264" not in av.codecs_available:
+        pytest.skip("no libx264 in this PyAV wheel")
+    path = tmp_path / "onekey.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(1, 10))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"x264-params": "keyint=infinite:scenecut=0"}
+        for i in range(1080):
+            level = (i * 10 // 60) * 37 % 256
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), "rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    assert len(key_frame_times(path)) == 1
+    stats = video.SamplingStats()
+    times = [k.time for k in sample_keyframes(path, stats=stats)]
+    assert stats.method == "key frames" and stats.decoded <= 1080, stats
+    assert 0 < len(times) <= 200 and times[-1] >= 3 * 3600 - 54 - 10
