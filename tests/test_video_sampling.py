@@ -3,6 +3,8 @@ interval, the cap, and the frame at a time."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import pytest
 import assetrag.video as video
 from assetrag.errors import BadVideoError, ConfigError
 from assetrag.video import SamplingOptions, frame_at, moment_label, probe, sample_keyframes
-from fakes.videos import make_long_video, make_video
+from fakes.videos import key_frame_times, make_cut_video, make_long_video, make_video
 
 
 def _grey(level: int) -> np.ndarray:
@@ -97,3 +99,91 @@ def test_other_codecs_in_the_wheel(tmp_path, photo_arrays):
 def test_moment_label():
     assert moment_label("video.mp4", 12.5) == "video.mp4 @ 12.5s"
     assert moment_label("cat.jpg", None) == moment_label("cat.jpg", -1.0) == "cat.jpg"
+
+
+def _cuts(photo_arrays, *names_at):
+    return [(start, photo_arrays[name]) for start, name in names_at]
+
+
+def _times_both_ways(path, monkeypatch, **kw):
+    """(keyframe times, stats) with the key-frame scan, and the keyframe times decoding every candidate."""
+    stats = video.SamplingStats()
+    scanned = [k.time for k in sample_keyframes(path, stats=stats, **kw)]
+    monkeypatch.setattr(video, "KEY_FRAME_SCAN", False)
+    every = [k.time for k in sample_keyframes(path, **kw)]
+    monkeypatch.setattr(video, "KEY_FRAME_SCAN", True)
+    return scanned, stats, every
+
+
+def test_cuts_between_key_frames_are_found_without_decoding_every_frame(tmp_path, photo_arrays, monkeypatch):
+    """Key frames every 4 s and none at the cuts (5.3 s, 9.7 s, 26.1 s): the cuts are still found within a
+    candidate step, the keyframes are those that decoding every candidate finds, and most GOPs are not decoded."""
+    scenes = _cuts(photo_arrays, (0, "cat"), (5.3, "coffee"), (9.7, "rocket"), (26.1, "astronaut"))
+    path = make_cut_video(tmp_path / "cuts.mp4", scenes, seconds=40, fps=10, gop=40)
+    keys = key_frame_times(path)
+    assert keys == pytest.approx([0, 4, 8, 12, 16, 20, 24, 28, 32, 36])  # no key frame at a cut
+    times, stats, every = _times_both_ways(path, monkeypatch)
+    assert times == every
+    for cut in (5.3, 9.7, 26.1):
+        assert any(cut <= t <= cut + video.MIN_STEP + 0.1 for t in times), (cut, times)
+    assert [t for t in times if t not in (5.5, 10.0, 26.5)] == pytest.approx([0.0, 20.0, 36.5])  # the interval
+    assert stats.method == "key frames" and stats.key_frames == len(keys)
+    assert stats.decoded <= 0.4 * 400, stats  # a fraction of the 400 frames
+    assert stats.gops_skipped >= 4, stats
+
+
+def test_a_scene_that_comes_and_goes_between_two_key_frames_is_found(tmp_path, photo_arrays, monkeypatch):
+    """The key frames on both sides of 13.1–14.2 s show the same picture; what lies between is found from the
+    packet sizes (the cut's packet is far larger than the others of its GOP), so the GOP is decoded."""
+    scenes = _cuts(photo_arrays, (0, "cat"), (9.7, "rocket"), (13.1, "astronaut"), (14.2, "rocket"))
+    path = make_cut_video(tmp_path / "flash.mp4", scenes, seconds=24, fps=10, gop=40)
+    assert key_frame_times(path) == pytest.approx([0, 4, 8, 12, 16, 20])
+    times, stats, every = _times_both_ways(path, monkeypatch)
+    assert times == every
+    assert any(13.1 <= t <= 13.7 for t in times) and any(14.2 <= t <= 14.8 for t in times), times
+    assert stats.gops_skipped >= 2, stats
+
+
+def test_an_intra_only_video_decodes_nothing_twice(tmp_path, photo_arrays, monkeypatch):
+    """Every frame a key frame (MJPEG): the scan reads one key frame per candidate step and serves the
+    candidates itself — the same keyframes as decoding every candidate, no frame decoded a second time."""
+    if "mjpeg" not in av.codecs_available:
+        pytest.skip("no MJPEG encoder in this PyAV wheel")
+    path = tmp_path / "intra.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuvj420p"
+        for i in range(120):
+            arr = photo_arrays["cat" if i < 53 else "rocket"]
+            pic = np.asarray(av.VideoFrame.from_ndarray(arr, format="rgb24").reformat(160, 120).to_ndarray())
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    times, stats, every = _times_both_ways(path, monkeypatch)
+    assert times == every == pytest.approx([0.0, 5.5])
+    assert stats.method == "key frames" and stats.decoded == 0 and stats.key_frames <= 24, stats
+
+
+def test_a_three_hour_video_with_one_key_frame_is_decoded_once_to_its_end(tmp_path):
+    """One key frame in 3 hours (x264, keyint infinite; 0.1 fps, a new grey level a minute): the GOP is decoded
+    forward once — every frame, well within MAX_DECODED_FRAMES — and the keyframes reach the end (seeking to each
+    candidate would decode from the start every time, and run out of the budget an hour in)."""
+    if "libx264" not in av.codecs_available:
+        pytest.skip("no libx264 in this PyAV wheel")
+    path = tmp_path / "onekey.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(1, 10))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"x264-params": "keyint=infinite:scenecut=0"}
+        for i in range(1080):
+            level = (i * 10 // 60) * 37 % 256
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), "rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    assert len(key_frame_times(path)) == 1
+    stats = video.SamplingStats()
+    times = [k.time for k in sample_keyframes(path, stats=stats)]
+    assert stats.method == "key frames" and stats.decoded <= 1080, stats
+    assert 0 < len(times) <= 200 and times[-1] >= 3 * 3600 - 54 - 10

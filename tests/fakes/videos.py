@@ -38,6 +38,42 @@ def make_video(
     return path
 
 
+def make_cut_video(
+    path: Path,
+    scenes: Sequence[tuple[float, np.ndarray]],
+    *,
+    seconds: float,
+    fps: int = 10,
+    gop: int = 40,
+    size: tuple[int, int] = (160, 120),
+) -> Path:
+    """An MPEG-4 video `seconds` long of `scenes` (start time, RGB array; the first starts at 0) with a key frame
+    every `gop` frames and none at the cuts (the encoder's scene-change detection off), so cuts fall between
+    key frames."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pics = [(start, np.asarray(Image.fromarray(arr).convert("RGB").resize(size))) for start, arr in scenes]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"g": str(gop), "sc_threshold": "1000000000"}
+        for i in range(round(seconds * fps)):
+            pic = [p for start, p in pics if start <= i / fps + 1e-9][-1]
+            frame = av.VideoFrame.from_ndarray(pic, format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def key_frame_times(path: Path) -> list[float]:
+    """The times of a video's key frames (from its packets; nothing decoded)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sorted(float(p.pts * stream.time_base) for p in container.demux(stream) if p.is_keyframe and p.size)
+
+
 def make_audio_only(path: Path, seconds: float = 1.0) -> Path:
     """An .mp4 holding only an AAC audio stream (a sine tone)."""
     rate = 44100
