@@ -6,8 +6,10 @@ import math
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from assetrag.errors import ConfigError
 
@@ -66,24 +68,26 @@ def check_library_name(name: str) -> None:
     raise ConfigError(f"library name {name!r} is not allowed: {rule}; use e.g. {suggestion!r} instead")
 
 
+_N = TypeVar("_N", int, float)
+
+
 def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not an integer; set it to a whole number or unset it") from exc
+    return _env_number(name, default, int, "an integer; set it to a whole number")
 
 
 def _env_float(name: str, default: float) -> float:
+    return _env_number(name, default, float, "a number; set it to e.g. 30 or 2.5,")
+
+
+def _env_number(name: str, default: _N, kind: Callable[[str], _N], what: str) -> _N:
+    """`kind(os.environ[name])`, `default` when unset or empty; a ConfigError naming the variable otherwise."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. 30 or 2.5, or unset it") from exc
+        raise ConfigError(f"{name}={raw!r} is not {what} or unset it") from exc
 
 
 @dataclass(frozen=True)
