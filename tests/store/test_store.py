@@ -62,6 +62,22 @@ def test_store_roundtrip_and_model_properties(make_store, store_uri):
     reopened.close()
 
 
+def test_a_folder_filter_matches_exactly_its_paths_on_every_backend(make_store, store_uri):
+    """`filters.path_under` (what `remove FOLDER` queries): '_' and '%' in a folder's name are plain characters
+    (Milvus 2.3's `like` refused escapes and Lite's took '_' as a wildcard), and a sibling whose name starts like
+    the folder's is not under it."""
+    from assetrag.store import filters as F
+
+    store = make_store("lib")
+    store.ensure("model-a", 8)
+    paths = ["/x/b_c/1.jpg", "/x/bXc/2.jpg", "/x/b%c/3.jpg", "/x/b_c0/4.jpg", "/x/b_c/d/5.jpg", "/x/b_/6.jpg"]
+    store.upsert([{**_row(i), "path": p} for i, p in enumerate(paths)])
+    for folder, expected in (("/x/b_c/", [0, 4]), ("/x/b%c/", [2]), ("/x/b_/", [5]), ("/x/", list(range(6)))):
+        rows = store.query(F.path_under(folder), ("id",))
+        assert sorted(int(r["id"], 16) for r in rows) == expected, folder
+    store.close()
+
+
 def test_bad_uri_is_explained(tmp_path):
     with pytest.raises(StoreError, match="neither a Milvus Lite path"):
         Store(str(tmp_path / "library"), "lib")

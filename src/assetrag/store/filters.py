@@ -48,14 +48,14 @@ def has_any_tag(tags: Sequence[str], field: str = "tags") -> str:
     return f"array_contains_any({field}, [{', '.join(quote(t) for t in tags)}])"
 
 
-def like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching strings that start with `prefix` (its %, _ and \\ escaped)."""
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def path_under(folder_prefix: str, field: str = "path") -> str:
-    """`field` starts with `folder_prefix` (a folder path ending in the separator)."""
-    return f"{field} like {quote(like_prefix(folder_prefix))}"
+    """`field` starts with `folder_prefix` (a folder path ending in the separator), as a range of strings: the
+    same on every backend, where `like` is not (Milvus 2.3 reads `_` literally and refuses escapes, Lite and
+    later servers take `_` as a wildcard)."""
+    if not folder_prefix:
+        return ""
+    after = folder_prefix[:-1] + chr(ord(folder_prefix[-1]) + 1)  # the first string past every one it starts
+    return f"({field} >= {quote(folder_prefix)} and {field} < {quote(after)})"
 
 
 def newer_than(field: str, value: int) -> str:
