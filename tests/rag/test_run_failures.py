@@ -121,9 +121,11 @@ def _cli_generate(uri: str, fake: FakeGemini, key: str, out: str) -> subprocess.
 def _cli_generate_in_process(
     uri: str, fake: FakeGemini, out: str, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """The same command in this process (no interpreter start): for the cases a real process adds nothing to."""
+    """The same command in this process (no interpreter start): for the cases a real process adds nothing to
+    (`GEMINI_API_KEY` may come in `env`)."""
     cli = ("generate", "a cat", "--backend", "gemini", "-o", out, *args)
-    return run_in_process(*cli, env=_cli_env(uri, fake, DEFAULT_KEY, **env))
+    key = env.pop("GEMINI_API_KEY", DEFAULT_KEY)
+    return run_in_process(*cli, env=_cli_env(uri, fake, key, **env))
 
 
 def test_cli_generate_failures_exit_2_with_the_reason(make_library, photo_dir, tmp_path):
@@ -134,11 +136,11 @@ def test_cli_generate_failures_exit_2_with_the_reason(make_library, photo_dir, t
     out = tmp_path / "cli-out.png"
     with FakeGemini() as fake:
         fake.script(fake.finish("IMAGE_SAFETY"))
-        blocked = _cli_generate(uri, fake, DEFAULT_KEY, str(out))
-        bad_key = _cli_generate(uri, fake, "wrong-key", str(out))
+        blocked = _cli_generate(uri, fake, DEFAULT_KEY, str(out))  # one real process: its exit status and stderr
+        bad_key = _cli_generate_in_process(uri, fake, str(out), GEMINI_API_KEY="wrong-key")
         assert len(fake.requests) == 2
         fake.always(fake.rate_limited("0.02s"))  # 429 on every attempt: the default retries wait 1 + 2 + 4 s
-        limited = _cli_generate(uri, fake, DEFAULT_KEY, str(out))
+        limited = _cli_generate_in_process(uri, fake, str(out))
         assert len(fake.requests) == 2 + 4
         fake.always(None)
         # a vendor slower than the timeout: the setting's (ASSETRAG_GENERATION_TIMEOUT), then --timeout over it;
@@ -151,7 +153,7 @@ def test_cli_generate_failures_exit_2_with_the_reason(make_library, photo_dir, t
         assert len(fake.requests) == 2 + 4 + 2
         assert not out.exists()  # no failure wrote anything
         fake.script(fake.image())  # and the same command succeeds once the API does
-        ok = _cli_generate(uri, fake, DEFAULT_KEY, str(out))
+        ok = _cli_generate_in_process(uri, fake, str(out))
     for res, words in (
         (blocked, "IMAGE_SAFETY"),
         (bad_key, "API key not valid"),
