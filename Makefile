@@ -31,9 +31,10 @@ demo: install
 	$(BIN)/assetrag search --image samples/library/photos/cat-chelsea.jpg -k 3
 	$(BIN)/assetrag search "a wrist watch" -k 6 --sheet out/watch-contact-sheet.png
 
-# pytest-xdist workers: the CI machine has 2 cores, and much of the suite waits on Milvus servers and CLI
-# processes rather than computing (each worker starts its own Milvus server when its tests need one)
-PYTEST_WORKERS ?= 2
+# pytest-xdist workers: the CI machine has 2 cores, but much of the suite waits on Milvus servers and CLI
+# processes rather than computing (each worker starts its own Milvus server when its tests need one): on an
+# idle 2-core box 3 workers took 9.5 min where 2 took 12
+PYTEST_WORKERS ?= 3
 
 test: install
 	$(BIN)/ruff check src tests benchmarks scripts
