@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +43,19 @@ def test_openapi_docs_and_page(client):
     assert page.headers["x-content-type-options"] == "nosniff"
     js = client.get("/static/app.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+
+
+def test_openapi_refs_all_resolve(client):
+    """Every `$ref` in /openapi.json names a schema it defines (the generate routes document their JSON body
+    themselves: a dangling `#/components/schemas/PlanRequest` broke /docs for them)."""
+    spec = client.get("/openapi.json").json()
+    defined = set(spec["components"]["schemas"])
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert refs and refs <= defined, sorted(refs - defined)
+    assert "#/$defs/" not in json.dumps(spec)  # an inlined model's own definitions would dangle too
+    body = spec["paths"]["/api/generate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]] if "$ref" in body else body
+    assert {"brief", "refs", "timeout_s"} <= set(schema["properties"])
 
 
 # -- search -----------------------------------------------------------------------------------------

@@ -56,8 +56,9 @@ MAX_GIVEN = 8  # of them, per request
 
 
 def _multipart_doc(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for a route that reads JSON or multipart itself (FastAPI cannot declare both)."""
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    """OpenAPI for a route that reads JSON or multipart itself (FastAPI cannot declare both). The model's schema
+    is inlined: FastAPI adds to `components` only the models its routes declare, so a `$ref` would dangle."""
+    ref = model.model_json_schema()
     form = {
         "type": "object",
         "required": ["request"],
