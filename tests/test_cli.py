@@ -106,6 +106,18 @@ def test_cli_video_hits_name_the_time_in_json_the_table_and_the_contact_sheet(tm
     assert sorted(grouped[0]["moments"]) == pytest.approx([0.0, 2.0])
 
 
+def test_cli_search_pages_with_offset_and_says_what_it_understood_with_json(tmp_path, photo_dir):
+    uri = tmp_path / "cli.db"
+    _run_here("ingest", str(photo_dir), uri=uri)
+    first = json.loads(_run_here("search", "a rocket", "-k", "4", "--json", uri=uri).stdout)
+    page = json.loads(_run_here("search", "a rocket", "-k", "2", "--offset", "2", "--json", uri=uri).stdout)
+    assert [h["rank"] for h in page] == [3, 4] and [h["id"] for h in page] == [h["id"] for h in first[2:]]
+    # the results were filtered by a name read from the query: stdout stays JSON, stderr says so
+    res = _run_here("search", "a rocket from the things collection", "--json", uri=uri)
+    assert {h["collection"] for h in json.loads(res.stdout)} == {"things"}
+    assert "understood: collection = things" in res.stderr
+
+
 def test_cli_user_errors_are_one_clear_line(tmp_path, photo_dir):
     uri = tmp_path / "cli.db"
     res = _run("search", uri=uri, check=False)

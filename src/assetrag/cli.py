@@ -342,6 +342,7 @@ def search(
     text: Annotated[str | None, typer.Argument(help="what to look for, in words")] = None,
     image: Annotated[Path | None, typer.Option("--image", "-i", help="query image (alone or with text)")] = None,
     k: Annotated[int, typer.Option("-k", "--top", help="number of results")] = 5,
+    offset: Annotated[int, typer.Option(help="skip this many results (the next page: --offset K)")] = 0,
     collection: Annotated[list[str] | None, typer.Option(help="only these collections")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only assets with this tag")] = None,
     source: Annotated[str | None, typer.Option(help="ingested | synthetic")] = None,
@@ -378,6 +379,7 @@ def search(
             text,
             image=image,
             k=k,
+            offset=offset,
             collection=collection or None,
             tags=tag or [],
             source=source,
@@ -392,11 +394,11 @@ def search(
             group_videos=group_videos,
             media=media,
         )
-    if not as_json:
-        if hits.understood:
-            err.print(f"[cyan]{escape(hits.understood.describe())}[/] (--no-understand searches the words as given)")
-        for note in hits.notes:
-            err.print(f"[cyan]{escape(note)}[/]")
+    # on stderr, with --json too: a script's results may have been filtered by names read from its query
+    if hits.understood:
+        err.print(f"[cyan]{escape(hits.understood.describe())}[/] (--no-understand searches the words as given)")
+    for note in hits.notes:
+        err.print(f"[cyan]{escape(note)}[/]")
     title = " + ".join(x for x in (f'"{text}"' if text else "", f"image {image.name}" if image else "") if x)
     if sheet:
         from assetrag.render import SheetTile, render_contact_sheet
