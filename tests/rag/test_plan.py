@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from assetrag import rag
+from assetrag.errors import QueryError
 from assetrag.generation import get_generator
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "library"
@@ -121,6 +122,8 @@ def test_backend_limit_keeps_the_best_and_says_what_was_dropped(brief_library):
     assert min(scores) >= max(r.score for r in plan.dropped if r.role == "item")
     assert len(rag.plan(lib, BRIEF, backend="board", refs=2).chosen) == 2
     assert "dropped" in plan.describe()
+    with pytest.raises(QueryError, match="at least 1"):  # not the backend's whole limit, as 0 used to mean
+        rag.plan(lib, BRIEF, backend="board", refs=0)
 
 
 def test_internal_only_assets_never_reach_an_external_backend(own_brief_library, tmp_path):

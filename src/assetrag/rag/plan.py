@@ -148,7 +148,9 @@ def make_plan(
     """Retrieve and select references for `brief` (see module doc). `refs` caps below the backend limit."""
     if not brief or not brief.strip():
         raise QueryError("the brief is empty; describe the image you want")
-    cap = min(limit, refs) if refs else limit
+    if refs is not None and refs < 1:  # 0 is not "auto": it would have meant the backend's whole limit
+        raise QueryError(f"refs (--refs) must be at least 1, or auto for the backend's limit; got {refs}")
+    cap = min(limit, refs) if refs is not None else limit
     plan = Plan(brief=brief.strip(), backend=backend, limit=cap, external=external)
     source = None if include_synthetic else "ingested"
     pool: list[PlannedRef] = []
