@@ -116,6 +116,10 @@ def test_cli_search_pages_with_offset_and_says_what_it_understood_with_json(tmp_
     res = _run_here("search", "a rocket from the things collection", "--json", uri=uri)
     assert {h["collection"] for h in json.loads(res.stdout)} == {"things"}
     assert "understood: collection = things" in res.stderr
+    # an explicit name is exact: a search that finds nothing says which name matched no asset
+    res = _run_here("search", "a rocket", "--collection", "Things", "--tag", "space", uri=uri)
+    assert res.stdout.strip() == "no results" and "no asset has collection 'Things'" in res.stderr
+    assert "tag 'space'" not in res.stderr
 
 
 def test_cli_user_errors_are_one_clear_line(tmp_path, photo_dir):

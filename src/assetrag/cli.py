@@ -394,6 +394,14 @@ def search(
             group_videos=group_videos,
             media=media,
         )
+        if not hits:  # an explicit name matches exactly ("Jewelry" is not "jewelry"): say which one matched nothing
+            hint = {"collection": "names are exact; `assetrag stats` lists the collections", "tag": "names are exact"}
+            for name in collection or []:
+                if lib.page(collection=name, limit=1)[0] == 0:
+                    err.print(f"[yellow]no asset has collection {escape(repr(name))} ({hint['collection']})[/]")
+            for name in tag or []:
+                if lib.page(tags=[name], limit=1)[0] == 0:
+                    err.print(f"[yellow]no asset has tag {escape(repr(name))} ({hint['tag']})[/]")
     # on stderr, with --json too: a script's results may have been filtered by names read from its query
     if hits.understood:
         err.print(f"[cyan]{escape(hits.understood.describe())}[/] (--no-understand searches the words as given)")
