@@ -640,6 +640,19 @@ def test_generate_backends_say_which_can_run_and_why_not(client, monkeypatch, tm
     assert not by_name["diffusers"]["available"] and "model_index.json" in by_name["diffusers"]["reason"]
 
 
+def test_a_backend_the_server_cannot_run_is_a_400_before_any_job(client, monkeypatch):
+    """What /api/generate/backends says cannot run is refused up front with its reason, not a job that fails."""
+    for var in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    jobs = len(client.get("/api/jobs").json()["items"])
+    for backend, setting in (("openai", "OPENAI_API_KEY"), ("gemini:gemini-2.5-flash-image", "GEMINI_API_KEY")):
+        r = client.post("/api/generate", json={"brief": "a rocket", "backend": backend})
+        detail = r.json()["detail"]
+        assert r.status_code == 400 and setting in detail and "cannot run here" in detail, r.text
+    assert len(client.get("/api/jobs").json()["items"]) == jobs
+    assert client.post("/api/generate", json={"brief": "a rocket", "backend": "board"}).status_code == 202
+
+
 def test_generate_refuses_bad_references(client):
     bad = client.post("/api/generate", json={"brief": "a cat", "refs": {"cat": ["../../etc/passwd"]}})
     assert bad.status_code == 400

@@ -111,7 +111,8 @@ class Plan:
 
     def describe(self) -> str:
         """The plan as a few human lines (what the CLI prints)."""
-        lines = [f"brief: {self.brief}", f"backend: {self.backend} (takes up to {self.limit} references)"]
+        refs = f"{self.limit} reference{'' if self.limit == 1 else 's'}"
+        lines = [f"brief: {self.brief}", f"backend: {self.backend} (takes up to {refs})"]
         lines.append(f"retrieval: {self.mode} search" + (f", brief read as {self.lang}" if self.lang != "en" else ""))
         for it in self.items:
             if it.bound and it.chosen:

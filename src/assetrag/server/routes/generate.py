@@ -224,6 +224,19 @@ async def plan(request: Request, state: Annotated[AppState, Depends(get_state)])
     return state.with_urls(_client_paths(planned.to_dict(), given))
 
 
+def _check_runnable(backend: str) -> None:
+    """400 now, with the reason, for a backend this server cannot run (a missing key, package or checkpoint
+    setting) — not a job that fails later. A `diffusers:<dir>` names its own checkpoint and is checked when run."""
+    from assetrag.generation import generator_availability
+
+    name, sep, _ = backend.strip().partition(":")
+    if name.lower() == "diffusers" and sep:
+        return
+    for b in generator_availability():
+        if b["name"] == name.lower() and not b["available"]:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"the {b['name']} backend cannot run here: {b['reason']}")
+
+
 def _client_paths(value: Any, given: list[Saved]) -> Any:
     """`value` with the server paths of the given images replaced by the names the client sent."""
     names = {g.path: g.name for g in given}
@@ -251,6 +264,7 @@ async def generate(request: Request, state: Annotated[AppState, Depends(get_stat
     given = await save_given(state, files, Path(state.config.generated_dir) / "given")
     # a bad choice is a 400 now, not a failed job
     planned = await run_in_threadpool(make_plan, state, body, given)
+    _check_runnable(planned.backend)
     from assetrag.generation import GenerationOptions
 
     opts: dict[str, Any] = {k: v for k, v in (("aspect_ratio", body.aspect_ratio), ("size", body.size)) if v}
