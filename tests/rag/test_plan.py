@@ -111,6 +111,19 @@ def test_a_brief_that_names_a_collection_retrieves_from_it(brief_library):
     assert {Path(r.path).relative_to(root).parts[0] for r in explicit.chosen} == {"watches"}
 
 
+def test_a_weak_reference_is_said_in_the_plan(brief_library):
+    """An item whose best match is under the model's no-good-match line is chosen all the same (something to
+    draw from) but the plan says so; an item the library holds is not flagged."""
+    lib, _ = brief_library
+    plan = rag.plan(lib, "a penguin", backend="board", collection="jewelry")  # no penguin among the jewels (0.18)
+    car = plan.items[0]
+    assert car.chosen is not None and car.chosen.weak
+    assert any(n.startswith(f"item {car.item!r}: the best match") and "weak" in n for n in plan.notes), plan.notes
+    assert "weak" in plan.describe() and plan.to_dict()["items"][0]["chosen"]["weak"] is True
+    held = rag.plan(lib, "a diamond necklace", backend="board", collection="jewelry")
+    assert not held.items[0].chosen.weak and not any("weak" in n for n in held.notes)
+
+
 def test_backend_limit_keeps_the_best_and_says_what_was_dropped(brief_library):
     lib, _ = brief_library
     plan = rag.plan(lib, BRIEF, backend="gemini", style_collection="brand-style")  # flash image takes 3

@@ -65,6 +65,8 @@ class PlannedRef:
     note: str = ""
     #: a video keyframe: seconds into the video at `path` (its pixels are that frame); None for a still
     time: float | None = None
+    #: under the model's no-good-match line for its item's search (`SearchHit.weak`)
+    weak: bool = False
 
     @classmethod
     def from_hit(cls, hit: SearchHit, item: str, role: str) -> PlannedRef:
@@ -77,6 +79,7 @@ class PlannedRef:
             score=round(hit.score, 4),
             internal_only=str(hit.metadata.get("usage", "")).lower() == INTERNAL_ONLY,
             time=hit.time if hit.is_video else None,
+            weak=hit.weak,
         )
 
 
@@ -217,6 +220,11 @@ def make_plan(
         if ip.chosen:
             taken.add(ip.chosen.id)
             pool.append(ip.chosen)
+            if ip.chosen.weak:
+                plan.notes.append(
+                    f"item {ip.item!r}: the best match, {ip.chosen.filename} ({ip.chosen.score:.3f}), is weak (under "
+                    "the model's no-good-match line): the library may not hold it; check the reference or give one"
+                )
     if style_collection:
         style = find(text, style_hits, style_collection, filtered=False)
         if not style:
