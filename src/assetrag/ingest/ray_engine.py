@@ -56,7 +56,8 @@ def _ray() -> Any:
     return ray
 
 
-#: Ray waits a fixed 30 s for a local raylet to start; on a busy machine that can fail once and work next time
+#: Ray waits a fixed time for a local cluster's processes (the GCS, the raylet) to start; on a busy machine that
+#: can fail once and work next time
 START_TRIES = 3
 
 
@@ -68,7 +69,7 @@ def start_ray(ray: Any, address: str | None = None, **kwargs: Any) -> None:
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, **kwargs)
             return
         except Exception as exc:
-            if address is not None or "timed out during startup" not in str(exc):
+            if address is not None or "timed out" not in str(exc).lower():  # the raylet's or the GCS's start
                 raise
             ray.shutdown()
             if attempt == START_TRIES:
