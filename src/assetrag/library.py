@@ -542,8 +542,7 @@ class Library:
         rows = list(self.iterate(("id", "path", "paths", "filename", "phash", "media")))
         out["exact"] = [{"id": r["id"], "paths": list(r["paths"])} for r in rows if len(r.get("paths") or []) > 1]
         hashed = [r for r in rows if r.get("phash")]
-        # a video's keyframes have no perceptual hash (none is computed for them): not "stored before hashes"
-        out["not_hashed"] = sum(1 for r in rows if not r.get("phash") and r.get("media") != MEDIA_VIDEO_FRAME)
+        out["not_hashed"] = sum(1 for r in rows if _needs_hash(r))
         near_pairs = _hash_pairs([r["phash"] for r in hashed], distance)
         out["near"] = _groups(hashed, near_pairs, "distance")
         if embedding:
@@ -574,11 +573,7 @@ class Library:
         files; returns how many were hashed (a missing or unreadable file is skipped)."""
         from assetrag.decode import hash_bytes
 
-        todo = [
-            r["id"]
-            for r in self.iterate(("id", "phash", "media"))
-            if not r.get("phash") and r.get("media") != MEDIA_VIDEO_FRAME  # (a video's file is no image)
-        ]
+        todo = [r["id"] for r in self.iterate(("id", "phash", "media")) if _needs_hash(r)]
         done = 0
         for start in range(0, len(todo), 256):
             rows = self.store.get(todo[start : start + 256], (*SCALAR_FIELDS, "vector"))
@@ -660,6 +655,12 @@ def _spec_for(model_name: str) -> str:
     from assetrag.embedding import spec_for_name
 
     return spec_for_name(model_name)
+
+
+def _needs_hash(row: dict[str, Any]) -> bool:
+    """An image stored before perceptual hashes existed. A video's keyframes have none by design (their file is
+    a video, not an image): they are never "not hashed yet" and never re-read for one."""
+    return not row.get("phash") and row.get("media") != MEDIA_VIDEO_FRAME
 
 
 def _hash_pairs(hashes: list[str], distance: int, block: int = 1024) -> list[tuple[int, int, float]]:

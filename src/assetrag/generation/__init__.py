@@ -49,6 +49,7 @@ __all__ = [
     "generator_availability",
     "get_generator",
     "list_generators",
+    "why_unavailable",
 ]
 
 # name -> (module, class, keyword the "name:value" shorthand sets)
@@ -69,10 +70,21 @@ def generator_availability() -> list[dict[str, Any]]:
     """Each backend's name, whether it can run on this machine with its settings from the environment, and
     if not, why (the setting or package it lacks, by name: never a key's value). Imports no vendor SDK."""
     out: list[dict[str, Any]] = []
-    for name, (module_name, _, _) in _REGISTRY.items():
-        reason = importlib.import_module(module_name).unavailable()
+    for name in _REGISTRY:
+        reason = why_unavailable(name)
         out.append({"name": name, "available": reason is None, "reason": reason})
     return out
+
+
+def why_unavailable(spec: str) -> str | None:
+    """Why the backend `spec` names (as `get_generator` takes it) cannot run here, or None when it can — or when
+    this cannot be told before building it: an unknown name (`get_generator` says so), or `diffusers:<dir>`,
+    whose checkpoint is its own rather than the `ASSETRAG_DIFFUSERS_CHECKPOINT` setting."""
+    name, sep, _ = spec.strip().partition(":")
+    entry = _REGISTRY.get(name.lower())
+    if entry is None or (name.lower() == "diffusers" and sep):
+        return None
+    return importlib.import_module(entry[0]).unavailable()
 
 
 def get_generator(name: str, **kwargs: Any) -> Generator:

@@ -226,15 +226,13 @@ async def plan(request: Request, state: Annotated[AppState, Depends(get_state)])
 
 def _check_runnable(backend: str) -> None:
     """400 now, with the reason, for a backend this server cannot run (a missing key, package or checkpoint
-    setting) — not a job that fails later. A `diffusers:<dir>` names its own checkpoint and is checked when run."""
-    from assetrag.generation import generator_availability
+    setting) — not a job that fails later."""
+    from assetrag.generation import why_unavailable
 
-    name, sep, _ = backend.strip().partition(":")
-    if name.lower() == "diffusers" and sep:
-        return
-    for b in generator_availability():
-        if b["name"] == name.lower() and not b["available"]:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"the {b['name']} backend cannot run here: {b['reason']}")
+    reason = why_unavailable(backend)
+    if reason is not None:
+        name = backend.strip().partition(":")[0].lower()
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"the {name} backend cannot run here: {reason}")
 
 
 def _client_paths(value: Any, given: list[Saved]) -> Any:
